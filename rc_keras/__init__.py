@@ -1,0 +1,10 @@
+"""rc_keras: rank-coded recurrent networks for Keras 3 on TensorFlow."""
+
+from rc_keras import datasets, metrics
+from rc_keras.losses import ConfidencePenalty
+from rc_keras.model import RCModel
+from rc_keras.rank_coding import RCOutput
+
+__version__ = "0.1.0"
+
+__all__ = ["RCModel", "ConfidencePenalty", "RCOutput", "datasets", "metrics", "__version__"]

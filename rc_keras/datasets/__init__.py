@@ -1,0 +1,7 @@
+"""Datasets: the paper's toy tasks (and, later, MNIST and keyword spotting)."""
+
+from rc_keras.datasets.toy import (run_completion_step, spotting, spotting_dataset, two_sequence,
+                                   two_sequence_dataset)
+
+__all__ = ["spotting", "spotting_dataset", "two_sequence", "two_sequence_dataset",
+           "run_completion_step"]

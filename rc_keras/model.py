@@ -1,0 +1,364 @@
+"""RCModel: a keras.Model that trains and answers with rank coding."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+# Keras scales the loss by the number of replicas under tf.distribute; its own train_step
+# undoes that for the loss tracker with this helper, and so do we.
+from keras.src.losses.loss import unscale_loss_for_distribution
+from keras.src.utils.tracking import no_automatic_dependency_tracking
+
+from rc_keras import rank_coding, validation
+from rc_keras.metrics import RCMetric, predicted_labels
+
+
+def _flat_states(states):
+    return [tf.convert_to_tensor(s) for s in tf.nest.flatten(states)]
+
+
+@keras.saving.register_keras_serializable(package="rc_keras")
+class RCModel(keras.Model):
+    """A recurrent classifier that answers at its first output spike.
+
+    The model runs ``cell`` over the input one step at a time and applies ``head`` to
+    the cell output at every step. The answer of an example is the head output at the
+    first step where it crosses ``threshold`` (its *spike*); an example that never
+    crosses answers at its last valid step. Training backpropagates from that step only
+    (``training_mode="rc"``), or from the last valid step (``"eos"``, the conventional
+    baseline, on the same code path).
+
+    Args:
+        cell: a Keras RNN cell (``keras.layers.LSTMCell``, ``GRUCell``,
+            ``SimpleRNNCell``, a cell of `rc_keras.cells`) or a list of cells, stacked.
+        head: a layer or ``keras.Sequential`` mapping the cell output to probabilities
+            (end it with a softmax, or with one sigmoid unit for ``readout="sigmoid"``).
+        threshold: theta in (0, 1). Stored in a variable: it is saved with the model and
+            can be changed after training (``model.threshold = 0.9``) without rebuilding.
+        readout: "softmax" (spike when the largest probability >= theta) or "sigmoid"
+            (one output p; spike when p >= theta or p <= 1 - theta).
+        training_mode: "rc" (loss at each example's spike) or "eos" (loss at the last
+            valid step).
+        inference_mode: "rc" (answer at the first spike) or "eos" (answer at the last
+            valid step); used by ``evaluate`` and ``predict``.
+        mask_value: if set, a step whose features all equal this value is padding, as
+            with ``keras.layers.Masking``. Explicit lengths can also be passed by giving
+            ``x`` as a dict ``{"inputs": x, "lengths": lengths}`` (or ``"mask"``).
+        **kwargs: passed to ``keras.Model`` (``name``...).
+
+    Example:
+
+    ```python
+    model = rc_keras.RCModel(keras.layers.LSTMCell(64),
+                             keras.layers.Dense(2, activation="softmax"))
+    model.compile("adam", rc_keras.ConfidencePenalty(beta=0.1),
+                  metrics=[rc_keras.metrics.SpikeAccuracy(), rc_keras.metrics.MeanSpikeTime()])
+    model.fit(x, y)
+    out = model.predict(x)   # {"probs", "spike_time", "spiked", "label"}
+    ```
+    """
+
+    def __init__(self, cell, head, threshold=0.95, readout="softmax", training_mode="rc",
+                 inference_mode="rc", mask_value=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(cell, (list, tuple)):
+            cell = keras.layers.StackedRNNCells(list(cell))
+        if not hasattr(cell, "state_size"):
+            raise ValueError(f"`cell` must be a Keras RNN cell with a `state_size`; received {cell!r}.")
+        if not callable(head):
+            raise ValueError(f"`head` must be a Keras layer; received {head!r}.")
+        self.cell = cell
+        self.head = head
+        self.readout = validation.check_choice(readout, validation.READOUTS, "readout")
+        self.training_mode = validation.check_choice(training_mode, validation.MODES, "training_mode")
+        self.inference_mode = validation.check_choice(inference_mode, validation.MODES, "inference_mode")
+        self.mask_value = None if mask_value is None else float(mask_value)
+        self._threshold = self.add_weight(
+            name="threshold", shape=(), trainable=False, dtype="float32",
+            initializer=keras.initializers.Constant(validation.check_threshold(threshold)))
+        self.feature_shape = None
+        self.num_outputs = None
+        self._init_rc_metrics()
+
+    @no_automatic_dependency_tracking
+    def _init_rc_metrics(self):
+        # RC metrics are tracked by hand in `self._metrics` (see `compile`), not by
+        # attribute tracking, so that re-compiling a built model replaces them.
+        self._rc_metrics = []
+
+    # ------------------------------------------------------------------ threshold
+    @property
+    def threshold(self):
+        """The spike threshold theta, a Python float."""
+        # Round off float32 noise so that 0.9 reads back as 0.9.
+        return float(f"{float(keras.ops.convert_to_numpy(self._threshold.value)):.6g}")
+
+    @threshold.setter
+    def threshold(self, value):
+        self._threshold.assign(validation.check_threshold(value))
+
+    # ------------------------------------------------------------------ building
+    def build(self, input_shape):
+        if isinstance(input_shape, dict):
+            input_shape = input_shape["inputs"]
+        input_shape = tuple(input_shape)
+        if len(input_shape) < 3:
+            raise ValueError(
+                f"RCModel inputs must have shape (batch, time, *features); received {input_shape}.")
+        self.feature_shape = tuple(input_shape[2:])
+        step_shape = (input_shape[0],) + self.feature_shape
+        if not self.cell.built:
+            self.cell.build(step_shape)
+        output_size = getattr(self.cell, "output_size", None)
+        if output_size is None:
+            output_size = tf.nest.flatten(self.cell.state_size)[0]
+        output_shape = (input_shape[0],) + (tuple(output_size) if isinstance(output_size, (tuple, list))
+                                            else (int(output_size),))
+        if not self.head.built:
+            self.head.build(output_shape)
+        self.num_outputs = int(self.head.compute_output_shape(output_shape)[-1])
+        if self.readout == "sigmoid" and self.num_outputs != 1:
+            raise ValueError(f"readout='sigmoid' needs a head with one output; this head has "
+                             f"{self.num_outputs}.")
+        self.built = True
+
+    @property
+    def num_classes(self):
+        """Number of classes: the head's width, or 2 for a single sigmoid output."""
+        return 2 if self.readout == "sigmoid" else self.num_outputs
+
+    # ------------------------------------------------------------------ forward
+    def _split_inputs(self, inputs):
+        """Returns (x, step_mask or None) from a tensor or an {"inputs", "lengths"|"mask"} dict."""
+        lengths = mask = None
+        if isinstance(inputs, dict):
+            unknown = set(inputs) - {"inputs", "lengths", "mask"}
+            if "inputs" not in inputs or unknown:
+                raise ValueError("a dict input must have the key 'inputs' and optionally 'lengths' "
+                                 f"or 'mask'; received keys {sorted(inputs)}.")
+            lengths, mask = inputs.get("lengths"), inputs.get("mask")
+            inputs = inputs["inputs"]
+        x = tf.convert_to_tensor(inputs)
+        if not x.dtype.is_floating:
+            x = tf.cast(x, self.compute_dtype)
+        if not self.built:
+            self.build(tuple(x.shape))
+        validation.check_sequences(_StaticShape(x.shape), self.feature_shape, name="inputs")
+        x = tf.debugging.check_numerics(x, "RCModel inputs contain NaN or Inf values")
+        if mask is None and lengths is None and self.mask_value is not None:
+            axes = list(range(2, x.shape.rank))
+            mask = tf.reduce_any(tf.not_equal(x, self.mask_value), axis=axes)
+        if mask is None and lengths is None:
+            return x, None
+        return x, rank_coding.step_mask_from(x, lengths=lengths, mask=mask)
+
+    def _initial_states(self, x):
+        batch = tf.shape(x)[0]
+        if hasattr(self.cell, "get_initial_state"):
+            states = self.cell.get_initial_state(batch_size=batch)
+        else:
+            states = [tf.zeros(tf.concat([[batch], tf.reshape(size, [-1])], 0), self.compute_dtype)
+                      for size in tf.nest.flatten(self.cell.state_size)]
+        return states
+
+    def _step_fn(self, structure, training):
+        def step(x_t, flat_states):
+            states = tf.nest.pack_sequence_as(structure, flat_states)
+            output, new_states = self.cell(x_t, states, training=training)
+            probs = self.head(output, training=training)
+            return probs, _flat_states(new_states)
+        return step
+
+    def rank_code(self, inputs, training=False, mode=None):
+        """Runs the halting unroll and returns an `rc_keras.rank_coding.RCOutput`.
+
+        Args:
+            inputs: (batch, time, *features), or a dict with "inputs" and "lengths"/"mask".
+            training: whether layers run in training mode.
+            mode: "rc" or "eos"; defaults to ``training_mode`` when training, else
+                ``inference_mode``.
+        """
+        x, step_mask = self._split_inputs(inputs)
+        mode = mode or (self.training_mode if training else self.inference_mode)
+        structure = self._initial_states(x)
+        self._prime_dropout_masks(x, structure, training)
+        step = self._step_fn(structure, training)
+        try:
+            return rank_coding.rank_code(step, x, _flat_states(structure), self.num_outputs,
+                                         self._threshold.value, self.readout, mode, step_mask)
+        finally:
+            self._reset_dropout_masks()
+
+    def step_probabilities(self, inputs, training=False):
+        """Probabilities at every step, no halting: (batch, time, outputs).
+
+        One pass serves a whole threshold sweep (see `rc_keras.tradeoff`).
+        """
+        x, _ = self._split_inputs(inputs)
+        structure = self._initial_states(x)
+        return rank_coding.unroll_all_steps(self._step_fn(structure, training), x,
+                                            _flat_states(structure), dtype=self.compute_dtype)
+
+    def _dropout_cells(self):
+        cells = getattr(self.cell, "cells", [self.cell])
+        return [c for c in cells if hasattr(c, "get_dropout_mask")]
+
+    def _prime_dropout_masks(self, x, states, training):
+        # Keras cells cache their dropout masks on first use; creating them inside the
+        # while_loop body would leak loop tensors, so create them here, once per batch.
+        if not training:
+            return
+        step_input = x[:, 0]
+        for index, cell in enumerate(getattr(self.cell, "cells", [self.cell])):
+            if not hasattr(cell, "get_dropout_mask"):
+                step_input = None
+                continue
+            if step_input is not None and getattr(cell, "dropout", 0) > 0:
+                cell.get_dropout_mask(step_input)
+            if getattr(cell, "recurrent_dropout", 0) > 0:
+                cell_states = states[index] if hasattr(self.cell, "cells") else states
+                cell.get_recurrent_dropout_mask(tf.nest.flatten(cell_states)[0])
+            size = getattr(cell, "output_size", None)
+            step_input = tf.zeros((tf.shape(x)[0], size), x.dtype) if isinstance(size, int) else None
+
+    def _reset_dropout_masks(self):
+        for cell in self._dropout_cells():
+            cell.reset_dropout_mask()
+            cell.reset_recurrent_dropout_mask()
+
+    def call(self, inputs, training=False):
+        return self.rank_code(inputs, training=training).probs
+
+    # ------------------------------------------------------------------ training
+    @no_automatic_dependency_tracking
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """Like ``keras.Model.compile``; RC metrics (`rc_keras.metrics`) may be listed
+        in ``metrics`` next to ordinary Keras metrics."""
+        metrics = list(metrics or [])
+        rc_metrics = [m for m in metrics if isinstance(m, RCMetric)]
+        plain = [m for m in metrics if not isinstance(m, RCMetric)]
+        super().compile(optimizer=optimizer, loss=loss, metrics=plain or None, **kwargs)
+        # Keep the user's full metric list in the saved compile config.
+        self._compile_config.config["metrics"] = metrics or None
+        for old in self._rc_metrics:
+            if old in self._metrics:
+                self._metrics.remove(old)
+        self._rc_metrics = rc_metrics
+        self._metrics.extend(rc_metrics)
+
+    def compile_from_config(self, config):
+        """Re-compiles a loaded model from ``get_compile_config()`` (RC metrics included)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _rc_prediction(self, out):
+        return {"probs": out.probs, "spike_time": out.spike_time, "spiked": out.spiked,
+                "steps_run": out.steps_run}
+
+    def _check_labels_in_graph(self, y):
+        if y is None or self.num_classes is None:
+            return y
+        y = tf.convert_to_tensor(y)
+        if y.shape.rank == 2 and y.shape[-1] == self.num_outputs and self.num_outputs > 1:
+            return y
+        if y.dtype.is_integer or y.dtype.is_floating:
+            tf.debugging.assert_less(tf.cast(y, tf.float32), float(self.num_classes),
+                                     message=f"labels must be < number of classes ({self.num_classes})")
+            tf.debugging.assert_non_negative(tf.cast(y, tf.float32), message="labels must be >= 0")
+        return y
+
+    def _loss_and_metrics(self, x, y, sample_weight, training):
+        out = self.rank_code(x, training=training)
+        loss = self._compute_loss(x=x, y=y, y_pred=out.probs, sample_weight=sample_weight,
+                                  training=training)
+        self._loss_tracker.update_state(
+            unscale_loss_for_distribution(loss),
+            sample_weight=tf.shape(out.probs)[0])
+        return out, loss
+
+    def _metric_results(self, x, y, out, sample_weight):
+        prediction = self._rc_prediction(out)
+        for metric in self._rc_metrics:
+            metric.update_state(y, prediction, sample_weight=sample_weight)
+        return self.compute_metrics(x, y, out.probs, sample_weight=sample_weight)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y = self._check_labels_in_graph(y)
+        with tf.GradientTape() as tape:
+            out, loss = self._loss_and_metrics(x, y, sample_weight, training=True)
+            if self.optimizer is not None:
+                loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
+        return self._metric_results(x, y, out, sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        y = self._check_labels_in_graph(y)
+        out, _ = self._loss_and_metrics(x, y, sample_weight, training=False)
+        return self._metric_results(x, y, out, sample_weight)
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        out = self.rank_code(x, training=False)
+        return {"probs": out.probs, "spike_time": out.spike_time, "spiked": out.spiked,
+                "label": predicted_labels(out.probs)}
+
+    # ------------------------------------------------------------------ array checks
+    def _check_arrays(self, x, y=None):
+        inputs = x["inputs"] if isinstance(x, dict) else x
+        if isinstance(inputs, (np.ndarray, list)) or tf.is_tensor(inputs) and tf.executing_eagerly():
+            validation.check_sequences(inputs, self.feature_shape, name="x")
+            if y is not None and self.built:
+                validation.check_labels(y, self.num_classes, name="y")
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_arrays(x, y)
+        if y is not None and not self.built and isinstance(x, (np.ndarray, dict)):
+            self.build(np.shape(x["inputs"] if isinstance(x, dict) else x))
+            validation.check_labels(y, self.num_classes, name="y")
+        validation_data = kwargs.get("validation_data")
+        if isinstance(validation_data, tuple) and len(validation_data) >= 2:
+            self._check_arrays(validation_data[0], validation_data[1])
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_arrays(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_arrays(x)
+        return super().predict(x, *args, **kwargs)
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            cell=keras.saving.serialize_keras_object(self.cell),
+            head=keras.saving.serialize_keras_object(self.head),
+            threshold=self.threshold,
+            readout=self.readout,
+            training_mode=self.training_mode,
+            inference_mode=self.inference_mode,
+            mask_value=self.mask_value,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
+        config["head"] = keras.saving.deserialize_keras_object(config["head"])
+        return cls(**config)
+
+
+class _StaticShape:
+    """Wraps a static TensorShape so the array checks see its shape but no values."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("symbolic")

@@ -1,0 +1,166 @@
+"""The halting unroll: one ``tf.while_loop`` over time that stops at the first spike.
+
+An example "spikes" at the first valid step where its output crosses the threshold.
+From then on its answer and its recurrent state are frozen, and the loop ends as soon
+as every example in the batch has answered, so both the forward pass and the
+backward pass (which replays the same loop) skip the rest of the sequence.
+"""
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+
+class RCOutput(NamedTuple):
+    """Result of a rank-coded unroll.
+
+    Attributes:
+        probs: (batch, outputs) readout at each example's answer step.
+        spike_time: (batch,) int32, 0-based step at which each example answered.
+        spiked: (batch,) bool, True where the output crossed the threshold; False
+            where the example reached its last valid step without crossing.
+        steps_run: scalar int32, loop iterations actually executed for the batch.
+        states: flat list of the recurrent states, frozen at each answer step.
+    """
+
+    probs: tf.Tensor
+    spike_time: tf.Tensor
+    spiked: tf.Tensor
+    steps_run: tf.Tensor
+    states: list
+
+
+def crosses_threshold(probs, threshold, readout):
+    """Spike test for one step.
+
+    Args:
+        probs: (batch, outputs) probabilities.
+        threshold: scalar theta in (0, 1).
+        readout: "softmax" (max probability >= theta) or "sigmoid" (a single
+            output p with p >= theta or p <= 1 - theta).
+
+    Returns:
+        (batch,) bool tensor.
+    """
+    if readout == "softmax":
+        return tf.reduce_max(probs, axis=-1) >= threshold
+    p = probs[:, 0]
+    return (p >= threshold) | (p <= 1.0 - threshold)
+
+
+def step_mask_from(inputs, lengths=None, mask=None):
+    """Returns the (batch, time) bool mask of valid steps.
+
+    Args:
+        inputs: (batch, time, ...) tensor.
+        lengths: optional (batch,) integer valid lengths (padding at the end).
+        mask: optional (batch, time) bool Keras-style mask.
+    """
+    batch, time = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    if mask is not None:
+        return tf.cast(mask, tf.bool)
+    if lengths is not None:
+        return tf.sequence_mask(tf.reshape(lengths, [-1]), maxlen=time)
+    return tf.ones((batch, time), dtype=tf.bool)
+
+
+def last_valid_step(step_mask):
+    """(batch,) int32 index of each row's last valid step (0 for an empty row)."""
+    time = tf.shape(step_mask)[1]
+    steps = tf.range(time, dtype=tf.int32)[tf.newaxis, :]
+    return tf.reduce_max(tf.where(step_mask, steps, tf.zeros_like(steps)), axis=1)
+
+
+def swap_batch_time(x):
+    """Transposes (batch, time, ...) to (time, batch, ...) and back."""
+    perm = [1, 0] + list(range(2, x.shape.rank))
+    return tf.transpose(x, perm)
+
+
+def _where_rows(rows, new, old):
+    """Selects ``new`` where the (batch,) mask ``rows`` is True, ``old`` elsewhere."""
+    shape = tf.concat([tf.shape(rows), tf.ones([tf.rank(new) - 1], tf.int32)], 0)
+    return tf.where(tf.reshape(rows, shape), new, old)
+
+
+def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
+              readout="softmax", mode="rc", step_mask=None):
+    """Unrolls ``step_fn`` over time and halts each example at its first spike.
+
+    Args:
+        step_fn: callable ``(x_t, states) -> (probs, new_states)`` with ``states``
+            a flat list of tensors whose leading dimension is the batch.
+        inputs: (batch, time, *features) tensor.
+        initial_states: flat list of initial state tensors.
+        num_outputs: static size of the readout.
+        threshold: scalar threshold theta.
+        readout: "softmax" or "sigmoid", see `crosses_threshold`.
+        mode: "rc" answers at the first spike (or the last valid step); "eos"
+            answers at the last valid step.
+        step_mask: optional (batch, time) bool mask of valid steps; a spike never
+            lands on an invalid step and states are not updated there.
+
+    Returns:
+        An `RCOutput`.
+    """
+    inputs_tm = swap_batch_time(inputs)
+    batch = tf.shape(inputs)[0]
+    time = tf.shape(inputs)[1]
+    if step_mask is None:
+        step_mask = tf.ones((batch, time), dtype=tf.bool)
+    mask_tm = tf.transpose(step_mask)
+    last = last_valid_step(step_mask)
+    threshold = tf.cast(threshold, inputs.dtype if inputs.dtype.is_floating else tf.float32)
+
+    def cond(t, done, *_):
+        return (t < time) & tf.logical_not(tf.reduce_all(done))
+
+    def body(t, done, spike_time, spiked, probs, states):
+        step_probs, new_states = step_fn(inputs_tm[t], states)
+        valid = mask_tm[t]
+        # Examples that already answered keep their state, so the returned state is
+        # the one at the answer step (what a streaming server would hold).
+        running = valid & tf.logical_not(done)
+        states = [_where_rows(running, n, o) for n, o in zip(new_states, states)]
+        crossed = crosses_threshold(step_probs, tf.cast(threshold, step_probs.dtype), readout) & valid
+        at_end = tf.equal(t, last)
+        answer = tf.logical_not(done) & ((crossed | at_end) if mode == "rc" else at_end)
+        probs = _where_rows(answer, tf.cast(step_probs, probs.dtype), probs)
+        spike_time = tf.where(answer, t, spike_time)
+        spiked = spiked | (answer & crossed)
+        return t + 1, done | answer, spike_time, spiked, probs, states
+
+    probs_dtype = tf.float32 if not inputs.dtype.is_floating else inputs.dtype
+    loop_vars = (
+        tf.constant(0, tf.int32),
+        tf.zeros((batch,), tf.bool),
+        tf.zeros((batch,), tf.int32),
+        tf.zeros((batch,), tf.bool),
+        tf.zeros((batch, num_outputs), probs_dtype),
+        list(initial_states),
+    )
+    steps_run, _, spike_time, spiked, probs, states = tf.while_loop(
+        cond, body, loop_vars, maximum_iterations=time)
+    return RCOutput(probs, spike_time, spiked, steps_run, states)
+
+
+def unroll_all_steps(step_fn, inputs, initial_states, dtype=tf.float32):
+    """Runs ``step_fn`` over every step (no halting) and stacks the readouts.
+
+    Used for threshold sweeps, where one full pass serves every threshold, and as the
+    full-sequence reference in tests.
+
+    Returns:
+        (batch, time, outputs) probabilities.
+    """
+    inputs_tm = swap_batch_time(inputs)
+    time = tf.shape(inputs)[1]
+    out = tf.TensorArray(dtype, size=time)
+
+    def body(t, out, states):
+        probs, states = step_fn(inputs_tm[t], states)
+        return t + 1, out.write(t, probs), list(states)
+
+    _, out, _ = tf.while_loop(lambda t, *_: t < time, body,
+                              (tf.constant(0), out, list(initial_states)))
+    return swap_batch_time(out.stack())

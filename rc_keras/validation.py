@@ -1,0 +1,112 @@
+"""Input checks shared by every public entry point.
+
+All argument checking lives here so that error messages are uniform: each names the
+argument, what was expected and what was received, and raises ``ValueError``.
+"""
+
+import numpy as np
+
+READOUTS = ("softmax", "sigmoid")
+MODES = ("rc", "eos")
+
+
+def check_threshold(threshold, name="threshold"):
+    """Returns ``threshold`` as a float after checking it lies in (0, 1)."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a number in (0, 1); received {threshold!r}.") from None
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"`{name}` must lie strictly between 0 and 1; received {value}.")
+    return value
+
+
+def check_beta(beta):
+    """Returns ``beta`` as a float after checking it is finite and >= 0."""
+    try:
+        value = float(beta)
+    except (TypeError, ValueError):
+        raise ValueError(f"`beta` must be a non-negative number; received {beta!r}.") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"`beta` must be a finite number >= 0; received {value}.")
+    return value
+
+
+def check_choice(value, choices, name):
+    """Checks that ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}; received {value!r}.")
+    return value
+
+
+def check_sequences(x, feature_shape=None, name="x"):
+    """Checks an array-like batch of sequences of shape (batch, time, *features).
+
+    Args:
+        x: Array-like input. Symbolic or graph tensors are not checked for values.
+        feature_shape: Expected per-step feature shape (tuple) or ``None`` when the
+            model is not built yet.
+        name: Argument name used in the messages.
+
+    Raises:
+        ValueError: on wrong rank, wrong feature shape, or NaN/Inf values.
+    """
+    shape = tuple(getattr(x, "shape", np.shape(x)))
+    expected_rank = 3 if feature_shape is None else 2 + len(feature_shape)
+    if feature_shape is None and len(shape) < 3:
+        raise ValueError(
+            f"`{name}` must have shape (batch, time, *features) with rank >= 3; "
+            f"received shape {shape}.")
+    if feature_shape is not None:
+        if len(shape) != expected_rank:
+            raise ValueError(
+                f"`{name}` must have rank {expected_rank} (batch, time, *{tuple(feature_shape)}); "
+                f"received shape {shape}.")
+        received = tuple(shape[2:])
+        if any(r is not None and e is not None and r != e
+               for r, e in zip(received, feature_shape)):
+            raise ValueError(
+                f"`{name}` has feature shape {received} but the model was built for "
+                f"{tuple(feature_shape)}.")
+    check_finite(x, name)
+
+
+def check_finite(x, name):
+    """Raises ``ValueError`` when a concrete floating array holds NaN or Inf."""
+    try:
+        values = np.asarray(x)
+    except Exception:  # symbolic tensors: checked in the graph instead
+        return
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        raise ValueError(f"`{name}` contains {bad} NaN or Inf value(s); inputs must be finite.")
+
+
+def check_labels(y, num_classes, name="y"):
+    """Checks integer or one-hot labels against the number of classes.
+
+    Args:
+        y: Array-like labels: integers of shape (batch,) / (batch, 1), or one-hot
+            of shape (batch, num_classes).
+        num_classes: Number of classes; 2 for a single sigmoid output.
+        name: Argument name used in the messages.
+    """
+    try:
+        labels = np.asarray(y)
+    except Exception:
+        return
+    if labels.dtype.kind not in "biuf":
+        raise ValueError(f"`{name}` must be numeric labels; received dtype {labels.dtype}.")
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        raise ValueError(f"`{name}` contains NaN or Inf values.")
+    one_hot = labels.ndim >= 2 and labels.shape[-1] == num_classes and num_classes > 1
+    if one_hot:
+        if np.any(labels < 0) or np.any(labels > 1):
+            raise ValueError(f"one-hot `{name}` must hold values in [0, 1].")
+        return
+    if labels.size and (labels.min() < 0 or labels.max() > num_classes - 1):
+        raise ValueError(
+            f"`{name}` holds labels in [{labels.min()}, {labels.max()}] but the model has "
+            f"{num_classes} classes: labels must lie in [0, {num_classes - 1}].")
+    if labels.dtype.kind == "f" and np.any(labels != np.round(labels)) and num_classes > 2:
+        raise ValueError(f"`{name}` holds non-integer class labels.")
