@@ -1,0 +1,52 @@
+"""Runs one RC train step on 2 logical CPU devices (MirroredStrategy) and on one device.
+
+Prints a JSON line with the max weight difference and both losses. Run in its own
+process: logical devices must be configured before TensorFlow initializes.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import rc_keras as rk  # noqa: E402
+
+
+def build():
+    keras.utils.set_random_seed(7)
+    model = rk.RCModel(keras.layers.LSTMCell(6), keras.layers.Dense(3, activation="softmax"),
+                       threshold=0.36)
+    model.compile(keras.optimizers.SGD(0.5), rk.ConfidencePenalty(beta=0.2),
+                  metrics=[rk.metrics.SpikeAccuracy(), rk.metrics.MeanSpikeTime()])
+    model.build((None, 10, 4))
+    return model
+
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(16, 10, 4)).astype("float32") * 2
+y = rng.integers(0, 3, size=16).astype("int32")
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    mirrored = build()
+single = build()
+for a, b in zip(mirrored.weights, single.weights):
+    assert np.array_equal(a.numpy(), b.numpy())
+spikes = single.predict(x, verbose=0)["spike_time"]
+h_m = mirrored.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+h_s = single.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+diff = max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(mirrored.weights, single.weights))
+moved = max(float(np.max(np.abs(a.numpy() - b.numpy())))
+            for a, b in zip(single.trainable_weights, build().trainable_weights))
+json.dump({"replicas": strategy.num_replicas_in_sync, "weight_diff": diff, "moved": moved,
+           "loss_mirrored": h_m["loss"][0], "loss_single": h_s["loss"][0],
+           "mst_mirrored": h_m["mean_spike_time"][0], "mst_single": h_s["mean_spike_time"][0],
+           "distinct_spikes": len(set(spikes.tolist()))}, sys.stdout)

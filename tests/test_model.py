@@ -1,0 +1,153 @@
+"""RCModel as a Keras model: fit/evaluate/predict, cells, masks, saving, resuming, bad input."""
+
+import keras
+import numpy as np
+import pytest
+
+import rc_keras as rk
+
+T, F = 9, 3
+
+
+def _data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, T, F)).astype("float32")
+    y = (x[:, :, 0].sum(axis=1) > 0).astype("int32")
+    return x, y
+
+
+def _model(cell=None, **kwargs):
+    model = rk.RCModel(cell or keras.layers.LSTMCell(8),
+                       keras.Sequential([keras.layers.Dense(8, activation="relu"),
+                                         keras.layers.Dense(2, activation="softmax")]),
+                       threshold=0.8, **kwargs)
+    model.compile(keras.optimizers.Adam(1e-2), rk.ConfidencePenalty(beta=0.1),
+                  metrics=[rk.metrics.SpikeAccuracy(), rk.metrics.MeanSpikeTime(),
+                           rk.metrics.NoSpikeRate(), rk.metrics.StepsRun()])
+    return model
+
+
+def test_fit_reports_rc_metrics_and_learns():
+    x, y = _data(256)
+    model = _model()
+    history = model.fit(x, y, epochs=8, batch_size=64, verbose=0)
+    for name in ("loss", "spike_accuracy", "mean_spike_time", "no_spike_rate", "steps_run"):
+        assert name in history.history
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    result = model.evaluate(x, y, verbose=0, return_dict=True)
+    out = model.predict(x, verbose=0)
+    assert set(out) == {"probs", "spike_time", "spiked", "label"}
+    assert out["spike_time"].dtype == np.int32 and out["spiked"].dtype == bool
+    np.testing.assert_allclose(result["spike_accuracy"], np.mean(out["label"] == y), atol=1e-6)
+    np.testing.assert_allclose(result["mean_spike_time"], np.mean(out["spike_time"] + 1), atol=1e-4)
+    np.testing.assert_allclose(result["no_spike_rate"], 1 - np.mean(out["spiked"]), atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", [
+    lambda: keras.layers.GRUCell(6),
+    lambda: keras.layers.SimpleRNNCell(6),
+    lambda: [keras.layers.LSTMCell(6), keras.layers.LSTMCell(4)],
+    lambda: keras.layers.LSTMCell(6, dropout=0.2, recurrent_dropout=0.2),
+])
+def test_trains_with_any_keras_cell(cell):
+    x, y = _data()
+    model = _model(cell())
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert model.predict(x[:4], verbose=0)["probs"].shape == (4, 2)
+
+
+def test_tf_data_with_lengths_never_spikes_in_padding():
+    import tensorflow as tf
+    x, y = _data(32)
+    lengths = np.random.default_rng(1).integers(1, T + 1, size=32).astype("int32")
+    x[np.arange(T)[None, :] >= lengths[:, None]] = 50.0  # garbage in the padding
+    model = _model()
+    model.threshold = 0.5000001  # nearly every valid step crosses
+    ds = tf.data.Dataset.from_tensor_slices(({"inputs": x, "lengths": lengths}, y)).batch(8)
+    model.fit(ds, epochs=1, verbose=0)
+    out = model.predict({"inputs": x, "lengths": lengths}, verbose=0)
+    assert np.all(out["spike_time"] < lengths)
+
+
+def test_save_load_round_trip_and_resume(tmp_path):
+    x, y = _data(128)
+    model = _model()
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    model.threshold = 0.7
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # no custom_objects
+    assert isinstance(loaded, rk.RCModel) and loaded.threshold == pytest.approx(0.7)
+    a, b = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
+    np.testing.assert_array_equal(a["spike_time"], b["spike_time"])
+    np.testing.assert_array_equal(a["label"], b["label"])
+    np.testing.assert_allclose(a["probs"], b["probs"], atol=1e-7)
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 8
+    # Training resumes with the optimizer state: one more epoch gives identical weights.
+    model.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    loaded.fit(x, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    for w1, w2 in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(w1.numpy(), w2.numpy(), atol=1e-6)
+
+
+def test_sigmoid_readout_with_binary_penalty():
+    x, y = _data(128)
+    model = rk.RCModel(keras.layers.GRUCell(8), keras.layers.Dense(1, activation="sigmoid"),
+                       threshold=0.8, readout="sigmoid")
+    model.compile("adam", rk.ConfidencePenalty(beta=0.1), metrics=[rk.metrics.SpikeAccuracy()])
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    out = model.predict(x, verbose=0)
+    assert out["probs"].shape == (128, 1) and set(np.unique(out["label"])) <= {0, 1}
+
+
+def test_inference_mode_eos_reads_the_last_step():
+    x, _ = _data(16)
+    model = _model(inference_mode="eos")
+    assert np.all(model.predict(x, verbose=0)["spike_time"] == T - 1)
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_constructor_arguments():
+    cell, head = keras.layers.LSTMCell(4), keras.layers.Dense(2, activation="softmax")
+    for theta in (0.0, 1.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="threshold"):
+            rk.RCModel(cell, head, threshold=theta)
+    with pytest.raises(ValueError, match="readout"):
+        rk.RCModel(cell, head, readout="argmax")
+    with pytest.raises(ValueError, match="training_mode"):
+        rk.RCModel(cell, head, training_mode="bptt")
+    with pytest.raises(ValueError, match="beta"):
+        rk.ConfidencePenalty(beta=-0.1)
+    model = rk.RCModel(cell, head)
+    with pytest.raises(ValueError, match="threshold"):
+        model.threshold = 1.0
+
+
+def test_bad_inputs_name_the_problem():
+    x, y = _data(16)
+    model = _model()
+    model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="rank"):
+        model.predict(x[:, :, 0], verbose=0)
+    with pytest.raises(ValueError, match=r"feature shape \(5,\).*built for \(3,\)"):
+        model.predict(np.zeros((2, T, 5), "float32"), verbose=0)
+    bad = x.copy()
+    bad[0, 1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        model.fit(bad, y, verbose=0)
+    bad[0, 1, 2] = np.inf
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        model.predict(bad, verbose=0)
+    with pytest.raises(ValueError, match=r"labels in \[0, 2\].*2 classes"):
+        model.fit(x, np.where(y == 1, 2, 0), verbose=0)
+    with pytest.raises(ValueError, match="labels"):
+        model.evaluate(x, -np.ones_like(y), verbose=0)
+
+
+def test_labels_out_of_range_fail_in_graph_for_tf_data():
+    import tensorflow as tf
+    x, y = _data(16)
+    model = _model()
+    ds = tf.data.Dataset.from_tensor_slices((x, y + 5)).batch(8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be < number of classes"):
+        model.fit(ds, epochs=1, verbose=0)
