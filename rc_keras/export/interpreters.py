@@ -1,0 +1,261 @@
+"""Host reference loop for step models in LiteRT (ai-edge-litert) and TFLM (tflite-micro).
+
+The loop is the one a board runs: feed a frame with the current states, invoke, feed
+the new states back, stop at the first output crossing, reset the states between clips.
+"""
+
+import contextlib
+import os
+import pathlib
+import re
+import sys
+import tempfile
+
+import numpy as np
+
+from rc_keras import validation
+from rc_keras.export import _flatbuffer
+from rc_keras.export.tflite_step import load_sidecar, quantized_threshold
+
+RUNTIMES = ("litert", "tflm")
+# Ops the TFLM Python interpreter cannot run usefully even when registered.
+_TFLM_UNUSABLE = {"WHILE": "WHILE loops (Keras LSTM layers) hang in TFLM; export the per-frame step",
+                  "RFFT2D": "TFLM has no RFFT2D kernel; compute the FFT in C on the board"}
+
+
+@contextlib.contextmanager
+def captured_output():
+    """Captures what C++ code writes to fds 1 and 2; yields a list that gets the text."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    result = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield result
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            result.append(sink.read().decode(errors="replace"))
+
+
+def tflm_interpreter(data, arena_size=None):
+    """A tflite-micro Python interpreter; ``ValueError`` naming the op TFLM refuses."""
+    data = bytes(data)
+    ops = _flatbuffer.describe(data)["op_names"]
+    for op in ops:
+        if op in _TFLM_UNUSABLE:
+            raise ValueError(f"TFLM cannot run this model: op {op} ({_TFLM_UNUSABLE[op]}).")
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError as error:
+        raise ImportError("runtime='tflm' needs the tflite-micro package: "
+                          "pip install 'tflite-micro>=0.dev20250101'") from error
+    with captured_output() as text:
+        try:
+            interpreter = runtime.Interpreter.from_bytes(data, arena_size=arena_size)
+            error = None
+        except RuntimeError as caught:
+            error = caught
+    if error is not None:
+        log = text[0]
+        missing = re.findall(r"Didn't find op for builtin opcode '([A-Z0-9_]+)'", log)
+        if missing:
+            raise ValueError(f"TFLM refused op {', '.join(sorted(set(missing)))}: it has no "
+                             f"kernel for it (model ops: {', '.join(ops)}).") from None
+        raise RuntimeError(f"TFLM could not load the model: {error}\n{log.strip()}") from None
+    return interpreter
+
+
+def tflm_arena(data, start=1024):
+    """TFLM arena figures: bytes the allocator records, and the smallest arena that loads.
+
+    Returns:
+        {"used_bytes": from the recording allocator's report (Python interpreter),
+         "min_arena_bytes": smallest ``arena_size`` (16-byte steps) that allocates}.
+    """
+    data = bytes(data)
+    interpreter = tflm_interpreter(data, arena_size=max(len(data) * 10, 1 << 16))
+    with captured_output() as text:
+        interpreter.print_allocations()
+    match = re.search(r"Arena allocation total (\d+) bytes", text[0])
+    used = int(match.group(1)) if match else None
+
+    def fits(size):
+        try:
+            tflm_interpreter(data, arena_size=size)
+            return True
+        except RuntimeError:
+            return False
+
+    low, high = start, max(start, used or start)
+    while not fits(high):
+        low, high = high, high * 2
+    while high - low > 16:
+        mid = (low + high) // 2 // 16 * 16
+        low, high = (low, mid) if fits(mid) else (mid, high)
+    return {"used_bytes": used, "min_arena_bytes": int(high)}
+
+
+class StepRunner:
+    """Runs a step model frame by frame in LiteRT or TFLM, keeping its states.
+
+    Args:
+        path: the step .tflite (its .json sidecar next to it).
+        runtime: "litert" or "tflm".
+        threshold: theta; defaults to the sidecar's.
+        arena_size: TFLM arena in bytes (default: the interpreter's heuristic).
+    """
+
+    def __init__(self, path, runtime="litert", threshold=None, arena_size=None):
+        validation.check_choice(runtime, RUNTIMES, "runtime")
+        path = pathlib.Path(path)
+        if not path.exists():
+            raise ValueError(f"step model {path} does not exist.")
+        self.sidecar = load_sidecar(path)
+        self.runtime = runtime
+        self.int8 = self.sidecar["quantization"] == "int8"
+        self.readout = self.sidecar["readout"]
+        self.threshold = validation.check_threshold(
+            self.sidecar["threshold"] if threshold is None else threshold)
+        probs = self.sidecar["outputs"]["probs"]
+        if self.int8:
+            self.q_high, self.q_low = quantized_threshold(
+                self.threshold, probs["scale"], probs["zero_point"], self.readout)
+        self.frame_spec = self.sidecar["inputs"]["frame"]
+        self.probs_spec = probs
+        self.states = self.sidecar["states"]
+        self.dtype = np.int8 if self.int8 else np.float32
+        data = path.read_bytes()
+        if runtime == "litert":
+            try:
+                from ai_edge_litert.interpreter import Interpreter
+            except ImportError as error:
+                raise ImportError("runtime='litert' needs ai-edge-litert: "
+                                  "pip install ai-edge-litert") from error
+            self._interp = Interpreter(model_content=data)
+            self._interp.allocate_tensors()
+            ins = [d["index"] for d in self._interp.get_input_details()]
+            outs = [d["index"] for d in self._interp.get_output_details()]
+            self._in = lambda pos: ins[pos]
+            self._out = lambda pos: outs[pos]
+        else:
+            self._interp = tflm_interpreter(data, arena_size)
+        self._frame_pos = self.frame_spec["position"]
+        self._probs_pos = self.probs_spec["position"]
+        self.reset()
+
+    def reset(self):
+        """Sets every state to its initial value (zeros; the zero point in int8)."""
+        self._state_values = []
+        for spec in self.states:
+            value = spec.get("initial_value_q", 0) if self.int8 else 0.0
+            self._state_values.append(np.full([1] + spec["shape"], value, self.dtype))
+
+    def quantize_frames(self, frames):
+        """Float frames -> the model's input dtype (int8 with the input scale)."""
+        frames = np.asarray(frames, np.float32)
+        if not self.int8:
+            return frames
+        q = np.round(frames / self.frame_spec["scale"]) + self.frame_spec["zero_point"]
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def dequantize_probs(self, raw):
+        if not self.int8:
+            return np.asarray(raw, np.float32)
+        return ((raw.astype(np.float32) - self.probs_spec["zero_point"])
+                * np.float32(self.probs_spec["scale"]))
+
+    def invoke(self, frame):
+        """One step on an already quantized frame (shape ``feature_shape``); raw probs."""
+        frame = frame.reshape([1] + list(frame.shape))
+        interp = self._interp
+        if self.runtime == "litert":
+            interp.set_tensor(self._in(self._frame_pos), frame)
+            for spec, value in zip(self.states, self._state_values):
+                interp.set_tensor(self._in(spec["input_position"]), value)
+            interp.invoke()
+            raw = interp.get_tensor(self._out(self._probs_pos))[0]
+            new = [interp.get_tensor(self._out(s["output_position"])) for s in self.states]
+        else:
+            interp.set_input(frame, self._frame_pos)
+            for spec, value in zip(self.states, self._state_values):
+                interp.set_input(value, spec["input_position"])
+            interp.invoke()
+            raw = np.array(interp.get_output(self._probs_pos))[0]
+            new = [np.array(interp.get_output(s["output_position"])) for s in self.states]
+        self._state_values = [self._feed_back(spec, value) for spec, value in zip(self.states, new)]
+        return raw
+
+    def _feed_back(self, spec, value):
+        if not self.int8 or spec.get("feedback", "direct") == "direct":
+            return value.astype(self.dtype, copy=True)
+        real = (value.astype(np.float32) - spec["output_zero_point"]) * spec["output_scale"]
+        q = np.round(real / spec["scale"]) + spec["zero_point"]
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def crossed(self, raw):
+        """The spike test on raw outputs (integer compare in int8, as on a board)."""
+        if self.int8:
+            if self.readout == "sigmoid":
+                return bool(raw[0] >= self.q_high or raw[0] <= self.q_low)
+            return bool(int(raw.max()) >= self.q_high)
+        if self.readout == "sigmoid":
+            return bool(raw[0] >= self.threshold or raw[0] <= 1.0 - self.threshold)
+        return bool(raw.max() >= self.threshold)
+
+    def label(self, raw):
+        if self.readout == "sigmoid":
+            return int(self.dequantize_probs(raw)[0] >= 0.5)
+        return int(np.argmax(raw))
+
+    def run_clip(self, frames):
+        """Early-exit loop over one clip (time, *features) of float frames."""
+        frames = self.quantize_frames(frames)
+        self.reset()
+        raw = None
+        for t in range(len(frames)):
+            raw = self.invoke(frames[t])
+            if self.crossed(raw):
+                return {"label": self.label(raw), "spike_time": t, "spiked": True,
+                        "probs": self.dequantize_probs(raw), "frames_run": t + 1}
+        return {"label": self.label(raw), "spike_time": len(frames) - 1, "spiked": False,
+                "probs": self.dequantize_probs(raw), "frames_run": len(frames)}
+
+
+def run_tflite_stream(path, frames, threshold=None, runtime="litert", arena_size=None):
+    """The reference host loop: frames in, stop at the first crossing, reset between clips.
+
+    Args:
+        path: a step model from `export_tflite_step` (float32 or int8), sidecar beside it.
+        frames: float frames of one clip (time, *features) or of many clips
+            (clips, time, *features); int8 models quantize them with the sidecar's scale.
+        threshold: theta in (0, 1); defaults to the sidecar's threshold.
+        runtime: "litert" (ai-edge-litert) or "tflm" (tflite-micro Python interpreter).
+        arena_size: TFLM arena bytes (default: 10x the model size).
+
+    Returns:
+        dict: "label", "spike_time" (0-based), "probs" (float, at the answer), "frames_run",
+        "spiked"; scalars for one clip, arrays (one row per clip) for many.
+    """
+    runner = StepRunner(path, runtime=runtime, threshold=threshold, arena_size=arena_size)
+    frames = np.asarray(frames, np.float32)
+    feature_shape = tuple(runner.sidecar["feature_shape"])
+    rank = len(feature_shape)
+    if frames.ndim not in (rank + 1, rank + 2) or tuple(frames.shape[frames.ndim - rank:]) != feature_shape:
+        raise ValueError(f"`frames` must have shape (time, *{feature_shape}) or (clips, time, "
+                         f"*{feature_shape}) for this model; received {frames.shape}.")
+    if frames.shape[-rank - 1] < 1:
+        raise ValueError("`frames` holds no frames.")
+    validation.check_finite(frames, "frames")
+    if frames.ndim == rank + 1:
+        return runner.run_clip(frames)
+    results = [runner.run_clip(clip) for clip in frames]
+    return {key: np.array([r[key] for r in results]) for key in results[0]}

@@ -1,0 +1,275 @@
+"""Per-frame streaming TFLite export (float32 or full int8) with a JSON sidecar."""
+
+import contextlib
+import io
+import json
+import math
+import pathlib
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from rc_keras import validation
+from rc_keras.export import _flatbuffer, step_model
+
+QUANTIZATIONS = ("float32", "int8")
+
+# Ops whose int8 kernels take any input scale and requantize to their output's own
+# scale: a state tensor that only meets such ops may have its quantization rewritten.
+_FREE_INPUT_OPS = {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "CONV_2D", "DEPTHWISE_CONV_2D",
+                   "TANH", "LOGISTIC", "BATCH_MATMUL", "SQUARED_DIFFERENCE", "QUANTIZE",
+                   "DEQUANTIZE"}
+_FREE_OUTPUT_OPS = {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "CONV_2D", "DEPTHWISE_CONV_2D",
+                    "BATCH_MATMUL", "SQUARED_DIFFERENCE", "QUANTIZE"}
+
+
+def sidecar_path(path):
+    """``step_int8.tflite`` -> ``step_int8.json``."""
+    return pathlib.Path(path).with_suffix(".json")
+
+
+def _convert(step, quantization, samples):
+    converter = tf.lite.TFLiteConverter.from_keras_model(step)
+    if quantization == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: iter(samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    # The converter saves a temporary SavedModel and prints about it; keep stdout clean.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bytearray(converter.convert())
+
+
+def _range(scale, zero_point):
+    return (-128 - zero_point) * scale, (127 - zero_point) * scale
+
+
+def _params_for(low, high):
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = (high - low) / 255.0 or 1.0
+    zero_point = int(np.clip(round(-128 - low / scale), -128, 127))
+    return float(np.float32(scale)), zero_point
+
+
+def _tie_state_quantization(data, info, pairs):
+    """Makes each state output share its state input's int8 parameters.
+
+    Then the int8 state a step returns is fed straight back, with no requantization
+    on the host or the board. Where both sides requantize, both get the union of their
+    calibrated ranges; where one side has fixed parameters (a TANH output), the other
+    side takes them. Returns per state "direct" or "requantize" (nothing safe to do).
+    """
+    consumers = {}
+    producers = {}
+    for name, inputs, outputs in info["ops"]:
+        for t in inputs:
+            consumers.setdefault(t, []).append(name)
+        for t in outputs:
+            producers[t] = name
+    feedback = []
+    for in_t, out_t in pairs:
+        a, b = info["tensors"][in_t], info["tensors"][out_t]
+        if (a["scale"], a["zero_point"]) == (b["scale"], b["zero_point"]):
+            feedback.append("direct")
+            continue
+        input_free = all(op in _FREE_INPUT_OPS for op in consumers.get(in_t, []))
+        output_free = (producers.get(out_t) in _FREE_OUTPUT_OPS
+                       and all(op in _FREE_INPUT_OPS for op in consumers.get(out_t, [])))
+        if input_free and output_free:
+            lows, highs = zip(_range(a["scale"], a["zero_point"]), _range(b["scale"], b["zero_point"]))
+            params = _params_for(min(lows), max(highs))
+            targets = [in_t, out_t]
+        elif input_free:
+            params, targets = (b["scale"], b["zero_point"]), [in_t]
+        elif output_free:
+            params, targets = (a["scale"], a["zero_point"]), [out_t]
+        else:
+            feedback.append("requantize")
+            continue
+        for t in targets:
+            _flatbuffer.set_quantization(data, t, *params)
+            info["tensors"][t]["scale"], info["tensors"][t]["zero_point"] = params
+        feedback.append("direct")
+    return feedback
+
+
+def quantized_threshold(threshold, scale, zero_point, readout="softmax"):
+    """int8 output values equivalent to ``p >= theta`` (and ``p <= 1 - theta``).
+
+    Returns:
+        (q_high, q_low): spike when ``q >= q_high`` (softmax: the largest output), or for
+        a sigmoid readout also when ``q <= q_low``. ``q_high`` is 128 (never reached) when
+        theta lies above the largest representable output; ``q_low`` is None for softmax.
+    """
+    theta = validation.check_threshold(threshold)
+    scale = float(scale)
+
+    def value(q):
+        return (q - zero_point) * scale
+
+    high = int(math.ceil(theta / scale)) + zero_point
+    while value(high - 1) >= theta:
+        high -= 1
+    while value(high) < theta:
+        high += 1
+    high = int(min(max(high, -128), 128))
+    low = None
+    if readout == "sigmoid":
+        low = int(math.floor((1.0 - theta) / scale)) + zero_point
+        while value(low + 1) <= 1.0 - theta:
+            low += 1
+        while value(low) > 1.0 - theta:
+            low -= 1
+        low = int(min(max(low, -129), 127))
+    return high, low
+
+
+def _tensor_entry(name, position, tensor):
+    entry = {"name": name, "position": position, "shape": tensor["shape"], "dtype": tensor["dtype"]}
+    if tensor["scale"] is not None and tensor["dtype"] == "int8":
+        entry.update(scale=tensor["scale"], zero_point=tensor["zero_point"])
+    return entry
+
+
+def build_sidecar(model, data, quantization, class_names=None, feature_params=None,
+                  threshold=None, feedback=None, model_file=None):
+    """The JSON sidecar of a step model (see `export_tflite_step`)."""
+    info = _flatbuffer.describe(data)
+    signature = info["signature"]
+    if signature is None:
+        raise ValueError("the converted model has no signature; cannot map its inputs.")
+    layout = step_model.state_layout(model)
+    theta = validation.check_threshold(model.threshold if threshold is None else threshold)
+
+    def position(kind, key):
+        return info[kind].index(signature[kind][key])
+
+    frame = _tensor_entry("frame", position("inputs", "frame"),
+                          info["tensors"][signature["inputs"]["frame"]])
+    probs = _tensor_entry("probs", position("outputs", "probs"),
+                          info["tensors"][signature["outputs"]["probs"]])
+    states = []
+    for k, spec in enumerate(layout):
+        name = spec["name"]
+        entry = dict(spec)
+        entry["input_position"] = position("inputs", name)
+        entry["output_position"] = position("outputs", name)
+        tensor_in = info["tensors"][signature["inputs"][name]]
+        tensor_out = info["tensors"][signature["outputs"][name]]
+        entry["dtype"] = tensor_in["dtype"]
+        if quantization == "int8":
+            entry.update(scale=tensor_in["scale"], zero_point=tensor_in["zero_point"],
+                         output_scale=tensor_out["scale"], output_zero_point=tensor_out["zero_point"],
+                         initial_value_q=tensor_in["zero_point"],
+                         feedback=(feedback or ["direct"] * len(layout))[k])
+        else:
+            entry.update(initial_value=0.0, feedback="direct")
+        states.append(entry)
+    sidecar = {
+        "format_version": step_model.FORMAT_VERSION,
+        "kind": "rc_keras.step",
+        "model_file": model_file,
+        "quantization": quantization,
+        "readout": model.readout,
+        "num_outputs": int(model.num_outputs),
+        "num_classes": int(model.num_classes),
+        "class_names": step_model.check_class_names(class_names, model),
+        "feature_shape": [int(d) for d in model.feature_shape],
+        "feature_params": step_model.to_plain(feature_params),
+        "threshold": theta,
+        "inputs": {"frame": frame},
+        "outputs": {"probs": probs},
+        "states": states,
+        "ops": info["op_names"],
+        "model_bytes": len(data),
+    }
+    if quantization == "int8":
+        high, low = quantized_threshold(theta, probs["scale"], probs["zero_point"], model.readout)
+        sidecar["threshold_q"] = high
+        sidecar["threshold_q_low"] = low
+        sidecar["threshold_reachable"] = high <= 127
+    return sidecar
+
+
+def export_tflite_step(model, path, quantization="float32", calibration=None, class_names=None,
+                       feature_params=None, threshold=None, max_calibration_samples=2000):
+    """Writes the per-frame streaming TFLite model and its JSON sidecar.
+
+    The model maps ``(frame, state_0, ...)`` to ``(probs, state_0, ...)`` with batch 1:
+    states are explicit inputs and outputs (``[h, c]`` for an LSTMCell, ``[h]`` for
+    GRUCell / SimpleRNNCell, every cell's states in order for stacked cells), so the
+    early-exit loop runs on the host (`run_tflite_stream`) or in firmware.
+
+    With ``quantization="int8"`` the model is full-integer with int8 inputs and outputs,
+    calibrated on state trajectories from running ``model`` over ``calibration``; each
+    state output shares its state input's scale and zero point so it can be fed back
+    unchanged (the sidecar's ``feedback`` says "direct").
+
+    The sidecar (same path, ``.json``) holds: ``format_version``, feature shape and
+    parameters, class names, readout, threshold (float, and for int8 ``threshold_q``:
+    spike when the largest int8 output >= it; sigmoid also ``threshold_q_low``), frame,
+    probs and state quantization parameters and tensor positions, state layout, ops.
+
+    Args:
+        model: a built `rc_keras.RCModel`.
+        path: the .tflite file to write.
+        quantization: "float32" or "int8".
+        calibration: (n, time, *features) sequences; required for int8.
+        class_names: optional list of ``num_classes`` names.
+        feature_params: optional dataclass or dict describing the front end.
+        threshold: theta for the sidecar; defaults to ``model.threshold``.
+        max_calibration_samples: calibration (frame, state) samples kept.
+
+    Returns:
+        The sidecar dict (also written to disk).
+    """
+    step_model.check_model(model)
+    validation.check_choice(quantization, QUANTIZATIONS, "quantization")
+    if threshold is not None:
+        validation.check_threshold(threshold)
+    params = step_model.to_plain(feature_params)
+    step_model.check_feature_params(params, model)
+    step_model.check_class_names(class_names, model)
+    samples = None
+    if quantization == "int8":
+        if calibration is None:
+            raise ValueError("int8 export needs `calibration` sequences (n, time, *features): the "
+                             "int8 ranges come from the states the model visits on real inputs.")
+        samples = step_model.state_trajectories(model, calibration, max_calibration_samples)
+    elif calibration is not None:
+        step_model.check_sequences(calibration, model, "calibration")
+    step = step_model.build_step_model(model, batch_size=1)
+    data = _convert(step, quantization, samples)
+    feedback = None
+    if quantization == "int8":
+        info = _flatbuffer.describe(data)
+        pairs = [(info["signature"]["inputs"][s["name"]], info["signature"]["outputs"][s["name"]])
+                 for s in step_model.state_layout(model)]
+        feedback = _tie_state_quantization(data, info, pairs)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    sidecar = build_sidecar(model, data, quantization, class_names, params, threshold, feedback,
+                            model_file=path.name)
+    if quantization == "int8" and not sidecar["threshold_reachable"]:
+        warnings.warn(f"threshold {sidecar['threshold']} is above the largest int8 output value: "
+                      "the int8 model never spikes and always answers at the last frame.")
+    sidecar_path(path).write_text(json.dumps(sidecar, indent=2))
+    return sidecar
+
+
+def load_sidecar(path):
+    """Reads the sidecar of a step model (``path`` may be the .tflite or the .json)."""
+    path = pathlib.Path(path)
+    json_path = path if path.suffix == ".json" else sidecar_path(path)
+    if not json_path.exists():
+        raise ValueError(f"no sidecar {json_path} next to the step model: export it with "
+                         "rc_keras.export.export_tflite_step.")
+    sidecar = json.loads(json_path.read_text())
+    if sidecar.get("format_version") != step_model.FORMAT_VERSION:
+        raise ValueError(f"{json_path} has format_version {sidecar.get('format_version')}; this "
+                         f"rc_keras reads version {step_model.FORMAT_VERSION}.")
+    return sidecar
