@@ -14,7 +14,7 @@ print(export.format_agreement_table(report))
 from rc_keras.export.bundle import (export_bundle, format_agreement_table, load_sequences,
                                   print_agreement_table, verify_agreement)
 from rc_keras.export.c_array import write_c_array
-from rc_keras.export.interpreters import StepRunner, run_tflite_stream, tflm_arena
+from rc_keras.export.interpreters import StepRunner, run_tflite_stream, tflm_arena, tflm_interpreter
 from rc_keras.export.saved_model import export_saved_model
 from rc_keras.export.step_model import FORMAT_VERSION, build_step_model, state_layout
 from rc_keras.export.tflite_step import (export_tflite_step, load_sidecar, quantized_threshold)
@@ -23,4 +23,4 @@ __all__ = ["FORMAT_VERSION", "StepRunner", "build_step_model", "export_bundle",
            "format_agreement_table", "load_sequences", "print_agreement_table", "verify_agreement",
            "write_c_array", "export_saved_model",
            "export_tflite_step", "load_sidecar", "quantized_threshold", "run_tflite_stream",
-           "state_layout", "tflm_arena"]
+           "state_layout", "tflm_arena", "tflm_interpreter"]
