@@ -1,0 +1,144 @@
+"""Deployment benchmark: agreement of the exported models, sizes, TFLM arena, latency, MACs.
+
+Run: ``python benchmarks/bench_deploy.py [--quick]``. Writes benchmarks/results/deploy.json
+and deploy.md. Latencies are host (x86 CPU) figures, not microcontroller figures.
+"""
+
+import argparse
+import json
+import pathlib
+import platform
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+import rc_keras as rk
+from rc_keras import export
+from rc_keras.export import _flatbuffer
+from rc_keras.export.interpreters import StepRunner
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def train_task_model(epochs, n_train, seed=0):
+    """An LSTM RC model trained on the 2-sequence problem (T=40, 1 feature)."""
+    keras.utils.set_random_seed(seed)
+    x, y = rk.datasets.two_sequence(n_train, seed=seed)
+    model = rk.RCModel(keras.layers.LSTMCell(64),
+                       keras.Sequential([keras.layers.Dense(2, activation="softmax")]),
+                       threshold=0.9)
+    model.compile(keras.optimizers.Adam(3e-3), rk.ConfidencePenalty(0.1))
+    model.fit(x, y, epochs=epochs, batch_size=128, verbose=0)
+    return model, x
+
+
+def keyword_model(features, seed=0):
+    """The paper's keyword network: LSTM 128, Dense 32 relu, Dense 12 softmax (briefly trained
+    on random frames: enough for size and arena figures)."""
+    keras.utils.set_random_seed(seed)
+    model = rk.RCModel(keras.layers.LSTMCell(128),
+                       keras.Sequential([keras.layers.Dense(32, activation="relu"),
+                                         keras.layers.Dense(12, activation="softmax")]),
+                       threshold=0.95)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(256, 20, features)).astype(np.float32)
+    y = rng.integers(0, 12, size=256)
+    model.compile("adam", rk.ConfidencePenalty(0.1))
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    return model, x
+
+
+def latency(path, runtime, calls, frame):
+    runner = StepRunner(path, runtime=runtime)
+    q = runner.quantize_frames(frame)
+    for _ in range(50):
+        runner.invoke(q)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        runner.invoke(q)
+        times.append(time.perf_counter_ns() - start)
+    invoke_only = []
+    interp = runner._interp
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        interp.invoke()
+        invoke_only.append(time.perf_counter_ns() - start)
+    return {"median_us_step": float(np.median(times)) / 1e3,
+            "median_us_invoke": float(np.median(invoke_only)) / 1e3, "calls": calls}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer epochs and sequences")
+    parser.add_argument("--calls", type=int, default=2000)
+    args = parser.parse_args()
+    epochs, n_train, n_test = (3, 4096, 200) if args.quick else (12, 16384, 1000)
+    results = {"host": platform.processor() or platform.machine(),
+               "note": "latencies are host (x86 CPU, Python interpreters) figures, not board figures",
+               "keyword": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        started = time.time()
+        model, x_train = train_task_model(epochs, n_train)
+        train_s = time.time() - started
+        x_test, y_test = rk.datasets.two_sequence(n_test, seed=99)
+        report = export.export_bundle(model, tmp / "task", int8=True, calibration=x_train[:512],
+                                      verify=True, verify_sequences=(x_test, y_test))
+        results["task"] = {"name": "two_sequence (T=40, 1 feature)", "cell": "LSTMCell(64)",
+                           "epochs": epochs, "train_sequences": n_train, "train_seconds": train_s,
+                           "threshold": model.threshold, "test_sequences": n_test,
+                           "agreement": report["verify"]["rows"],
+                           "models": report["models"]}
+        for features in (20, 420):
+            kw_model, kw_x = keyword_model(features)
+            kw = export.export_bundle(kw_model, tmp / f"kw{features}", int8=True,
+                                      calibration=kw_x[:128])
+            entry = {"features_per_frame": features}
+            for q in ("float32", "int8"):
+                path = tmp / f"kw{features}" / f"step_{q}.tflite"
+                info = kw["models"][q]
+                entry[q] = {"kb": round(info["bytes"] / 1024, 1), "bytes": info["bytes"],
+                            "tflm_arena": info["tflm_arena"],
+                            "macs_per_frame": _flatbuffer.fc_macs(path.read_bytes()),
+                            "latency": {rt: latency(path, rt, args.calls, kw_x[0, 0])
+                                        for rt in ("litert", "tflm")}}
+            results["keyword"][str(features)] = entry
+    results["versions"] = report["versions"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "deploy.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / "deploy.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def markdown(results):
+    task = results["task"]
+    lines = ["# Deployment benchmark", "",
+             f"Agreement with Keras on {task['test_sequences']} held-out sequences of "
+             f"{task['name']}, {task['cell']} trained {task['epochs']} epochs (RC, beta 0.1), "
+             f"theta {task['threshold']}:", "",
+             export.format_agreement_table(task["agreement"]), "",
+             "Keyword network (LSTM 128, Dense 32 relu, Dense 12 softmax), per-frame step model. "
+             f"Latency: median of the calls shown, **host figures** ({results['host']}, Python "
+             "interpreters; `step` includes setting inputs and reading outputs, `invoke` is "
+             "Invoke alone); they do not predict microcontroller speed.", "",
+             "| features/frame | model | size KB | TFLM arena (min / recorded) B | MACs/frame | "
+             "LiteRT step us | LiteRT invoke us | TFLM step us | TFLM invoke us |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for features, entry in results["keyword"].items():
+        for q in ("float32", "int8"):
+            e = entry[q]
+            lat = e["latency"]
+            lines.append(
+                f"| {features} | {q} | {e['kb']} | {e['tflm_arena']['min_arena_bytes']} / "
+                f"{e['tflm_arena']['used_bytes']} | {e['macs_per_frame']['total']} | "
+                f"{lat['litert']['median_us_step']:.1f} | {lat['litert']['median_us_invoke']:.1f} | "
+                f"{lat['tflm']['median_us_step']:.1f} | {lat['tflm']['median_us_invoke']:.1f} |")
+    lines += ["", f"Versions: {json.dumps(results['versions'])}", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
