@@ -1,0 +1,575 @@
+"""The ``rc-keras`` command: train, evaluate, sweep and demo.
+
+```bash
+rc-keras train --task two-sequence --beta 0.1 --out runs/two_seq
+rc-keras evaluate --model runs/two_seq/model.keras --task two-sequence
+rc-keras sweep --model runs/two_seq/model.keras --task two-sequence \\
+    --thresholds 0.6,0.7,0.8,0.9,0.95,0.99 --out runs/two_seq/sweep
+rc-keras demo                     # train, evaluate and export the spotting demo
+```
+
+`main` only parses arguments; the work is done by the importable functions
+`train`, `evaluate`, `sweep` and `run_demo`, which return plain dicts. Bad arguments
+print one line to stderr and exit with status 2.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from rc_keras import __version__, tasks, tradeoff, validation
+
+DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+DEFAULT_DEMO_DIR = os.path.join("saved_models", "demo")
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A user error: reported as one line on stderr, exit status 2."""
+
+
+# ---------------------------------------------------------------------- helpers
+def _write_json(path, data):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    return str(path)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def load_model(path):
+    """Loads a saved RC model, with a `CLIError` for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"model file '{path}' does not exist.")
+    try:
+        return keras.models.load_model(str(path))
+    except Exception as error:  # noqa: BLE001 - any load failure is a bad --model argument
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CLIError(
+            f"cannot load model '{path}': {type(error).__name__}: {first_line}") from None
+
+
+def evaluate_model(model, x, y, threshold=None, batch_size=256):
+    """Accuracy, mean spike time (steps read) and no-spike rate of ``model.predict``.
+
+    Args:
+        model: an `rc_keras.RCModel`.
+        x: (n, time, *features) inputs.
+        y: (n,) integer labels.
+        threshold: optional theta to set on the model first (it stays set).
+        batch_size: prediction batch size.
+
+    Returns:
+        Dict with "accuracy", "mean_spike_time", "no_spike_rate", "threshold",
+        "sequence_length" and "num_sequences".
+    """
+    if threshold is not None:
+        model.threshold = threshold
+    out = model.predict(x, batch_size=batch_size, verbose=0)
+    labels = np.asarray(y).reshape(-1)
+    return {
+        "threshold": model.threshold,
+        "accuracy": float(np.mean(out["label"] == labels)),
+        "mean_spike_time": float(np.mean(out["spike_time"] + 1)),
+        "no_spike_rate": float(1.0 - np.mean(out["spiked"])),
+        "sequence_length": int(np.shape(x)[1]),
+        "num_sequences": int(len(labels)),
+    }
+
+
+def format_summary(metrics, time_unit="steps"):
+    """One line: accuracy, mean spike time out of the sequence length, no-spike rate."""
+    return (f"accuracy {metrics['accuracy']:.4f} | mean spike time "
+            f"{metrics['mean_spike_time']:.2f} of {metrics['sequence_length']} {time_unit} | "
+            f"no-spike rate {metrics['no_spike_rate']:.4f} | theta {metrics['threshold']:g} | "
+            f"n={metrics['num_sequences']}")
+
+
+def _history_dict(history):
+    return {key: [float(v) for v in values] for key, values in history.history.items()}
+
+
+# ---------------------------------------------------------------------- train
+def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, train_size=None,
+          units=None, seed=0, learning_rate=None, val_size=None, test_size=None, verbose=1):
+    """Trains the task's default model, evaluates it on fresh test data and saves it.
+
+    Writes ``out_dir/model.keras``, ``out_dir/history.json`` (per-epoch Keras logs) and
+    ``out_dir/summary.json`` (configuration and test metrics).
+
+    Args:
+        task: a `rc_keras.tasks.Task` or registered name.
+        out_dir: output directory.
+        beta, threshold, units, learning_rate: model settings; task defaults if None.
+        mode: training mode, "rc" or "eos".
+        epochs, train_size, val_size, test_size: run sizes; task defaults if None.
+        seed: seed of the weights, the shuffling and the data splits.
+        verbose: Keras ``fit`` verbosity (1: progress bars).
+
+    Returns:
+        The summary dict (also in summary.json): "task", "config", "test",
+        "train_seconds", "model_path".
+    """
+    task = tasks.get_task(task)
+    epochs = task.epochs if epochs is None else int(epochs)
+    keras.utils.set_random_seed(int(seed))
+    x_train, y_train = task.data("train", train_size, seed)
+    x_val, y_val = task.data("val", val_size, seed)
+    x_test, y_test = task.data("test", test_size, seed)
+    model = tasks.build_model(task, units=units, threshold=threshold, beta=beta,
+                              training_mode=mode, learning_rate=learning_rate)
+    start = time.perf_counter()
+    history = model.fit(x_train, y_train, batch_size=task.batch_size, epochs=epochs,
+                        validation_data=(x_val, y_val), shuffle=True, verbose=verbose)
+    train_seconds = time.perf_counter() - start
+    test = evaluate_model(model, x_test, y_test, batch_size=max(task.batch_size, 256))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / "model.keras"
+    model.save(str(model_path))
+    _write_json(out_dir / "history.json", _history_dict(history))
+    summary = {
+        "task": task.name,
+        "config": {
+            "units": task.units if units is None else int(units),
+            "threshold": model.threshold,
+            "beta": task.beta if beta is None else float(beta),
+            "mode": mode,
+            "epochs": epochs,
+            "train_size": int(len(x_train)),
+            "val_size": int(len(x_val)),
+            "learning_rate": task.learning_rate if learning_rate is None else float(learning_rate),
+            "batch_size": task.batch_size,
+            "seed": int(seed),
+        },
+        "test": test,
+        "train_seconds": round(train_seconds, 2),
+        "model_path": str(model_path),
+    }
+    _write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+# ---------------------------------------------------------------------- evaluate
+def evaluate(model_path, task, threshold=None, test_size=None, seed=0):
+    """Evaluates a saved model on fresh test data of ``task``.
+
+    Returns:
+        The dict of `evaluate_model`, with "task" and "model" added.
+    """
+    task = tasks.get_task(task)
+    model = load_model(model_path)
+    x, y = task.data("test", test_size, seed)
+    result = evaluate_model(model, x, y, threshold=threshold)
+    return {"task": task.name, "model": str(model_path), **result}
+
+
+# ---------------------------------------------------------------------- sweep
+def _curve_name(path, taken):
+    path = Path(path)
+    name = path.parent.name if path.stem == "model" and path.parent.name else path.stem
+    base, index = name, 2
+    while name in taken:
+        name, index = f"{base}-{index}", index + 1
+    return name
+
+
+def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_size=None,
+          seed=0, batch_size=256):
+    """Sweeps the threshold of one or more saved models with one pass each.
+
+    With several models (e.g. one per beta) the composite (Pareto) frontier over
+    their curves is computed too.
+
+    Args:
+        model_paths: a path or a list of paths to ``.keras`` files.
+        task: a `rc_keras.tasks.Task` or registered name.
+        thresholds: theta values in (0, 1).
+        out_dir: if given, writes ``sweep.json`` and ``sweep.png`` there.
+        test_size: number of test sequences; task default if None.
+        seed: run seed of the test split.
+        batch_size: sequences per forward pass.
+
+    Returns:
+        Dict with "task", "curves" (name -> points), "frontier" (points, or None for
+        one model) and, with ``out_dir``, "json" and "png" paths.
+    """
+    task = tasks.get_task(task)
+    if isinstance(model_paths, (str, os.PathLike)):
+        model_paths = [model_paths]
+    thresholds = [validation.check_threshold(t) for t in thresholds]
+    if not thresholds:
+        raise CLIError("give at least one threshold.")
+    models = [(path, load_model(path)) for path in model_paths]
+    x, y = task.data("test", test_size, seed)
+    curves, sources = {}, {}
+    for path, model in models:
+        name = _curve_name(path, curves)
+        curves[name] = tradeoff.threshold_sweep(model, x, y, thresholds, batch_size=batch_size)
+        sources[name] = str(path)
+    frontier = tradeoff.composite_frontier(curves) if len(curves) > 1 else None
+    result = {"task": task.name, "num_sequences": int(len(y)),
+              "sequence_length": int(x.shape[1]), "models": sources, "curves": curves,
+              "frontier": frontier}
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result["json"] = _write_json(out_dir / "sweep.json", result)
+        result["png"] = tradeoff.plot_tradeoff(
+            curves, out_dir / "sweep.png", frontier=frontier, time_unit=task.time_unit,
+            title=f"{task.name}: accuracy vs. mean spike time (n={len(y)})")
+    return result
+
+
+def format_sweep(result, time_unit="steps"):
+    """Markdown tables of a `sweep` result: each curve, then the frontier."""
+    blocks = []
+    for name, points in result["curves"].items():
+        heading = f"{name} ({result['models'][name]})" if len(result["curves"]) > 1 else name
+        blocks.append(f"{heading}\n\n{tradeoff.format_table(points, time_unit)}")
+    if result.get("frontier"):
+        blocks.append("composite frontier\n\n"
+                      + tradeoff.format_table(result["frontier"], time_unit))
+    return "\n\n".join(blocks)
+
+
+# ---------------------------------------------------------------------- demo
+DEMO_SIZES = {
+    # Full: about a minute of training on 2 CPU cores.
+    False: {"units": 32, "epochs": 20, "train_size": 8000, "val_size": 1000, "test_size": 2000},
+    # Quick: a smoke test (seconds); the model is barely trained.
+    True: {"units": 16, "epochs": 2, "train_size": 512, "val_size": 128, "test_size": 256},
+}
+
+
+def export_keras(model, out_dir, check=None):
+    """Saves ``out_dir/model.keras`` and checks that the reloaded model predicts the same."""
+    path = Path(out_dir) / "model.keras"
+    model.save(str(path))
+    info = {"path": str(path)}
+    if check is not None:
+        reloaded = keras.models.load_model(str(path))
+        info["agreement"] = _agreement(model.predict(check, verbose=0),
+                                       reloaded.predict(check, verbose=0))
+    return info
+
+
+def export_saved_model(model, out_dir, check=None):
+    """Writes a TF SavedModel (``serve`` and ``step`` endpoints) to ``out_dir/saved_model``.
+
+    Uses `rc_keras.export.export_saved_model`; plain ``model.export`` would serve only
+    the probabilities (and needs a prior direct call of the model).
+    """
+    import tensorflow as tf  # noqa: PLC0415
+
+    from rc_keras import export  # noqa: PLC0415 - optional dependency chain
+
+    path = Path(out_dir) / "saved_model"
+    export.export_saved_model(model, str(path))
+    info = {"path": str(path)}
+    if check is not None:
+        loaded = tf.saved_model.load(str(path))
+        served = {k: v.numpy() for k, v in loaded.serve(tf.constant(check, tf.float32)).items()}
+        info["agreement"] = _agreement(model.predict(check, verbose=0), served)
+    return info
+
+
+# Name -> exporter(model, out_dir, check) -> info dict. Later formats (TFLite, C array)
+# are added here; a failing exporter is reported as skipped and does not stop the demo.
+DEMO_EXPORTERS = {"keras": export_keras, "saved_model": export_saved_model}
+
+
+def _agreement(reference, other):
+    return {
+        "spike_time": float(np.mean(reference["spike_time"] == other["spike_time"])),
+        "label": float(np.mean(reference["label"] == other["label"])),
+        "max_abs_prob_diff": float(np.max(np.abs(reference["probs"] - other["probs"]))),
+    }
+
+
+def export_model(model, out_dir, formats=None, check=None):
+    """Runs the exporters of ``formats`` (default: all of `DEMO_EXPORTERS`).
+
+    Returns:
+        Dict name -> exporter info, or ``{"skipped": reason}`` for one that failed.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for name in formats or list(DEMO_EXPORTERS):
+        if name not in DEMO_EXPORTERS:
+            raise CLIError(f"unknown export format {name!r}; choose from: "
+                           f"{', '.join(DEMO_EXPORTERS)}.")
+        try:
+            results[name] = DEMO_EXPORTERS[name](model, out_dir, check=check)
+        except Exception as error:  # noqa: BLE001 - report, keep the other exports
+            results[name] = {"skipped": f"{type(error).__name__}: {error}".splitlines()[0]}
+    return results
+
+
+def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print):
+    """The quick-start job: train RC on spotting, evaluate on fresh data, export.
+
+    Args:
+        out_dir: where the model, the exports and ``report.json`` go.
+        quick: a seconds-long smoke run instead of the full (about a minute) one.
+        seed: run seed.
+        verbose: Keras ``fit`` verbosity.
+        log: callable for progress lines.
+
+    Returns:
+        The report dict (also written to ``out_dir/report.json``).
+    """
+    start = time.perf_counter()
+    task = tasks.get_task("spotting")
+    sizes = DEMO_SIZES[bool(quick)]
+    out_dir = Path(out_dir)
+    log(f"[1/3] training an RC model on '{task.name}' ({sizes['train_size']} sequences, "
+        f"{sizes['epochs']} epochs, LSTM {sizes['units']}, theta {task.threshold}, "
+        f"beta {task.beta})")
+    keras.utils.set_random_seed(int(seed))
+    x_train, y_train = task.data("train", sizes["train_size"], seed)
+    x_val, y_val = task.data("val", sizes["val_size"], seed)
+    x_test, y_test = task.data("test", sizes["test_size"], seed)
+    model = tasks.build_model(task, units=sizes["units"])
+    train_start = time.perf_counter()
+    model.fit(x_train, y_train, batch_size=task.batch_size, epochs=sizes["epochs"],
+              validation_data=(x_val, y_val), shuffle=True, verbose=verbose)
+    train_seconds = time.perf_counter() - train_start
+
+    log(f"[2/3] evaluating on {len(y_test)} fresh test sequences")
+    test = evaluate_model(model, x_test, y_test)
+    # Moving theta trades accuracy for speed without retraining; one pass serves all.
+    points = tradeoff.threshold_sweep(model, x_test, y_test, DEFAULT_THRESHOLDS)
+    log("      " + format_summary(test))
+    log("      other thresholds, same network:")
+    log("\n".join("      " + line for line in tradeoff.format_table(points).splitlines()))
+
+    log(f"[3/3] exporting to {out_dir}")
+    exports = export_model(model, out_dir, check=x_test[:256])
+    for name, info in exports.items():
+        log(f"      {name}: " + (f"skipped ({info['skipped']})" if "skipped" in info
+                                 else info["path"]))
+    report = {
+        "task": task.name,
+        "quick": bool(quick),
+        "config": {**sizes, "threshold": task.threshold, "beta": task.beta,
+                   "learning_rate": task.learning_rate, "batch_size": task.batch_size,
+                   "seed": int(seed)},
+        "test": test,
+        "threshold_sweep": points,
+        "exports": exports,
+        "train_seconds": round(train_seconds, 2),
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "version": __version__,
+    }
+    report["report_path"] = _write_json(out_dir / "report.json", report)
+    return report
+
+
+# ---------------------------------------------------------------------- argument parsing
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _task_arg(value):
+    try:
+        return tasks.get_task(value).name
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _threshold_arg(value):
+    try:
+        return validation.check_threshold(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(_plain(error)) from None
+
+
+def _thresholds_arg(value):
+    parts = [p for p in value.replace(" ", "").split(",") if p]
+    if not parts:
+        raise argparse.ArgumentTypeError("give thresholds as a comma-separated list, e.g. 0.8,0.9")
+    return [_threshold_arg(p) for p in parts]
+
+
+def _beta_arg(value):
+    try:
+        return validation.check_beta(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(_plain(error)) from None
+
+
+def _positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer; received {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {number}")
+    return number
+
+
+def _non_negative_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {number}")
+    return number
+
+
+def _positive_float(value):
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number; received {value!r}") from None
+    if not np.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number; received {number}")
+    return number
+
+
+def _plain(error):
+    """A validation message without the backticks meant for Python users."""
+    return str(error).replace("`", "")
+
+
+def build_parser():
+    """The ``rc-keras`` argument parser."""
+    task_help = "; ".join(f"{t}: {tasks.get_task(t).description}" for t in tasks.task_names())
+    parser = _Parser(prog="rc-keras",
+                     description="Rank-coded recurrent networks: train, evaluate, sweep the "
+                                 "threshold, run the demo.")
+    parser.add_argument("--version", action="version", version=f"rc_keras {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("train", help="train a task's default RC model and save it",
+                       description=f"Tasks: {task_help}.")
+    p.add_argument("--task", type=_task_arg, required=True, help="task name")
+    p.add_argument("--beta", type=_beta_arg, help="confidence penalty weight (>= 0)")
+    p.add_argument("--threshold", type=_threshold_arg, help="spike threshold theta in (0, 1)")
+    p.add_argument("--mode", choices=("rc", "eos"), default="rc",
+                   help="rc: loss at the spike; eos: conventional, loss at the last step")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--train-size", type=_positive_int, help="training sequences")
+    p.add_argument("--val-size", type=_positive_int, help="validation sequences")
+    p.add_argument("--test-size", type=_positive_int, help="test sequences")
+    p.add_argument("--units", type=_positive_int, help="LSTM cell width")
+    p.add_argument("--learning-rate", type=_positive_float, help="Adam learning rate")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                   help="Keras progress output (1: progress bars)")
+    p.add_argument("--out", required=True, help="output directory")
+
+    p = sub.add_parser("evaluate", help="evaluate a saved model on fresh test data")
+    p.add_argument("--model", required=True, help="a .keras file from 'rc-keras train'")
+    p.add_argument("--task", type=_task_arg, required=True)
+    p.add_argument("--threshold", type=_threshold_arg, help="override the saved theta")
+    p.add_argument("--test-size", type=_positive_int)
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = sub.add_parser("sweep", help="accuracy vs. mean spike time over thresholds",
+                       description="One forward pass per model serves every threshold. "
+                                   "Repeat --model (e.g. one per beta) for a composite "
+                                   "frontier.")
+    p.add_argument("--model", action="append", required=True,
+                   help="a .keras file; repeat for several models")
+    p.add_argument("--task", type=_task_arg, required=True)
+    p.add_argument("--thresholds", type=_thresholds_arg, default=list(DEFAULT_THRESHOLDS),
+                   help="comma-separated theta values (default: %(default)s)")
+    p.add_argument("--test-size", type=_positive_int)
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--out", required=True, help="output directory for sweep.json, sweep.png")
+
+    p = sub.add_parser("demo", help="train, evaluate and export the spotting demo model")
+    p.add_argument("--out", default=DEFAULT_DEMO_DIR, help="output directory "
+                                                           "(default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    return parser
+
+
+# ---------------------------------------------------------------------- commands
+def _cmd_train(args):
+    summary = train(args.task, args.out, beta=args.beta, threshold=args.threshold,
+                    mode=args.mode, epochs=args.epochs, train_size=args.train_size,
+                    units=args.units, seed=args.seed, learning_rate=args.learning_rate,
+                    val_size=args.val_size, test_size=args.test_size, verbose=args.verbose)
+    task = tasks.get_task(args.task)
+    print(f"trained {task.name} ({summary['config']['mode']}, beta "
+          f"{summary['config']['beta']:g}) in {summary['train_seconds']:.1f} s")
+    print("test: " + format_summary(summary["test"], task.time_unit))
+    print(f"saved {summary['model_path']} and {Path(args.out) / 'history.json'}")
+
+
+def _cmd_evaluate(args):
+    result = evaluate(args.model, args.task, threshold=args.threshold,
+                      test_size=args.test_size, seed=args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['model']} on {result['task']}: "
+              + format_summary(result, tasks.get_task(args.task).time_unit))
+
+
+def _cmd_sweep(args):
+    result = sweep(args.model, args.task, args.thresholds, out_dir=args.out,
+                   test_size=args.test_size, seed=args.seed)
+    print(format_sweep(result, tasks.get_task(args.task).time_unit))
+    print(f"\nwrote {result['json']} and {result['png']}")
+
+
+def _cmd_demo(args):
+    report = run_demo(args.out, quick=args.quick, seed=args.seed, verbose=args.verbose)
+    test = report["test"]
+    print(f"demo done in {report['wall_seconds']:.1f} s: accuracy {test['accuracy']:.4f}, "
+          f"mean spike time {test['mean_spike_time']:.2f} of {test['sequence_length']} steps; "
+          f"report {report['report_path']}")
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sweep": _cmd_sweep,
+            "demo": _cmd_demo}
+
+
+def main(argv=None):
+    """Entry point of ``rc-keras``; returns the exit status (0 ok, 2 bad arguments)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error already printed
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        COMMANDS[args.command](args)
+    except (CLIError, ValueError) as error:
+        if os.environ.get("RC_KERAS_DEBUG"):
+            raise
+        print(f"rc-keras {args.command}: error: {_plain(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

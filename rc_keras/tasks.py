@@ -1,0 +1,209 @@
+"""Tasks the `rc-keras` command trains: data, a default model, default sizes.
+
+A `Task` bundles a seeded array generator with the defaults the paper (or a quick
+run) uses for it. Splits draw from distinct seeds, so train, validation and test data
+never share a sequence generator state:
+
+```python
+from rc_keras import tasks
+task = tasks.get_task("spotting")
+x, y = task.data("train", seed=0)           # task.default_train_size sequences
+model = tasks.build_model(task, beta=0.05)  # compiled RCModel
+```
+
+More tasks (Speech Commands, temporal MNIST) register with `register_task`; a task
+whose model is not "one cell + dense softmax" passes its own ``model_factory``.
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+
+from rc_keras import datasets, losses, metrics, validation
+from rc_keras.model import RCModel
+
+SPLITS = ("train", "val", "test")
+# Splits of one run use seeds seed * _SEED_STRIDE + offset: distinct across splits and runs.
+_SPLIT_OFFSETS = {"train": 0, "val": 1, "test": 2}
+_SEED_STRIDE = 1000
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Task:
+    """A classification task for rank-coded networks, with the defaults to train on it."""
+
+    name: str
+    """Registry name, used on the command line (``--task``)."""
+    description: str
+    """One line, shown in ``rc-keras --help``."""
+    generate: Callable[..., tuple]
+    """``generate(num_sequences, seed=...) -> (x, y)``: float32 (n, time, *features), int (n,)."""
+    num_classes: int
+    """Number of classes."""
+    readout: str = "softmax"
+    """"softmax" or "sigmoid"; the default model's readout."""
+    units: int = 64
+    """Cell width of the default model."""
+    threshold: float = 0.9
+    """Default spike threshold theta."""
+    beta: float = 0.1
+    """Default confidence-penalty weight."""
+    learning_rate: float = 1e-3
+    """Adam learning rate."""
+    epochs: int = 10
+    """Default training epochs."""
+    batch_size: int = 64
+    """Training and evaluation batch size."""
+    train_size: int = 8000
+    """Default number of training sequences."""
+    val_size: int = 1000
+    """Default number of validation sequences."""
+    test_size: int = 2000
+    """Default number of test sequences."""
+    time_unit: str = "steps"
+    """Unit of spike times in reports and plots."""
+    model_factory: Optional[Callable[..., RCModel]] = None
+    """Optional ``factory(task, units=, threshold=, training_mode=) -> RCModel`` (uncompiled);
+    default: one LSTMCell and a dense softmax (or one sigmoid unit) head."""
+
+    def split_size(self, split):
+        """The default number of sequences of a split ("train", "val" or "test")."""
+        validation.check_choice(split, SPLITS, "split")
+        return {"train": self.train_size, "val": self.val_size, "test": self.test_size}[split]
+
+    def data(self, split, size=None, seed=0):
+        """Arrays of one split.
+
+        Args:
+            split: "train", "val" or "test".
+            size: number of sequences; defaults to the task's size for the split.
+            seed: run seed; each split derives its own seed from it.
+
+        Returns:
+            ``(x, y)`` arrays.
+        """
+        size = self.split_size(split) if size is None else int(size)
+        if size < 1:
+            raise ValueError(f"the {split} size must be a positive integer; received {size}.")
+        return self.generate(size, seed=split_seed(split, seed))
+
+
+def split_seed(split, seed=0):
+    """The data seed of a split for a run seed: distinct for every (split, seed) pair."""
+    validation.check_choice(split, SPLITS, "split")
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"`seed` must be >= 0; received {seed}.")
+    return seed * _SEED_STRIDE + _SPLIT_OFFSETS[split]
+
+
+_REGISTRY = {}
+
+
+def register_task(task, overwrite=False):
+    """Adds a `Task` to the registry under ``task.name``; returns it."""
+    if task.name in _REGISTRY and not overwrite:
+        raise ValueError(f"a task named {task.name!r} is already registered.")
+    validation.check_choice(task.readout, validation.READOUTS, "readout")
+    _REGISTRY[task.name] = task
+    return task
+
+
+def task_names():
+    """Names of the registered tasks, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_task(name):
+    """The registered `Task` called ``name``.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if isinstance(name, Task):
+        return name
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown task {name!r}; choose from: {', '.join(task_names())}.")
+    return _REGISTRY[name]
+
+
+def _default_factory(task, units, threshold, training_mode):
+    outputs, activation = (1, "sigmoid") if task.readout == "sigmoid" else (task.num_classes,
+                                                                           "softmax")
+    return RCModel(cell=keras.layers.LSTMCell(units),
+                   head=keras.layers.Dense(outputs, activation=activation),
+                   threshold=threshold, readout=task.readout, training_mode=training_mode,
+                   name=f"rc_{task.name.replace('-', '_')}")
+
+
+def rc_metrics():
+    """The RC metrics every task reports."""
+    return [metrics.SpikeAccuracy(), metrics.MeanSpikeTime(), metrics.NoSpikeRate(),
+            metrics.StepsRun()]
+
+
+def build_model(task, units=None, threshold=None, beta=None, training_mode="rc",
+                learning_rate=None):
+    """A compiled `RCModel` for ``task`` (Adam, `ConfidencePenalty`, RC metrics).
+
+    Args:
+        task: a `Task` or a registered name.
+        units: cell width; defaults to ``task.units``.
+        threshold: theta; defaults to ``task.threshold``.
+        beta: confidence-penalty weight; defaults to ``task.beta``.
+        training_mode: "rc" or "eos".
+        learning_rate: Adam learning rate; defaults to ``task.learning_rate``.
+
+    Returns:
+        The compiled, unbuilt model.
+    """
+    task = get_task(task)
+    units = task.units if units is None else int(units)
+    if units < 1:
+        raise ValueError(f"`units` must be a positive integer; received {units}.")
+    threshold = validation.check_threshold(task.threshold if threshold is None else threshold)
+    beta = validation.check_beta(task.beta if beta is None else beta)
+    validation.check_choice(training_mode, validation.MODES, "training_mode")
+    learning_rate = task.learning_rate if learning_rate is None else float(learning_rate)
+    if not np.isfinite(learning_rate) or learning_rate <= 0:
+        raise ValueError(f"`learning_rate` must be > 0; received {learning_rate}.")
+    factory = task.model_factory or _default_factory
+    model = factory(task, units=units, threshold=threshold, training_mode=training_mode)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=losses.ConfidencePenalty(beta=beta), metrics=rc_metrics())
+    return model
+
+
+register_task(Task(
+    name="spotting",
+    description="continuous sequence spotting: is there a run of 5 equal bits in 25?",
+    generate=datasets.spotting,
+    num_classes=2,
+    units=32,
+    threshold=0.9,
+    beta=0.05,
+    learning_rate=3e-3,
+    epochs=20,
+    batch_size=64,
+    train_size=8000,
+    val_size=1000,
+    test_size=2000,
+))
+
+register_task(Task(
+    name="two-sequence",
+    description="the 2-sequence problem: is the mean of 40 noisy samples +0.05 or -0.05?",
+    generate=datasets.two_sequence,
+    num_classes=2,
+    units=125,
+    threshold=0.9,
+    beta=0.1,
+    learning_rate=1e-3,
+    epochs=10,
+    batch_size=64,
+    train_size=10000,
+    val_size=1000,
+    test_size=2000,
+))
