@@ -84,9 +84,11 @@ def main():
         started = time.time()
         model, x_train = train_task_model(epochs, n_train)
         train_s = time.time() - started
+        print(f"trained in {train_s:.0f} s", flush=True)
         x_test, y_test = rk.datasets.two_sequence(n_test, seed=99)
         report = export.export_bundle(model, tmp / "task", int8=True, calibration=x_train[:512],
                                       verify=True, verify_sequences=(x_test, y_test))
+        print(f"task bundle done at {time.time() - started:.0f} s", flush=True)
         results["task"] = {"name": "two_sequence (T=40, 1 feature)", "cell": "LSTMCell(64)",
                            "epochs": epochs, "train_sequences": n_train, "train_seconds": train_s,
                            "threshold": model.threshold, "test_sequences": n_test,

@@ -79,7 +79,8 @@ def tflm_arena(data, start=1024):
 
     Returns:
         {"used_bytes": from the recording allocator's report (Python interpreter),
-         "min_arena_bytes": smallest ``arena_size`` (16-byte steps) that allocates}.
+         "min_arena_bytes": smallest ``arena_size`` that allocates, probed upwards from
+        the recorded total in 256-byte steps}.
     """
     data = bytes(data)
     interpreter = tflm_interpreter(data, arena_size=max(len(data) * 10, 1 << 16))
@@ -95,12 +96,13 @@ def tflm_arena(data, start=1024):
         except RuntimeError:
             return False
 
-    low, high = start, max(start, used or start)
+    # Probe upwards from the recorded total only: an arena far too small can hang the
+    # TFLM Python interpreter (seen with float LSTM models).
+    high = max(start, (used or start) // 16 * 16)
     while not fits(high):
-        low, high = high, high * 2
-    while high - low > 16:
-        mid = (low + high) // 2 // 16 * 16
-        low, high = (low, mid) if fits(mid) else (mid, high)
+        if high > 64 * 1024 * 1024:
+            raise RuntimeError("TFLM did not allocate this model even with a 64 MB arena.")
+        high += 256
     return {"used_bytes": used, "min_arena_bytes": int(high)}
 
 
