@@ -90,7 +90,7 @@ class RCModel(keras.Model):
     def threshold(self):
         """The spike threshold theta, a Python float."""
         # Round off float32 noise so that 0.9 reads back as 0.9.
-        return float(f"{float(keras.ops.convert_to_numpy(self._threshold.value)):.6g}")
+        return float(f"{float(self._threshold.numpy()):.6g}")
 
     @threshold.setter
     def threshold(self, value):
@@ -193,10 +193,11 @@ class RCModel(keras.Model):
 
         One pass serves a whole threshold sweep (see `rc_keras.tradeoff`).
         """
-        x, _ = self._split_inputs(inputs)
+        x, step_mask = self._split_inputs(inputs)
         structure = self._initial_states(x)
         return rank_coding.unroll_all_steps(self._step_fn(structure, training), x,
-                                            _flat_states(structure), dtype=self.compute_dtype)
+                                            _flat_states(structure), dtype=self.compute_dtype,
+                                            step_mask=step_mask)
 
     def _dropout_cells(self):
         cells = getattr(self.cell, "cells", [self.cell])
@@ -331,6 +332,15 @@ class RCModel(keras.Model):
     def predict(self, x, *args, **kwargs):
         self._check_arrays(x)
         return super().predict(x, *args, **kwargs)
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, **kwargs):
+        """Exports for serving. ``format="tf_saved_model"`` writes the RC SavedModel of
+        `rc_keras.export.export_saved_model` (endpoints ``serve``, with spike times, and
+        ``step``); other formats go to ``keras.Model.export``."""
+        if format == "tf_saved_model" and not kwargs:
+            from rc_keras.export import export_saved_model  # export imports this module
+            return export_saved_model(self, filepath)
+        return super().export(filepath, format=format, verbose=verbose, **kwargs)
 
     # ------------------------------------------------------------------ config
     def get_config(self):

@@ -144,22 +144,32 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
     return RCOutput(probs, spike_time, spiked, steps_run, states)
 
 
-def unroll_all_steps(step_fn, inputs, initial_states, dtype=tf.float32):
+def unroll_all_steps(step_fn, inputs, initial_states, dtype=tf.float32, step_mask=None):
     """Runs ``step_fn`` over every step (no halting) and stacks the readouts.
 
     Used for threshold sweeps, where one full pass serves every threshold, and as the
     full-sequence reference in tests.
+
+    Args:
+        step_fn, inputs, initial_states: as for `rank_code`.
+        dtype: dtype of the readout.
+        step_mask: optional (batch, time) bool mask; on invalid steps the state is
+            carried over unchanged, as in `rank_code` (the readout there is not used).
 
     Returns:
         (batch, time, outputs) probabilities.
     """
     inputs_tm = swap_batch_time(inputs)
     time = tf.shape(inputs)[1]
+    if step_mask is None:
+        step_mask = tf.ones((tf.shape(inputs)[0], time), dtype=tf.bool)
+    mask_tm = tf.transpose(step_mask)
     out = tf.TensorArray(dtype, size=time)
 
     def body(t, out, states):
-        probs, states = step_fn(inputs_tm[t], states)
-        return t + 1, out.write(t, probs), list(states)
+        probs, new_states = step_fn(inputs_tm[t], states)
+        states = [_where_rows(mask_tm[t], n, o) for n, o in zip(new_states, states)]
+        return t + 1, out.write(t, probs), states
 
     _, out, _ = tf.while_loop(lambda t, *_: t < time, body,
                               (tf.constant(0), out, list(initial_states)))

@@ -151,3 +151,15 @@ def test_labels_out_of_range_fail_in_graph_for_tf_data():
     ds = tf.data.Dataset.from_tensor_slices((x, y + 5)).batch(8)
     with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be < number of classes"):
         model.fit(ds, epochs=1, verbose=0)
+
+
+def test_model_export_writes_the_rc_serving_endpoint(tmp_path):
+    import tensorflow as tf
+    x, y = _data(32)
+    model = _model()
+    model.fit(x, y, epochs=1, verbose=0)
+    model.export(tmp_path / "sm")
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    served = loaded.serve(tf.constant(x))
+    np.testing.assert_array_equal(served["spike_time"].numpy(),
+                                  model.predict(x, verbose=0)["spike_time"])

@@ -1,5 +1,6 @@
 """The halting unroll: exact spike steps and loop iterations from a cell with known outputs."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -102,3 +103,14 @@ def test_step_probabilities_runs_every_step():
     model = _model()
     x = probs_with_spikes([1, 2], time=10)
     np.testing.assert_allclose(model.step_probabilities(x).numpy(), x.numpy())
+
+
+def test_step_probabilities_carry_state_over_masked_steps():
+    model = rk.RCModel(keras.layers.SimpleRNNCell(3), keras.layers.Dense(2, activation="softmax"),
+                       mask_value=0.0)
+    x = np.random.default_rng(0).normal(size=(2, 6, 2)).astype("float32")
+    x[0, 2:4] = 0.0  # two masked steps in the middle of row 0
+    full = model.step_probabilities(tf.constant(x)).numpy()
+    # Row 0 with the masked steps removed gives the same readout at the valid steps.
+    compact = model.step_probabilities(tf.constant(np.delete(x[:1], [2, 3], axis=1))).numpy()
+    np.testing.assert_allclose(full[0, [0, 1, 4, 5]], compact[0], atol=1e-6)
