@@ -256,83 +256,32 @@ DEMO_SIZES = {
 }
 
 
-def export_keras(model, out_dir, check=None):
-    """Saves ``out_dir/model.keras`` and checks that the reloaded model predicts the same."""
-    path = Path(out_dir) / "model.keras"
-    model.save(str(path))
-    info = {"path": str(path)}
-    if check is not None:
-        reloaded = keras.models.load_model(str(path))
-        info["agreement"] = _agreement(model.predict(check, verbose=0),
-                                       reloaded.predict(check, verbose=0))
-    return info
+def export_model(model, out_dir, calibration, held_out, int8=True, verify=True):
+    """Writes the deployment bundle of `rc_keras.export.export_bundle` into ``out_dir``.
 
-
-def export_saved_model(model, out_dir, check=None):
-    """Writes a TF SavedModel (``serve`` and ``step`` endpoints) to ``out_dir/saved_model``.
-
-    Uses `rc_keras.export.export_saved_model`; plain ``model.export`` would serve only
-    the probabilities (and needs a prior direct call of the model).
+    The bundle holds the .keras model, the SavedModel, the float32 and int8 streaming
+    TFLite step models with their sidecars, the C array and ``report.json``; with
+    ``verify`` the held-out sequences run through Keras, LiteRT and TFLM.
     """
-    import tensorflow as tf  # noqa: PLC0415
+    from rc_keras import export  # noqa: PLC0415 - pulls in the TFLite converter
 
-    from rc_keras import export  # noqa: PLC0415 - optional dependency chain
-
-    path = Path(out_dir) / "saved_model"
-    export.export_saved_model(model, str(path))
-    info = {"path": str(path)}
-    if check is not None:
-        loaded = tf.saved_model.load(str(path))
-        served = {k: v.numpy() for k, v in loaded.serve(tf.constant(check, tf.float32)).items()}
-        info["agreement"] = _agreement(model.predict(check, verbose=0), served)
-    return info
-
-
-# Name -> exporter(model, out_dir, check) -> info dict. Later formats (TFLite, C array)
-# are added here; a failing exporter is reported as skipped and does not stop the demo.
-DEMO_EXPORTERS = {"keras": export_keras, "saved_model": export_saved_model}
-
-
-def _agreement(reference, other):
-    return {
-        "spike_time": float(np.mean(reference["spike_time"] == other["spike_time"])),
-        "label": float(np.mean(reference["label"] == other["label"])),
-        "max_abs_prob_diff": float(np.max(np.abs(reference["probs"] - other["probs"]))),
-    }
-
-
-def export_model(model, out_dir, formats=None, check=None):
-    """Runs the exporters of ``formats`` (default: all of `DEMO_EXPORTERS`).
-
-    Returns:
-        Dict name -> exporter info, or ``{"skipped": reason}`` for one that failed.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = {}
-    for name in formats or list(DEMO_EXPORTERS):
-        if name not in DEMO_EXPORTERS:
-            raise CLIError(f"unknown export format {name!r}; choose from: "
-                           f"{', '.join(DEMO_EXPORTERS)}.")
-        try:
-            results[name] = DEMO_EXPORTERS[name](model, out_dir, check=check)
-        except Exception as error:  # noqa: BLE001 - report, keep the other exports
-            results[name] = {"skipped": f"{type(error).__name__}: {error}".splitlines()[0]}
-    return results
+    return export.export_bundle(model, out_dir, int8=int8, calibration=calibration,
+                                verify=verify, verify_sequences=held_out if verify else None)
 
 
 def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print):
     """The quick-start job: train RC on spotting, evaluate on fresh data, export.
 
     Args:
-        out_dir: where the model, the exports and ``report.json`` go.
+        out_dir: where the deployment bundle (with its ``report.json``) and
+            ``demo_report.json`` go.
         quick: a seconds-long smoke run instead of the full (about a minute) one.
         seed: run seed.
         verbose: Keras ``fit`` verbosity.
         log: callable for progress lines.
 
     Returns:
-        The report dict (also written to ``out_dir/report.json``).
+        The report dict (also written to ``out_dir/demo_report.json``).
     """
     start = time.perf_counter()
     task = tasks.get_task("spotting")
@@ -359,11 +308,12 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     log("      other thresholds, same network:")
     log("\n".join("      " + line for line in tradeoff.format_table(points).splitlines()))
 
-    log(f"[3/3] exporting to {out_dir}")
-    exports = export_model(model, out_dir, check=x_test[:256])
-    for name, info in exports.items():
-        log(f"      {name}: " + (f"skipped ({info['skipped']})" if "skipped" in info
-                                 else info["path"]))
+    log(f"[3/3] exporting to {out_dir} (Keras, SavedModel, TFLite float32 and int8, C array)")
+    # int8 ranges come from state trajectories on validation data; agreement is
+    # checked on held-out test sequences in LiteRT and TFLM.
+    exports = export_model(model, out_dir, calibration=x_val,
+                           held_out=(x_test[:256], y_test[:256]))
+    log("\n".join("      " + line for line in exports["verify"]["table"].splitlines()))
     report = {
         "task": task.name,
         "quick": bool(quick),
@@ -377,7 +327,7 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
         "wall_seconds": round(time.perf_counter() - start, 2),
         "version": __version__,
     }
-    report["report_path"] = _write_json(out_dir / "report.json", report)
+    report["report_path"] = _write_json(out_dir / "demo_report.json", report)
     return report
 
 
@@ -503,6 +453,21 @@ def build_parser():
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--out", required=True, help="output directory for sweep.json, sweep.png")
 
+    p = sub.add_parser("export", help="write the deployment bundle of a trained model",
+                       description="Writes model.keras, saved_model/, step_float32.tflite, "
+                                   "step_int8.tflite (with --int8), the C array and report.json.")
+    p.add_argument("--model", required=True, help="a .keras file")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--int8", action="store_true", help="also write the full-integer model")
+    p.add_argument("--calibration", help="calibration sequences for --int8 (.npy, or .npz with x); "
+                                         "default with --task: the task's validation data")
+    p.add_argument("--verify", action="store_true",
+                   help="run held-out sequences through Keras, LiteRT and TFLM")
+    p.add_argument("--verify-sequences", help="held-out sequences (.npz with x and y, or .npy); "
+                                              "default with --task: the task's test data")
+    p.add_argument("--task", type=_task_arg, help="task whose data serve as defaults")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+
     p = sub.add_parser("demo", help="train, evaluate and export the spotting demo model")
     p.add_argument("--out", default=DEFAULT_DEMO_DIR, help="output directory "
                                                            "(default: %(default)s)")
@@ -542,6 +507,32 @@ def _cmd_sweep(args):
     print(f"\nwrote {result['json']} and {result['png']}")
 
 
+def export_command(model_path, out_dir, int8=False, calibration=None, verify=False,
+                   verify_sequences=None, task=None, seed=0):
+    """`rc-keras export`: the bundle of a saved model, with data defaults from ``task``."""
+    model = load_model(model_path)
+    if task is not None:
+        task = tasks.get_task(task)
+        if int8 and calibration is None:
+            calibration = task.data("val", 1000, seed)[0]
+        if verify and verify_sequences is None:
+            verify_sequences = task.data("test", 500, seed)
+    if int8 and calibration is None:
+        raise CLIError("--int8 needs --calibration FILE (or --task to use its validation data).")
+    if verify and verify_sequences is None:
+        raise CLIError("--verify needs --verify-sequences FILE (or --task to use its test data).")
+    return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify)
+
+
+def _cmd_export(args):
+    report = export_command(args.model, args.out, int8=args.int8, calibration=args.calibration,
+                            verify=args.verify, verify_sequences=args.verify_sequences,
+                            task=args.task, seed=args.seed)
+    if "verify" in report:
+        print(report["verify"]["table"])
+    print(f"wrote the bundle to {args.out} (report.json)")
+
+
 def _cmd_demo(args):
     report = run_demo(args.out, quick=args.quick, seed=args.seed, verbose=args.verbose)
     test = report["test"]
@@ -551,7 +542,7 @@ def _cmd_demo(args):
 
 
 COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sweep": _cmd_sweep,
-            "demo": _cmd_demo}
+            "export": _cmd_export, "demo": _cmd_demo}
 
 
 def main(argv=None):

@@ -95,14 +95,32 @@ def test_demo_quick(tmp_path, capsys):
     assert cli.main(["demo", "--quick", "--verbose", "0", "--out", str(out_dir)]) == 0
     printed = capsys.readouterr().out
     assert "demo done" in printed and "mean spike time" in printed
-    report = json.loads((out_dir / "report.json").read_text())
+    report = json.loads((out_dir / "demo_report.json").read_text())
     assert report["quick"] is True
     assert set(report["test"]) >= {"accuracy", "mean_spike_time", "no_spike_rate"}
-    assert (out_dir / "model.keras").is_file()
-    assert report["exports"]["keras"]["agreement"]["spike_time"] == 1.0
-    saved = report["exports"]["saved_model"]
-    assert "skipped" in saved or (Path(saved["path"]) / "saved_model.pb").is_file()
+    for name in ("model.keras", "saved_model/saved_model.pb", "step_float32.tflite",
+                 "step_int8.tflite", "report.json"):
+        assert (out_dir / name).exists(), name
+    rows = {(r["model"], r["runtime"]): r for r in report["exports"]["verify"]["rows"]}
+    # The float32 step model answers exactly like Keras in both interpreters.
+    for runtime in ("litert", "tflm"):
+        float_row = next(r for (m, rt), r in rows.items() if "float32" in m and rt == runtime)
+        assert float_row["class_agreement"] == 1.0 and float_row["step_exact"] == 1.0
     assert len(report["threshold_sweep"]) == len(cli.DEFAULT_THRESHOLDS)
+
+
+def test_export_command_writes_the_bundle(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", "--task", "spotting", "--epochs", "1", "--train-size", "256",
+                     "--units", "8", "--verbose", "0", "--out", str(run_dir)]) == 0
+    out_dir = tmp_path / "bundle"
+    assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out", str(out_dir),
+                     "--int8", "--verify", "--task", "spotting"]) == 0
+    assert "class agree" in capsys.readouterr().out
+    assert (out_dir / "step_int8.tflite").is_file() and (out_dir / "rc_model_data.c").is_file()
+    assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out", str(out_dir),
+                     "--int8"]) == 2
+    assert "--int8 needs --calibration" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
