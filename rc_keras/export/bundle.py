@@ -160,7 +160,7 @@ def _versions():
 
 def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=False,
                   verify_sequences=None, class_names=None, feature_params=None, threshold=None,
-                  name="rc_model", runtimes=("litert", "tflm")):
+                  name="rc_model", runtimes=("litert", "tflm"), int16x8=False):
     """Writes a deployment bundle into ``out_dir`` and returns its report.
 
     Files: ``model.keras``, ``saved_model/`` (serve + step signatures),
@@ -182,6 +182,9 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
         threshold: theta to deploy; defaults to the model's own.
         name: C identifier prefix of the generated source.
         runtimes: interpreters used by ``verify``.
+        int16x8: also export ``step_int16x8.tflite`` (int16 activations and states, int8
+            weights; needs ``calibration``): closer to float than int8 on models whose
+            early exit is sensitive to small state errors. The C array stays int8.
 
     Returns:
         The report dict (also written to ``report.json``).
@@ -195,7 +198,7 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
     step_model.check_feature_params(params, model)
     step_model.check_class_names(class_names, model)
     x_cal, _ = load_sequences(calibration, "calibration")
-    if int8 and x_cal is None:
+    if (int8 or int16x8) and x_cal is None:
         raise ValueError("int8 export needs calibration sequences (`calibration`, --calibration): "
                          "int8 ranges must come from the states the model visits on real inputs.")
     if x_cal is not None:
@@ -219,6 +222,9 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
         if int8:
             sidecars["int8"] = export_tflite_step(model, out / "step_int8.tflite", "int8",
                                                   calibration=x_cal, **kwargs)
+        if int16x8:
+            sidecars["int16x8"] = export_tflite_step(model, out / "step_int16x8.tflite",
+                                                     "int16x8", calibration=x_cal, **kwargs)
         step_paths = [out / f"step_{q}.tflite" for q in sidecars]
         firmware_q = "int8" if int8 else "float32"
         firmware_data = (out / f"step_{firmware_q}.tflite").read_bytes()
@@ -240,7 +246,7 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
                            "kb": round(s["model_bytes"] / 1024, 1),
                            "tflm_arena": arenas[q], "ops": s["ops"],
                            "macs_per_frame": _flatbuffer.fc_macs((out / f"step_{q}.tflite").read_bytes()),
-                           **({"threshold_q": s["threshold_q"]} if q == "int8" else {})}
+                           **({"threshold_q": s["threshold_q"]} if q != "float32" else {})}
                        for q, s in sidecars.items()},
             "c_array": {"header": header.name, "source": source.name, "model": firmware_q,
                         "arena_bytes": arena},

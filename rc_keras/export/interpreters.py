@@ -15,7 +15,7 @@ import numpy as np
 
 from rc_keras import validation
 from rc_keras.export import _flatbuffer
-from rc_keras.export.tflite_step import load_sidecar, quantized_threshold
+from rc_keras.export.tflite_step import _QUANT_BITS, load_sidecar, quantized_threshold
 
 RUNTIMES = ("litert", "tflm")
 # Ops the TFLM Python interpreter cannot run usefully even when registered.
@@ -123,18 +123,21 @@ class StepRunner:
             raise ValueError(f"step model {path} does not exist.")
         self.sidecar = load_sidecar(path)
         self.runtime = runtime
-        self.int8 = self.sidecar["quantization"] == "int8"
+        # "int8" is kept as the name of "quantized" (int8 or int16x8) for callers.
+        self.int8 = self.sidecar["quantization"] in _QUANT_BITS
+        self.bits = _QUANT_BITS.get(self.sidecar["quantization"])
         self.readout = self.sidecar["readout"]
         self.threshold = validation.check_threshold(
             self.sidecar["threshold"] if threshold is None else threshold)
         probs = self.sidecar["outputs"]["probs"]
         if self.int8:
             self.q_high, self.q_low = quantized_threshold(
-                self.threshold, probs["scale"], probs["zero_point"], self.readout)
+                self.threshold, probs["scale"], probs["zero_point"], self.readout, self.bits)
         self.frame_spec = self.sidecar["inputs"]["frame"]
         self.probs_spec = probs
         self.states = self.sidecar["states"]
-        self.dtype = np.int8 if self.int8 else np.float32
+        self.dtype = {"int8": np.int8, "int16x8": np.int16}.get(self.sidecar["quantization"],
+                                                               np.float32)
         data = path.read_bytes()
         if runtime == "litert":
             try:
@@ -162,12 +165,12 @@ class StepRunner:
             self._state_values.append(np.full([1] + spec["shape"], value, self.dtype))
 
     def quantize_frames(self, frames):
-        """Float frames -> the model's input dtype (int8 with the input scale)."""
+        """Float frames -> the model's input dtype (int8 / int16 with the input scale)."""
         frames = np.asarray(frames, np.float32)
         if not self.int8:
             return frames
         q = np.round(frames / self.frame_spec["scale"]) + self.frame_spec["zero_point"]
-        return np.clip(q, -128, 127).astype(np.int8)
+        return np.clip(q, *self.bits).astype(self.dtype)
 
     def dequantize_probs(self, raw):
         if not self.int8:
@@ -201,7 +204,7 @@ class StepRunner:
             return value.astype(self.dtype, copy=True)
         real = (value.astype(np.float32) - spec["output_zero_point"]) * spec["output_scale"]
         q = np.round(real / spec["scale"]) + spec["zero_point"]
-        return np.clip(q, -128, 127).astype(np.int8)
+        return np.clip(q, *self.bits).astype(self.dtype)
 
     def crossed(self, raw):
         """The spike test on raw outputs (integer compare in int8, as on a board)."""
