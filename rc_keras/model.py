@@ -183,8 +183,10 @@ class RCModel(keras.Model):
         self._prime_dropout_masks(x, structure, training)
         step = self._step_fn(structure, training)
         try:
+            # In training nobody reads the final states, so they need not be frozen.
             return rank_coding.rank_code(step, x, _flat_states(structure), self.num_outputs,
-                                         self._threshold.value, self.readout, mode, step_mask)
+                                         self._threshold.value, self.readout, mode, step_mask,
+                                         freeze_states=not training)
         finally:
             self._reset_dropout_masks()
 

@@ -79,12 +79,12 @@ def swap_batch_time(x):
 
 def _where_rows(rows, new, old):
     """Selects ``new`` where the (batch,) mask ``rows`` is True, ``old`` elsewhere."""
-    shape = tf.concat([tf.shape(rows), tf.ones([tf.rank(new) - 1], tf.int32)], 0)
-    return tf.where(tf.reshape(rows, shape), new, old)
+    # A static reshape: no shape arithmetic inside the loop.
+    return tf.where(tf.reshape(rows, [-1] + [1] * (new.shape.rank - 1)), new, old)
 
 
 def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
-              readout="softmax", mode="rc", step_mask=None):
+              readout="softmax", mode="rc", step_mask=None, freeze_states=True):
     """Unrolls ``step_fn`` over time and halts each example at its first spike.
 
     Args:
@@ -99,6 +99,10 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
             answers at the last valid step.
         step_mask: optional (batch, time) bool mask of valid steps; a spike never
             lands on an invalid step and states are not updated there.
+        freeze_states: keep each example's state as it was at its answer step. The
+            answer itself is frozen either way, so this only matters to callers that
+            read ``states``; training passes False and saves a select per state and
+            step, forward and backward (gradients are identical).
 
     Returns:
         An `RCOutput`.
@@ -106,31 +110,45 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
     inputs_tm = swap_batch_time(inputs)
     batch = tf.shape(inputs)[0]
     time = tf.shape(inputs)[1]
-    if step_mask is None:
-        step_mask = tf.ones((batch, time), dtype=tf.bool)
-    mask_tm = tf.transpose(step_mask)
-    last = last_valid_step(step_mask)
-    threshold = tf.cast(threshold, inputs.dtype if inputs.dtype.is_floating else tf.float32)
+    probs_dtype = tf.float32 if not inputs.dtype.is_floating else inputs.dtype
+    theta = tf.cast(threshold, probs_dtype)
+    # Every op in the body runs once per step forward and again backward, so the
+    # unmasked case (the common one) skips the mask bookkeeping altogether.
+    masked = step_mask is not None
+    if masked:
+        mask_tm = tf.transpose(step_mask)
+        last = last_valid_step(step_mask)
+    else:
+        last = time - 1
 
     def cond(t, done, *_):
         return (t < time) & tf.logical_not(tf.reduce_all(done))
 
     def body(t, done, spike_time, spiked, probs, states):
         step_probs, new_states = step_fn(inputs_tm[t], states)
-        valid = mask_tm[t]
+        step_probs = tf.cast(step_probs, probs_dtype)
+        waiting = tf.logical_not(done)
+        crossed = crosses_threshold(step_probs, theta, readout)
+        running = waiting
+        if masked:
+            valid = mask_tm[t]
+            crossed = crossed & valid
+            running = waiting & valid
         # Examples that already answered keep their state, so the returned state is
         # the one at the answer step (what a streaming server would hold).
-        running = valid & tf.logical_not(done)
-        states = [_where_rows(running, n, o) for n, o in zip(new_states, states)]
-        crossed = crosses_threshold(step_probs, tf.cast(threshold, step_probs.dtype), readout) & valid
+        if freeze_states:
+            states = [_where_rows(running, n, o) for n, o in zip(new_states, states)]
+        elif masked:
+            states = [_where_rows(valid, n, o) for n, o in zip(new_states, states)]
+        else:
+            states = list(new_states)
         at_end = tf.equal(t, last)
-        answer = tf.logical_not(done) & ((crossed | at_end) if mode == "rc" else at_end)
-        probs = _where_rows(answer, tf.cast(step_probs, probs.dtype), probs)
+        answer = waiting & ((crossed | at_end) if mode == "rc" else at_end)
+        probs = _where_rows(answer, step_probs, probs)
         spike_time = tf.where(answer, t, spike_time)
         spiked = spiked | (answer & crossed)
         return t + 1, done | answer, spike_time, spiked, probs, states
 
-    probs_dtype = tf.float32 if not inputs.dtype.is_floating else inputs.dtype
     loop_vars = (
         tf.constant(0, tf.int32),
         tf.zeros((batch,), tf.bool),

@@ -1,0 +1,170 @@
+"""Train-step cost of RC training against a plain Keras LSTM, measured interleaved.
+
+Variants (batch 128, LSTM 128 units, 20 features, T=81, 11 classes):
+  (a) keras.layers.LSTM + Dense, loss at the last step (the conventional baseline);
+  (b) RCModel where no example spikes: the loop runs all 81 steps;
+  (c) RCModel where every example spikes by step 20: the loop stops there.
+
+Rounds run a, b, c, a, b, c, ... so that machine noise hits all variants alike; the
+results are medians per variant and ratios of medians. Targets: (c)/(b) <= 0.35 and
+(b)/(a) <= 1.25.
+
+    python benchmarks/bench_train_speed.py [--rounds 15] [--steps 10] [--quick]
+"""
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import rc_keras as rk
+
+BATCH, UNITS, FEATURES, TIME, CLASSES = 128, 128, 20, 81, 11
+SIGNAL_STEP = 19  # (c): the label becomes visible at this 0-based step
+
+
+def make_batch(seed=0, signal_step=None):
+    """Noise inputs; with ``signal_step``, the label is shown (one-hot x 3) from then on."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(BATCH, TIME, FEATURES)).astype("float32") * 0.5
+    y = rng.integers(0, CLASSES, size=BATCH).astype("int32")
+    if signal_step is not None:
+        x[:, :signal_step] *= 0.0
+        x[:, signal_step:, :CLASSES] += 3.0 * np.eye(CLASSES, dtype="float32")[y][:, None, :]
+    return x, y
+
+
+def baseline_model():
+    model = keras.Sequential([keras.Input((TIME, FEATURES)), keras.layers.LSTM(UNITS),
+                              keras.layers.Dense(CLASSES, activation="softmax")])
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    return model
+
+
+def rc_model(threshold):
+    model = rk.RCModel(keras.layers.LSTMCell(UNITS),
+                       keras.layers.Dense(CLASSES, activation="softmax"), threshold=threshold)
+    model.compile(keras.optimizers.Adam(1e-3), rk.ConfidencePenalty(beta=0.0))
+    model.build((None, TIME, FEATURES))
+    return model
+
+
+def early_spiking_model(x, y, max_steps=600, log=print):
+    """(c): RC-trains on the signal-at-step-19 task until every example spikes by step 20."""
+    model = rc_model(threshold=0.9)
+    model.compile(keras.optimizers.Adam(3e-3), rk.ConfidencePenalty(beta=0.0))
+    for step in range(max_steps):
+        model.train_on_batch(x, y)
+        if step % 25 == 24:
+            out = model.rank_code(x)
+            latest = int(tf.reduce_max(out.spike_time))
+            log(f"  pre-training (c): step {step + 1}, latest spike step {latest}, "
+                f"loop iterations {int(out.steps_run)}")
+            if latest <= 20 and bool(tf.reduce_all(out.spiked)):
+                break
+    # Train on with a fixed optimizer state so that timing reuses the traced function.
+    return model
+
+
+def time_steps(model, x, y, steps):
+    """Seconds per train step over ``steps`` calls of the compiled train function."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        logs = model.train_on_batch(x, y, return_dict=True)
+    float(logs["loss"])  # wait for the last step
+    return (time.perf_counter() - start) / steps
+
+
+def run(rounds=15, steps=10, log=print):
+    keras.utils.set_random_seed(0)
+    x_noise, y_noise = make_batch(seed=0)
+    x_sig, y_sig = make_batch(seed=1, signal_step=SIGNAL_STEP)
+    log("building (a) keras LSTM, (b) RC without spikes, (c) RC spiking by step 20")
+    models = {"a_keras_lstm": (baseline_model(), x_noise, y_noise),
+              "b_rc_no_spike": (rc_model(threshold=0.999999), x_noise, y_noise),
+              "c_rc_spike_by_20": (early_spiking_model(x_sig, y_sig, log=log), x_sig, y_sig)}
+    loops = {}
+    for name, (model, x, y) in models.items():
+        time_steps(model, x, y, 2)  # trace and warm up
+        if isinstance(model, rk.RCModel):
+            out = model.rank_code(x, training=True)
+            loops[name] = {"steps_run": int(out.steps_run),
+                           "all_spiked": bool(tf.reduce_all(out.spiked)),
+                           "max_spike_step": int(tf.reduce_max(out.spike_time)),
+                           "mean_steps_read": float(tf.reduce_mean(
+                               tf.cast(out.spike_time, tf.float32)) + 1)}
+    log(f"loop facts: {loops}")
+    samples = {name: [] for name in models}
+    for r in range(rounds):
+        for name, (model, x, y) in models.items():
+            samples[name].append(1000 * time_steps(model, x, y, steps))
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:.1f} ms" for n, v in samples.items()))
+    # The (c) model keeps training while timed; confirm it still stops by step 20.
+    out = models["c_rc_spike_by_20"][0].rank_code(x_sig, training=True)
+    loops["c_rc_spike_by_20"]["steps_run_after_timing"] = int(out.steps_run)
+    medians = {name: statistics.median(v) for name, v in samples.items()}
+    ratios = {"c_over_b": medians["c_rc_spike_by_20"] / medians["b_rc_no_spike"],
+              "b_over_a": medians["b_rc_no_spike"] / medians["a_keras_lstm"]}
+    return {
+        "settings": {"batch": BATCH, "units": UNITS, "features": FEATURES, "time": TIME,
+                     "classes": CLASSES, "rounds": rounds, "steps_per_measure": steps,
+                     "optimizer": "Adam", "jit_compile": False},
+        "loops": loops,
+        "ms_per_step_samples": samples,
+        "ms_per_step_median": medians,
+        "ratios": ratios,
+        "targets": {"c_over_b_max": 0.35, "b_over_a_max": 1.25,
+                    "c_over_b_met": ratios["c_over_b"] <= 0.35,
+                    "b_over_a_met": ratios["b_over_a"] <= 1.25},
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": platform.python_version()},
+        "machine": f"{platform.machine()}, {tf.config.threading.get_intra_op_parallelism_threads() or 'default'} intra-op threads",
+        "date": datetime.date.today().isoformat(),
+    }
+
+
+def to_markdown(result):
+    m, r, loops = result["ms_per_step_median"], result["ratios"], result["loops"]
+    t = result["targets"]
+    lines = [
+        "| variant | ms / train step (median) | loop iterations |",
+        "|---|---|---|",
+        f"| (a) keras.layers.LSTM, loss at step 81 | {m['a_keras_lstm']:.1f} | 81 (cuDNN-free while loop) |",
+        f"| (b) RCModel, no example spikes | {m['b_rc_no_spike']:.1f} | {loops['b_rc_no_spike']['steps_run']} |",
+        f"| (c) RCModel, all spike by step 20 | {m['c_rc_spike_by_20']:.1f} | {loops['c_rc_spike_by_20']['steps_run']} |",
+        "",
+        f"(c)/(b) = **{r['c_over_b']:.3f}** (target <= 0.35: {'met' if t['c_over_b_met'] else 'NOT met'}); "
+        f"(b)/(a) = **{r['b_over_a']:.3f}** (target <= 1.25: {'met' if t['b_over_a_met'] else 'NOT met'}).",
+        f"Batch {BATCH}, LSTM {UNITS}, {FEATURES} features, T={TIME}, {CLASSES} classes, Adam; "
+        f"{result['settings']['rounds']} interleaved rounds of {result['settings']['steps_per_measure']} "
+        f"steps; TF {result['versions']['tensorflow']}, Keras {result['versions']['keras']}, "
+        f"{result['date']}, 2-core CPU.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=10, help="train steps per measurement")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 2 steps (smoke run)")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = parser.parse_args(argv)
+    rounds, steps = (3, 2) if args.quick else (args.rounds, args.steps)
+    result = run(rounds, steps)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "train_speed.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+
+
+if __name__ == "__main__":
+    main()
