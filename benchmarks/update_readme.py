@@ -1,0 +1,46 @@
+"""Copies the markdown tables of benchmarks/results/ into README.md's results section.
+
+    python benchmarks/update_readme.py
+
+The section lies between the markers ``<!-- results:start -->`` and
+``<!-- results:end -->``; each benchmark's table goes under its own heading, in the
+order of SECTIONS, so the README always shows the committed figures.
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SECTIONS = [
+    ("train_speed.md", "Training speed (`benchmarks/bench_train_speed.py`)"),
+    ("toy_tasks.md", "Toy tasks (`benchmarks/bench_toy_tasks.py`)"),
+    ("deploy.md", "Deployment (`benchmarks/bench_deploy.py`)"),
+    ("spiking.md", "Spiking cell (`benchmarks/bench_spiking.py`)"),
+]
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def results_section():
+    parts = []
+    for name, heading in SECTIONS:
+        path = RESULTS / name
+        if not path.exists():
+            continue
+        body = path.read_text().strip()
+        # A results file may open with its own '# Title'; the README gives the heading.
+        if body.startswith("# "):
+            body = body.split("\n", 1)[1].strip()
+        parts.append(f"### {heading}\n\n{body}")
+    return "\n\n".join(parts)
+
+
+def main():
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{results_section()}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
