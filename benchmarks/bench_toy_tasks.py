@@ -83,21 +83,31 @@ def spotting_report(model, x_val, y_val, x_test, y_test):
 
 def two_sequence_report(model, x_val, y_val, x_test, y_test, frontier_val, frontier_test,
                         max_steps=16.0):
-    """Chooses theta on validation: the smallest gap to the frontier with mean <= 16."""
-    val = tradeoff.all_step_probabilities(model, x_val)
-    sweep = tradeoff.sweep_from_probabilities(val, y_val, THRESHOLDS)
-    allowed = [p for p in sweep if p["mean_spike_time"] <= max_steps] or sweep[:1]
-    theta = min(allowed, key=lambda p: bayes_optimal.frontier_accuracy_at(
-        frontier_val, p["mean_spike_time"]) - p["accuracy"])["threshold"]
+    """The model at the theta it was trained with, plus the best validation point <= 16 steps.
+
+    The headline is the model as trained (theta is part of RC training: the network
+    learns to cross *that* threshold); the second operating point is chosen on the
+    validation set as the most accurate one within the step budget.
+    """
     test = tradeoff.all_step_probabilities(model, x_test)
-    steps, labels, _ = answers(test, theta)
-    accuracy, mean_steps = float(np.mean(labels == y_test)), float(np.mean(steps + 1))
-    bayes = bayes_optimal.frontier_accuracy_at(frontier_test, mean_steps)
-    return {"threshold": theta, "accuracy": accuracy, "mean_spike_time": mean_steps,
-            "frontier_accuracy": bayes, "gap_points": 100 * (bayes - accuracy),
-            "accuracy_at_end": float(np.mean(test[:, -1].argmax(-1) == y_test)),
-            "sweep": tradeoff.sweep_from_probabilities(test, y_test, THRESHOLDS),
-            "targets_met": bool(100 * (bayes - accuracy) <= 0.5 and mean_steps <= max_steps)}
+
+    def point(theta):
+        steps, labels, _ = answers(test, theta)
+        accuracy, mean_steps = float(np.mean(labels == y_test)), float(np.mean(steps + 1))
+        bayes = bayes_optimal.frontier_accuracy_at(frontier_test, mean_steps)
+        return {"threshold": float(theta), "accuracy": accuracy, "mean_spike_time": mean_steps,
+                "frontier_accuracy": bayes, "gap_points": 100 * (bayes - accuracy),
+                "targets_met": bool(100 * (bayes - accuracy) <= 0.5 and mean_steps <= max_steps)}
+
+    val = tradeoff.sweep_from_probabilities(tradeoff.all_step_probabilities(model, x_val), y_val,
+                                            THRESHOLDS)
+    allowed = [p for p in val if p["mean_spike_time"] <= max_steps] or val[:1]
+    best = point(max(allowed, key=lambda p: p["accuracy"])["threshold"])
+    result = point(model.threshold)
+    result.update(best_within_budget=best,
+                  accuracy_at_end=float(np.mean(test[:, -1].argmax(-1) == y_test)),
+                  sweep=tradeoff.sweep_from_probabilities(test, y_test, THRESHOLDS))
+    return result
 
 
 def plot_two_sequence(results, frontier, path):
@@ -151,8 +161,11 @@ def to_markdown(report):
             if task == "spotting":
                 ref = f"positives answered <= 1 step after the run: {100 * r['positives_on_time']:.1f}%"
             else:
+                best = r["best_within_budget"]
                 ref = (f"Bayes frontier {100 * r['frontier_accuracy']:.2f}% at that step "
-                       f"(gap {r['gap_points']:.2f} points)")
+                       f"(gap {r['gap_points']:.2f} points); most accurate validation point "
+                       f"<= 16 steps: {100 * best['accuracy']:.2f}% at {best['mean_spike_time']:.2f} "
+                       f"(theta {best['threshold']:.4g}, gap {best['gap_points']:.2f})")
             met = "yes" if r["targets_met"] else "no"
             lines.append(f"| {task} | {mode.upper()} | {r['threshold']:.4g} | {100 * r['accuracy']:.2f} | "
                          f"{r['mean_spike_time']:.2f} | {100 * r['accuracy_at_end']:.2f} | {ref} | "
@@ -167,7 +180,8 @@ def to_markdown(report):
     settings = "; ".join(f"{t}: LSTM {e['settings']['units']}, {e['settings']['epochs']} epochs x "
                          f"{e['settings']['train_size']} fresh sequences, beta {e['settings']['beta']}, "
                          f"{e['settings']['test_size']} test sequences" for t, e in report["tasks"].items())
-    lines.append(f"Settings: {settings}. Theta chosen on a separate validation set. {report['date']}.")
+    lines.append(f"Settings: {settings}. Spotting: theta chosen on a separate validation set; "
+                 f"2-sequence: theta as trained (0.9). {report['date']}.")
     return "\n".join(lines) + "\n"
 
 
