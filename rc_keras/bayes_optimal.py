@@ -5,7 +5,8 @@ level s over its uniform prior, is
 
     P(+ | x_1..t) = Z+ / (Z+ + Z-),   Z± = ∫ prod_i N(x_i; ±mean, s) ds / (high - low),
 
-computed here with the midpoint rule on a fine grid of s (in log space, with logsumexp).
+computed here with the midpoint rule on a fine grid of s, in log space (log-likelihoods
+combined with logsumexp, so that 40 samples of a small s do not underflow).
 Answering at the first step where max(P, 1 - P) reaches a level, for a sweep of levels,
 traces the best achievable accuracy for each mean number of steps read: no network can
 lie above that frontier.
@@ -25,10 +26,18 @@ def two_sequence_posterior(x, mean=0.05, sigma_range=(0.05, 0.25), grid=400, chu
         chunk: sequences per block (bounds memory at chunk * T * grid doubles).
 
     Returns:
-        (n, T) float64 posteriors.
+        (n, T) float64 posteriors; column t - 1 conditions on the first t samples.
+
+    Raises:
+        ValueError: if ``sigma_range`` is not 0 < low <= high or ``grid`` < 1.
     """
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     low, high = sigma_range
+    if not 0 < low <= high:
+        raise ValueError(f"`sigma_range` must satisfy 0 < low <= high; received {sigma_range}.")
+    if int(grid) < 1 or int(chunk) < 1:
+        raise ValueError(f"`grid` and `chunk` must be positive; received {grid}, {chunk}.")
+    grid, chunk = int(grid), int(chunk)
     edges = np.linspace(low, high, grid + 1)
     sigma = 0.5 * (edges[1:] + edges[:-1])  # equal weights: uniform prior
     t = np.arange(1, x.shape[1] + 1, dtype=np.float64)[None, :, None]
@@ -51,7 +60,15 @@ def _logsumexp(values):
 
 
 def first_confident_step(posterior, level):
-    """0-based step of the first max(P, 1 - P) >= level (the last step if none)."""
+    """When the Bayes-optimal reader answers at a confidence level.
+
+    Args:
+        posterior: (n, T) posteriors of the positive class.
+        level: confidence level in [0.5, 1].
+
+    Returns:
+        (n,) 0-based step of the first max(P, 1 - P) >= level; the last step if none.
+    """
     confident = np.maximum(posterior, 1.0 - posterior) >= level
     return np.where(confident.any(axis=1), confident.argmax(axis=1), posterior.shape[1] - 1)
 
@@ -59,14 +76,20 @@ def first_confident_step(posterior, level):
 def bayes_frontier(x, y, levels=None, posterior=None, **kwargs):
     """Accuracy vs mean steps read of the Bayes-optimal reader over confidence levels.
 
+    For each level the reader answers at the first step where max(P, 1 - P) >= level
+    (at the last step if that never happens), with the more probable class.
+
     Args:
-        x: (n, T[, 1]) sequences; y: (n,) labels (1 positive, 0 negative).
+        x: (n, T) or (n, T, 1) sequences.
+        y: (n,) labels (1 positive, 0 negative).
         levels: confidence levels in [0.5, 1]; default a dense sweep.
-        posterior: precomputed `two_sequence_posterior(x)` (optional).
+        posterior: precomputed `two_sequence_posterior(x)` (optional; saves the
+            integration when several frontiers share a test set).
         **kwargs: passed to `two_sequence_posterior`.
 
     Returns:
-        List of dicts {level, accuracy, mean_steps}, sorted by mean_steps.
+        List of dicts ``{"level", "accuracy", "mean_steps"}`` sorted by mean_steps;
+        accuracy is a fraction, mean_steps counts samples read (0-based step + 1).
     """
     post = two_sequence_posterior(x, **kwargs) if posterior is None else posterior
     y = np.asarray(y).reshape(-1)
@@ -82,8 +105,18 @@ def bayes_frontier(x, y, levels=None, posterior=None, **kwargs):
 
 
 def frontier_accuracy_at(frontier, mean_steps):
-    """Best frontier accuracy reachable within ``mean_steps`` (linear interpolation of the
-    upper envelope between frontier points; clamped at the ends)."""
+    """Optimal accuracy at a given mean number of steps read.
+
+    Linear interpolation between frontier points of the upper envelope (the best
+    accuracy of any point at most that slow), clamped at the ends of the frontier.
+
+    Args:
+        frontier: points of `bayes_frontier` (dicts with "accuracy" and "mean_steps").
+        mean_steps: mean samples read (1-based), e.g. a network's mean spike step.
+
+    Returns:
+        Accuracy as a fraction.
+    """
     steps = np.array([p["mean_steps"] for p in frontier])
     envelope = np.maximum.accumulate(np.array([p["accuracy"] for p in frontier]))
     return float(np.interp(mean_steps, steps, envelope))
