@@ -1,0 +1,227 @@
+"""SpikingLIFCell: forward equations, quantizer, surrogate gradient, saving, RC exactness."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import rc_keras as rk
+from rc_keras.cells import SpikingLIFCell, quantize_spikes
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _numpy_step(x, u, s, kernel, recurrent, bias, bits):
+    """The docstring's equations, written out in numpy."""
+    units = u.shape[-1]
+    z = x @ kernel + s @ recurrent + bias
+    f, c = _sigmoid(z[:, :units]), z[:, units:]
+    v = f * u + (1.0 - f) * c
+    levels = 2 ** bits - 1
+    out = np.clip(np.floor(levels * v), 0, levels) / levels
+    return out, v - out
+
+
+def test_forward_matches_hand_computed_step():
+    cell = SpikingLIFCell(2, output_bits=2)
+    cell.build((None, 1))
+    # Leak gate: f = sigmoid(0) = 0.5 for both units; current c = 2 * x for unit 0, -x
+    # for unit 1, plus 0.5 * s_prev[0] on unit 1.
+    cell.kernel.assign([[0.0, 0.0, 2.0, -1.0]])
+    cell.recurrent_kernel.assign([[0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    cell.bias.assign([0.0, 0.0, 0.0, 0.0])
+    u = tf.constant([[0.4, 0.2]])
+    s = tf.constant([[1.0, 0.0]])
+    out, (u_new, s_new) = cell(tf.constant([[0.5]]), [u, s])
+    # v0 = 0.5 * 0.4 + 0.5 * 1.0 = 0.7 -> floor(2.1) / 3 = 2/3, residual 0.7 - 2/3
+    # v1 = 0.5 * 0.2 + 0.5 * (-0.5 + 0.5) = 0.1 -> floor(0.3) = 0, residual 0.1
+    np.testing.assert_allclose(out.numpy(), [[2 / 3, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(u_new.numpy(), [[0.7 - 2 / 3, 0.1]], atol=1e-6)
+    np.testing.assert_array_equal(s_new.numpy(), out.numpy())
+
+
+def test_forward_matches_numpy_equations_over_a_sequence():
+    rng = np.random.default_rng(0)
+    cell = SpikingLIFCell(5, output_bits=3)
+    x = rng.normal(size=(4, 7, 3)).astype(np.float32) * 2
+    outputs = keras.layers.RNN(cell, return_sequences=True)(x).numpy()
+    kernel, recurrent, bias = (w.numpy() for w in (cell.kernel, cell.recurrent_kernel, cell.bias))
+    u = s = np.zeros((4, 5), np.float32)
+    for t in range(7):
+        s, u = _numpy_step(x[:, t], u, s, kernel, recurrent, bias, 3)
+        np.testing.assert_allclose(outputs[:, t], s, atol=1e-6)
+    assert 0 < np.count_nonzero(outputs) < outputs.size
+
+
+def test_leak_bias_starts_at_forget_bias():
+    cell = SpikingLIFCell(3, forget_bias=1.5)
+    cell.build((None, 2))
+    np.testing.assert_array_equal(cell.bias.numpy(), [1.5] * 3 + [0.0] * 3)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_quantization_levels(bits):
+    levels = 2 ** bits - 1
+    v = tf.linspace(-1.0, 2.0, 3001)
+    s = quantize_spikes(v, bits).numpy()
+    np.testing.assert_allclose(np.unique(s), np.arange(levels + 1) / levels, atol=1e-7)
+    # Level k/L from v >= k/L on; 0 below 1/L; saturates at 1.
+    np.testing.assert_allclose(s, np.clip(np.floor(v.numpy() * levels), 0, levels) / levels)
+    assert quantize_spikes(tf.constant(1.0), bits).numpy() == 1.0
+    assert quantize_spikes(tf.constant(1.0 / levels - 1e-3), bits).numpy() == 0.0
+
+
+def test_binary_spikes_fire_at_threshold_one():
+    s = quantize_spikes(tf.constant([-0.5, 0.0, 0.99, 1.0, 1.7, 5.0]), 1).numpy()
+    np.testing.assert_array_equal(s, [0, 0, 0, 1, 1, 1])
+
+
+@pytest.mark.parametrize("bits", [1, 2])
+def test_surrogate_gradient_is_the_documented_box(bits):
+    v = tf.constant([-0.7, -0.01, 0.01, 0.2, 0.5, 0.9, 0.99, 1.01, 1.6, 3.0])
+    upstream = tf.constant(np.linspace(0.5, 2.0, 10), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        s = quantize_spikes(v, bits)
+    grad = tape.gradient(s, v, output_gradients=upstream).numpy()
+    expected = upstream.numpy() * ((v.numpy() >= 0) & (v.numpy() <= 1))
+    np.testing.assert_allclose(grad, expected)
+
+
+def test_gradient_through_potential_is_the_leak():
+    """The reset is detached, so d u_t / d u_{t-1} = f_t, not f_t - f_t * ds/dv."""
+    cell = SpikingLIFCell(2, output_bits=2)
+    cell.build((None, 1))
+    cell.kernel.assign([[0.0, 0.0, 1.0, 1.0]])
+    cell.recurrent_kernel.assign(np.zeros((2, 4), np.float32))
+    cell.bias.assign([2.0, -1.0, 0.0, 0.0])
+    u = tf.constant([[0.3, 0.6]])
+    with tf.GradientTape() as tape:
+        tape.watch(u)
+        _, (u_new, _) = cell(tf.constant([[0.4]]), [u, tf.zeros((1, 2))])
+    grad = tape.gradient(u_new, u).numpy()
+    np.testing.assert_allclose(grad, [[_sigmoid(2.0), _sigmoid(-1.0)]], rtol=1e-6)
+
+
+def test_half_the_parameters_of_an_lstm():
+    for inputs, units in [(1, 64), (40, 128)]:
+        lif, lstm = SpikingLIFCell(units), keras.layers.LSTMCell(units)
+        lif.build((None, inputs))
+        lstm.build((None, inputs))
+        assert lif.count_params() == 2 * (inputs * units + units * units + units)
+        assert lif.count_params() * 2 == lstm.count_params()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="units"):
+        SpikingLIFCell(0)
+    with pytest.raises(ValueError, match="output_bits"):
+        SpikingLIFCell(4, output_bits=0)
+
+
+def test_config_round_trip():
+    cell = SpikingLIFCell(7, output_bits=3, forget_bias=0.5, recurrent_initializer="zeros",
+                          kernel_regularizer=keras.regularizers.L2(1e-3), name="lif")
+    config = cell.get_config()
+    clone = SpikingLIFCell.from_config(config)
+    assert clone.get_config() == config
+    assert (clone.units, clone.output_bits, clone.forget_bias) == (7, 3, 0.5)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cell))
+    assert isinstance(restored, SpikingLIFCell) and restored.get_config() == config
+
+
+def test_rc_model_save_and_load(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 9, 2)).astype(np.float32)
+    model = rk.RCModel(SpikingLIFCell(5, output_bits=2), keras.layers.Dense(3, activation="softmax"),
+                       threshold=0.6)
+    model.compile("adam", rk.ConfidencePenalty(0.1))
+    model.fit(x, rng.integers(0, 3, 6), epochs=1, verbose=0)
+    path = tmp_path / "lif.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.cell, SpikingLIFCell) and loaded.cell.output_bits == 2
+    before, after = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
+    for key in before:
+        np.testing.assert_allclose(before[key], after[key], atol=1e-6)
+
+
+def test_step_converts_to_tflite_with_builtin_ops():
+    """The cell's forward pass uses standard ops only (no py_function, no Flex ops)."""
+    cell = SpikingLIFCell(3, output_bits=2)
+    cell.build((None, 2))
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 2)), tf.TensorSpec((1, 3)),
+                                  tf.TensorSpec((1, 3))])
+    def step(x, u, s):
+        out, (u_new, s_new) = cell(x, [u, s])
+        return out, u_new, s_new
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([step.get_concrete_function()], cell)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    assert len(converter.convert()) > 0
+
+
+# ---------------------------------------------------------------- RC exactness
+BATCH, TIME, FEATURES, CLASSES = 8, 12, 4, 3
+
+
+def _setup():
+    cell = SpikingLIFCell(6, output_bits=2)
+    model = rk.RCModel(cell, keras.layers.Dense(CLASSES, activation="softmax"))
+    model.build((None, TIME, FEATURES))
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(BATCH, TIME, FEATURES)) * 2.0, tf.float32)
+    y = tf.constant(rng.integers(0, CLASSES, size=BATCH), tf.int32)
+    # theta in the widest gap between observed maxima near the 80th percentile, so float
+    # rounding differences between the two paths cannot move a spike.
+    values = np.unique(model.step_probabilities(x).numpy().max(axis=-1))
+    window = range(int(0.7 * len(values)), int(0.9 * len(values)))
+    i = max(window, key=lambda k: values[k + 1] - values[k])
+    model.threshold = float((values[i] + values[i + 1]) / 2)
+    return model, x, y
+
+
+def _reference_loss(model, x, y, loss_fn, theta):
+    """Full-sequence keras.layers.RNN pass, output gathered at each first crossing."""
+    probs = keras.layers.TimeDistributed(model.head)(
+        keras.layers.RNN(model.cell, return_sequences=True)(x))
+    crossed = tf.reduce_max(probs, axis=-1) >= theta
+    first = tf.argmax(tf.cast(crossed, tf.int32), axis=1, output_type=tf.int32)
+    steps = tf.where(tf.reduce_any(crossed, axis=1), first, TIME - 1)
+    return loss_fn(y, tf.gather(probs, steps, axis=1, batch_dims=1)), steps
+
+
+def _rc_loss(model, x, y, loss_fn, theta=None):
+    out = model.rank_code(x, training=True)
+    return loss_fn(y, out.probs), out.spike_time
+
+
+def _loss_and_grads(fn, model, x, y, loss_fn, mode):
+    theta = model.threshold
+
+    def compute(x, y):
+        with tf.GradientTape() as tape:
+            loss, steps = fn(model, x, y, loss_fn, theta)
+        return loss, steps, tape.gradient(loss, model.trainable_weights)
+    if mode == "eager":
+        return compute(x, y)
+    return tf.function(compute, jit_compile=(mode == "xla"))(x, y)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+def test_rc_gradients_equal_full_sequence_reference(mode):
+    model, x, y = _setup()
+    loss_fn = rk.ConfidencePenalty(beta=0.3)
+    rc_loss, rc_steps, rc_grads = _loss_and_grads(_rc_loss, model, x, y, loss_fn, mode)
+    ref_loss, ref_steps, ref_grads = _loss_and_grads(_reference_loss, model, x, y, loss_fn, mode)
+    np.testing.assert_array_equal(rc_steps.numpy(), ref_steps.numpy())
+    assert len(set(rc_steps.numpy().tolist())) >= 3, "spike steps should vary for a meaningful test"
+    assert rc_steps.numpy().min() < TIME - 1
+    np.testing.assert_allclose(rc_loss.numpy(), ref_loss.numpy(), atol=1e-5)
+    assert len(rc_grads) == len(model.trainable_weights) == 5
+    for weight, g_rc, g_ref in zip(model.trainable_weights, rc_grads, ref_grads):
+        assert float(tf.reduce_max(tf.abs(g_ref))) > 0, weight.path
+        np.testing.assert_allclose(g_rc.numpy(), g_ref.numpy(), atol=1e-5, err_msg=weight.path)
