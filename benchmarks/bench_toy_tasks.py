@@ -7,10 +7,13 @@ Targets (of the issue; benchmark targets, not unit tests):
 - 2-sequence problem: RC within 0.5 accuracy points of the Bayes-optimal frontier at its
   own mean spike step, with a mean spike step <= 16.
 
-Every model trains on fresh sequences each epoch and is scored at the threshold it was
-trained with (no selection on the test set) on >= 10,000 test sequences drawn with a
-seed that training never uses. The EOS baseline is scored at the last step and with
-first-crossing inference at the same theta. Threshold sweeps come from one pass of
+Every model trains on fresh sequences each epoch and is scored on >= 10,000 test
+sequences drawn with a seed that training never uses, at the threshold it was trained
+with; for spotting also at a threshold chosen on a separate validation set (RC networks
+learn to approach their training threshold from below in uncertain states, so a
+slightly higher threshold, picked without the test set, removes early "no" answers).
+The target is judged at the declared headline row. The EOS baseline is scored at the
+last step and with first-crossing inference at the headline theta. Threshold sweeps come from one pass of
 ``RCModel.step_probabilities`` per model, with the crossings found in numpy.
 
     python benchmarks/bench_toy_tasks.py [--quick] [--out DIR]
@@ -40,11 +43,16 @@ SETTINGS = {
     # impossible; with theta 0.9 the network learns to say "no" while a run is still
     # ~10% likely, which caps the accuracy near 99%.
     "spotting": {"units": 64, "learning_rate": 3e-3, "beta": 0.0, "threshold": 0.99,
-                 "epochs": 16, "train_size": 20000, "test_size": 10000},
-    "two-sequence": {"units": 125, "learning_rate": 1e-3, "beta": 0.1, "threshold": 0.9,
-                     "epochs": 40, "train_size": 10000, "test_size": 16000},
+                 "epochs": 16, "train_size": 20000, "test_size": 10000,
+                 "select_threshold": True, "val_size": 5000},
+    # 2-sequence: theta 0.93 and beta 0.1 put the trained operating point near 15 steps;
+    # 60 epochs of fresh data bring the whole sweep within ~0.2 points of Bayes there.
+    "two-sequence": {"units": 125, "learning_rate": 1e-3, "beta": 0.1, "threshold": 0.93,
+                     "epochs": 60, "train_size": 10000, "test_size": 16000,
+                     "select_threshold": False},
 }
-QUICK = {"epochs": 4, "train_size": 4096, "test_size": 1000}
+QUICK = {"epochs": 4, "train_size": 4096, "test_size": 1000, "val_size": 1000}
+VAL_SEED = 777
 GENERATORS = {"spotting": rk.datasets.spotting, "two-sequence": rk.datasets.two_sequence}
 TIME_LIMIT = {"spotting": None, "two-sequence": 16.0}
 
@@ -145,34 +153,55 @@ def frontier_extras(point, frontier):
     return point
 
 
-def evaluate(task, models, cfg, x, y, frontier=None):
-    """Rows of the report (RC at theta; EOS at the end and at theta) and the sweeps."""
+def select_threshold(step_probs, y, trained):
+    """The most accurate threshold on validation data (ties: the fastest)."""
+    points = sweep(step_probs, y, sorted(set(THRESHOLDS) | {trained}))
+    return max(points, key=lambda p: (p["accuracy"], -p["mean_spike_time"]))["threshold"]
+
+
+def evaluate(task, models, cfg, x, y, frontier=None, validation=None):
+    """Rows of the report and the threshold sweeps.
+
+    Rows: RC at its trained theta; with ``validation`` = (x_val, y_val), RC at the
+    theta most accurate there; EOS at the last step and at the headline theta.
+
+    Returns:
+        (rows, sweeps, headline row name).
+    """
     theta = cfg["threshold"]
     probs = {mode: step_probabilities(model, x) for mode, model in models.items()}
-    rows = {"rc": operating_point(probs["rc"], y, theta),
-            "eos_at_end": operating_point(probs["eos"], y, None),
-            "eos_first_crossing": operating_point(probs["eos"], y, theta)}
+    rows = {"rc": operating_point(probs["rc"], y, theta)}
+    headline = "rc"
+    if validation is not None:
+        x_val, y_val = validation
+        theta = select_threshold(step_probabilities(models["rc"], x_val), y_val, theta)
+        rows["rc_validated_theta"] = operating_point(probs["rc"], y, theta)
+        headline = "rc_validated_theta"
+    rows.update(eos_at_end=operating_point(probs["eos"], y, None),
+                eos_first_crossing=operating_point(probs["eos"], y, theta))
     for name, point in rows.items():
         if task == "spotting":
             spotting_extras(point, x, y)
         else:
             frontier_extras(point, frontier)
+        if name.startswith("rc"):
+            if task == "spotting":
+                point["targets_met"] = bool(point["accuracy"] >= 0.995
+                                            and point["positives_on_time"] >= 0.95)
+            else:
+                point["targets_met"] = bool(point["gap_points"] <= 0.5
+                                            and point["mean_spike_time"] <= TIME_LIMIT[task])
     rc = rows["rc"]
-    if task == "spotting":
-        rc["targets_met"] = bool(rc["accuracy"] >= 0.995 and rc["positives_on_time"] >= 0.95)
-    else:
-        rc["targets_met"] = bool(rc["gap_points"] <= 0.5
-                                 and rc["mean_spike_time"] <= TIME_LIMIT[task])
     # Sanity check of the numpy crossings against the model's own halting inference.
     out = models["rc"].predict(x[:2000], batch_size=500, verbose=0)
     steps, labels = first_crossing(probs["rc"][:2000], theta)
     rc["predict_agreement"] = float(np.mean((out["spike_time"] == steps)
                                             & (out["label"] == labels)))
     sweeps = {mode: sweep(p, y) for mode, p in probs.items()}
-    return rows, sweeps
+    return rows, sweeps, headline
 
 
-def plot_two_sequence(sweeps, rows, frontier, path):
+def plot_two_sequence(sweeps, rows, frontier, path, headline="rc"):
     """RC sweep, EOS sweep and the Bayes frontier in one PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
@@ -187,10 +216,10 @@ def plot_two_sequence(sweeps, rows, frontier, path):
         ax.plot([p["mean_spike_time"] for p in points], [100 * p["accuracy"] for p in points],
                 marker="o", markersize=3, color=color,
                 label=f"{mode.upper()}-trained LSTM, threshold sweep")
-    rc, eos = rows["rc"], rows["eos_at_end"]
+    rc, eos = rows[headline], rows["eos_at_end"]
     ax.plot(rc["mean_spike_time"], 100 * rc["accuracy"], marker="*", markersize=14,
             color="tab:red", linestyle="none",
-            label=f"RC at its trained theta {rc['threshold']:g}")
+            label=f"RC at theta {rc['threshold']:.4g}" + (" (as trained)" if headline == "rc" else ""))
     ax.plot(eos["mean_spike_time"], 100 * eos["accuracy"], marker="s", markersize=8,
             color="tab:blue", linestyle="none", label="EOS read at the last step")
     ax.axvline(16, color="gray", linestyle=":", linewidth=1, label="target: <= 16 steps")
@@ -210,10 +239,13 @@ def run_task(task, cfg, seed=0, log=print):
     """Trains RC and EOS on one task and evaluates them; returns the JSON entry."""
     start = time.perf_counter()
     x_test, y_test = GENERATORS[task](cfg["test_size"], seed=TEST_SEED)
+    validation = (GENERATORS[task](cfg["val_size"], seed=VAL_SEED)
+                  if cfg.get("select_threshold") else None)
     entry = {"settings": dict(cfg, batch_size=BATCH_SIZE, optimizer="Adam, cosine decay to 5%, "
                               "clipnorm 1", train_seed=seed,
                               train_data_seeds=[train_seed(seed, 0), train_seed(seed, cfg["epochs"] - 1)],
                               test_seed=TEST_SEED,
+                              val_seed=VAL_SEED if validation is not None else None,
                               train_steps=cfg["epochs"] * (cfg["train_size"] // BATCH_SIZE),
                               sequence_length=int(x_test.shape[1]))}
     frontier = None
@@ -228,10 +260,11 @@ def run_task(task, cfg, seed=0, log=print):
     models, seconds = {}, {}
     for mode in ("rc", "eos"):
         models[mode], seconds[mode] = train(task, mode, cfg, seed=seed, log=log)
-    rows, sweeps = evaluate(task, models, cfg, x_test, y_test, frontier)
+    rows, sweeps, headline = evaluate(task, models, cfg, x_test, y_test, frontier, validation)
     rows["rc"]["train_seconds"] = round(seconds["rc"], 1)
     rows["eos_at_end"]["train_seconds"] = round(seconds["eos"], 1)
-    entry.update(rows=rows, sweeps=sweeps, wall_seconds=round(time.perf_counter() - start, 1))
+    entry.update(headline=headline, targets_met=rows[headline]["targets_met"], rows=rows,
+                 sweeps=sweeps, wall_seconds=round(time.perf_counter() - start, 1))
     for name, r in rows.items():
         log(f"{task} {name}: accuracy {100 * r['accuracy']:.2f}% at {r['mean_spike_time']:.2f} steps")
     return entry
@@ -255,14 +288,16 @@ def run(quick=False, out=Path("benchmarks/results"), seed=0, log=print):
         report["tasks"][task] = entry = run_task(task, cfg, seed=seed, log=log)
         if task == "two-sequence":
             plot_two_sequence(entry["sweeps"], entry["rows"], entry["bayes"]["frontier"],
-                              out / "toy_tasks_two_sequence.png")
+                              out / "toy_tasks_two_sequence.png", entry["headline"])
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
     (out / "toy_tasks.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "toy_tasks.md").write_text(to_markdown(report))
     return report
 
 
-ROW_NAMES = {"rc": ("RC", "first spike"), "eos_at_end": ("EOS", "last step"),
+ROW_NAMES = {"rc": ("RC", "first spike, trained theta"),
+             "rc_validated_theta": ("RC", "first spike, theta chosen on validation"),
+             "eos_at_end": ("EOS", "last step"),
              "eos_first_crossing": ("EOS", "first crossing")}
 
 
@@ -274,13 +309,15 @@ def to_markdown(report):
     for task, entry in report["tasks"].items():
         for name, r in entry["rows"].items():
             model, inference = ROW_NAMES[name]
-            theta = "-" if r["threshold"] is None else f"{r['threshold']:g}"
+            theta = "-" if r["threshold"] is None else f"{r['threshold']:.4g}"
             if task == "spotting":
                 frontier = gap = "-"
                 inference += f" (positives <= 1 step after the run: {100 * r['positives_on_time']:.1f}%)"
             else:
                 frontier, gap = f"{100 * r['frontier_accuracy']:.2f}", f"{r['gap_points']:.2f}"
-            met = ("yes" if r["targets_met"] else "no") if name == "rc" else "(baseline)"
+            met = ("yes" if r["targets_met"] else "no") if name.startswith("rc") else "(baseline)"
+            if name == entry["headline"]:
+                model = f"**{model}** (headline)"
             lines.append(f"| {task} | {model} | {inference} | {theta} | {100 * r['accuracy']:.2f} | "
                          f"{r['mean_spike_time']:.2f} | {frontier} | {gap} | {met} |")
     two = report["tasks"].get("two-sequence")
