@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import rc_keras as rk
+from rc_keras.cells import SpikingLIFCell
 from rc_keras import export
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -140,6 +141,7 @@ def test_int16x8_step_tracks_keras_and_runs_in_tflm(trained, tmp_path):
     (lambda: keras.layers.GRUCell(6), ["h"]),
     (lambda: keras.layers.SimpleRNNCell(6), ["h"]),
     (lambda: [keras.layers.LSTMCell(6), keras.layers.GRUCell(5)], ["h", "c", "h"]),
+    (lambda: SpikingLIFCell(6, output_bits=2), ["u", "s"]),
 ])
 def test_other_cells_export_and_run(tmp_path, cell, roles):
     x, _ = rk.datasets.spotting(40, seed=1)

@@ -120,6 +120,8 @@ class SpikingLIFCell(keras.layers.Layer):
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
         self.state_size = [self.units, self.units]
+        # Names of the states in the exported step model's sidecar (rc_keras.export).
+        self.state_roles = ("u", "s")
         self.output_size = self.units
 
     @property

@@ -36,6 +36,10 @@ def _cell_list(cell):
 
 
 def _roles(cell, count):
+    # A cell may name its states itself (SpikingLIFCell: potential "u", output "s").
+    roles = list(getattr(cell, "state_roles", ()))
+    if len(roles) == count:
+        return roles
     name = type(cell).__name__
     if name == "LSTMCell" and count == 2:
         return ["h", "c"]
