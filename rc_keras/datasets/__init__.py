@@ -2,6 +2,8 @@
 
 from rc_keras.datasets.toy import (run_completion_step, spotting, spotting_dataset, two_sequence,
                                    two_sequence_dataset)
+from rc_keras.datasets.keyword_synthesis import synthesize_keywords
+from rc_keras.datasets.speech_commands import speech_commands
 
 __all__ = ["spotting", "spotting_dataset", "two_sequence", "two_sequence_dataset",
-           "run_completion_step"]
+           "run_completion_step", "speech_commands", "synthesize_keywords"]

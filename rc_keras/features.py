@@ -1,0 +1,267 @@
+"""Log-mel front end for keyword spotting, usable in tf.data and as a Keras layer.
+
+The defaults follow the paper's Speech Commands setup: 16 kHz audio, 25 ms Hamming
+windows every 10 ms, 20 log-mel bands, no padding, and 10 context frames on each side
+of every frame (20 x 21 = 420 features per frame).
+
+Frame count. With ``W = window_len`` and ``S = stride_len`` samples (400 and 160 at the
+defaults), a waveform of ``N >= W`` samples gives ``1 + (N - W) // S`` frames because no
+padding is added: one frame for the first full window, then one per full stride that
+still fits. A 1 s clip (N = 16000) gives 1 + 15600 // 160 = 98 frames. Context
+stacking keeps the frame count (edges repeat the first/last frame).
+
+```python
+import tensorflow as tf
+from rc_keras import features
+params = features.FrontEndParams()                    # paper defaults
+features.num_frames(params, 16000)                    # 98
+x = features.frontend(tf.zeros([16000]), params)      # (98, 420): log-mel + context
+layer = features.LogMelFrontEnd(params)               # the same as a Keras layer
+```
+"""
+
+import dataclasses
+import math
+
+import keras
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FrontEndParams:
+    """Parameters of the log-mel front end (all keyword-only; the object is immutable)."""
+
+    sample_rate: int = 16000
+    """Sample rate in Hz that waveforms are at (the loader resamples other rates to it)."""
+    window_ms: float = 25.0
+    """Length of the Hamming analysis window in milliseconds (400 samples at 16 kHz)."""
+    stride_ms: float = 10.0
+    """Hop between frame starts in milliseconds (160 samples at 16 kHz)."""
+    num_mel_bins: int = 20
+    """Number of mel bands, i.e. features per frame before context stacking."""
+    lower_edge_hz: float = 20.0
+    """Lower edge of the lowest mel band in Hz."""
+    upper_edge_hz: float = 7600.0
+    """Upper edge of the highest mel band in Hz; at most half the sample rate."""
+    log_offset: float = 1e-6
+    """Added to the mel magnitudes before the natural log, so silence maps to log(1e-6)
+    instead of -inf."""
+    context_frames: int = 10
+    """Frames of context stacked on each side of every frame (0: none). A frame's
+    features then span ``2 * context_frames + 1`` frames: note that the right context
+    is a look-ahead of ``context_frames * stride_ms`` milliseconds."""
+    clip_seconds: float = 1.0
+    """Clip length in seconds: shorter clips are zero-padded to it, longer ones cut."""
+
+    def __post_init__(self):
+        for name in ("sample_rate", "num_mel_bins"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
+        if isinstance(self.context_frames, bool) or not isinstance(self.context_frames, int) \
+                or self.context_frames < 0:
+            raise ValueError(
+                f"`context_frames` must be an integer >= 0; received {self.context_frames!r}.")
+        for name in ("window_ms", "stride_ms", "log_offset", "clip_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"`{name}` must be a finite number > 0; received {value!r}.")
+        nyquist = self.sample_rate / 2
+        if not 0 <= self.lower_edge_hz < self.upper_edge_hz:
+            raise ValueError(
+                f"`lower_edge_hz` must satisfy 0 <= lower_edge_hz < upper_edge_hz "
+                f"({self.upper_edge_hz}); received {self.lower_edge_hz!r}.")
+        if self.upper_edge_hz > nyquist:
+            raise ValueError(
+                f"`upper_edge_hz` must be at most half the sample rate ({nyquist} Hz); "
+                f"received {self.upper_edge_hz!r}.")
+        if self.window_len > self.clip_samples:
+            raise ValueError(
+                f"`window_ms` ({self.window_ms} ms = {self.window_len} samples) must not exceed "
+                f"the clip ({self.clip_samples} samples); received window_ms={self.window_ms!r}.")
+
+    @property
+    def window_len(self):
+        """Window length in samples (400 at the defaults)."""
+        return int(round(self.sample_rate * self.window_ms / 1000.0))
+
+    @property
+    def stride_len(self):
+        """Hop in samples (160 at the defaults)."""
+        return max(1, int(round(self.sample_rate * self.stride_ms / 1000.0)))
+
+    @property
+    def fft_length(self):
+        """FFT size: the smallest power of two >= the window (512 at the defaults)."""
+        return 1 << (self.window_len - 1).bit_length()
+
+    @property
+    def clip_samples(self):
+        """Samples per padded clip (16000 at the defaults)."""
+        return int(round(self.sample_rate * self.clip_seconds))
+
+    @property
+    def frames_per_clip(self):
+        """Frames of a full clip (98 at the defaults)."""
+        return num_frames(self, self.clip_samples)
+
+    @property
+    def feature_size(self):
+        """Features per frame after context stacking (420 at the defaults)."""
+        return self.num_mel_bins * (2 * self.context_frames + 1)
+
+
+def num_frames(params, num_samples):
+    """Number of frames the front end makes from ``num_samples`` samples.
+
+    No padding is added, so with ``W = params.window_len`` and ``S = params.stride_len``
+    the count is ``1 + (num_samples - W) // S`` for ``num_samples >= W`` and 0 below:
+    98 for one second at the defaults (1 + (16000 - 400) // 160).
+
+    Args:
+        params: a `FrontEndParams`.
+        num_samples: waveform length in samples (int >= 0).
+
+    Returns:
+        The frame count, an int.
+    """
+    _check_params(params)
+    if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 0:
+        raise ValueError(f"`num_samples` must be an integer >= 0; received {num_samples!r}.")
+    num_samples = int(num_samples)
+    if num_samples < params.window_len:
+        return 0
+    return 1 + (num_samples - params.window_len) // params.stride_len
+
+
+def num_frames_tensor(params, num_samples):
+    """`num_frames` for an integer tensor of sample counts (usable in tf.data)."""
+    num_samples = tf.cast(num_samples, tf.int32)
+    frames = 1 + (num_samples - params.window_len) // params.stride_len
+    return tf.where(num_samples < params.window_len, tf.zeros_like(frames), frames)
+
+
+def _check_params(params):
+    if not isinstance(params, FrontEndParams):
+        raise ValueError(
+            f"`params` must be a rc_keras.features.FrontEndParams; received {type(params).__name__}.")
+
+
+def mel_matrix(params, dtype=tf.float32):
+    """The (fft_length // 2 + 1, num_mel_bins) linear-to-mel weight matrix."""
+    _check_params(params)
+    return tf.signal.linear_to_mel_weight_matrix(
+        num_mel_bins=params.num_mel_bins, num_spectrogram_bins=params.fft_length // 2 + 1,
+        sample_rate=params.sample_rate, lower_edge_hertz=params.lower_edge_hz,
+        upper_edge_hertz=params.upper_edge_hz, dtype=dtype)
+
+
+def log_mel(waveform, params):
+    """Log-mel features of waveforms, with a Hamming window and no padding.
+
+    Pure TensorFlow (``tf.signal``), so it runs inside ``tf.data.Dataset.map``, in a
+    Keras layer and in a SavedModel.
+
+    Args:
+        waveform: float tensor (..., samples), values in [-1, 1].
+        params: a `FrontEndParams`.
+
+    Returns:
+        float32 tensor (..., num_frames(params, samples), num_mel_bins):
+        ``log(|STFT| @ mel_matrix + log_offset)``.
+    """
+    _check_params(params)
+    waveform = tf.convert_to_tensor(waveform)
+    if not waveform.dtype.is_floating:
+        raise ValueError(f"`waveform` must be a float tensor; received dtype {waveform.dtype.name}.")
+    waveform = tf.cast(waveform, tf.float32)
+    stft = tf.signal.stft(waveform, frame_length=params.window_len,
+                          frame_step=params.stride_len, fft_length=params.fft_length,
+                          window_fn=tf.signal.hamming_window, pad_end=False)
+    mel = tf.tensordot(tf.abs(stft), mel_matrix(params), axes=1)
+    return tf.math.log(mel + params.log_offset)
+
+
+def stack_context(features, context):
+    """Stacks ``context`` frames on each side of every frame.
+
+    Frame t becomes the concatenation of frames t - context, ..., t + context (frame
+    major: the first ``F`` values are frame t - context). Frames beyond the edges repeat
+    the first or last frame, so the number of frames is unchanged.
+
+    Args:
+        features: tensor (..., frames, F) with frames >= 1.
+        context: int >= 0.
+
+    Returns:
+        Tensor (..., frames, F * (2 * context + 1)); 20 -> 420 features at context 10.
+    """
+    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+        raise ValueError(f"`context` must be an integer >= 0; received {context!r}.")
+    features = tf.convert_to_tensor(features)
+    if features.shape.rank is not None and features.shape.rank < 2:
+        raise ValueError(
+            f"`features` must have shape (..., frames, features); received shape {features.shape}.")
+    if context == 0:
+        return features
+    first = tf.repeat(features[..., :1, :], context, axis=-2)
+    last = tf.repeat(features[..., -1:, :], context, axis=-2)
+    padded = tf.concat([first, features, last], axis=-2)
+    windows = tf.signal.frame(padded, 2 * context + 1, 1, axis=-2)  # (..., T, 2c+1, F)
+    width = features.shape[-1]
+    width = tf.shape(features)[-1] if width is None else width
+    new_shape = tf.concat([tf.shape(windows)[:-2], [(2 * context + 1) * width]], 0)
+    out = tf.reshape(windows, new_shape)
+    if features.shape[-1] is not None:
+        out = tf.ensure_shape(out, features.shape[:-1].concatenate(
+            [features.shape[-1] * (2 * context + 1)]))
+    return out
+
+
+def frontend(waveform, params):
+    """The full front end: `log_mel` then `stack_context` with ``params.context_frames``.
+
+    Args:
+        waveform: float tensor (..., samples).
+        params: a `FrontEndParams`.
+
+    Returns:
+        float32 tensor (..., frames, params.feature_size).
+    """
+    return stack_context(log_mel(waveform, params), params.context_frames)
+
+
+@keras.saving.register_keras_serializable(package="rc_keras")
+class LogMelFrontEnd(keras.layers.Layer):
+    """Keras layer: waveforms (batch, samples) -> features (batch, frames, feature_size).
+
+    Computes exactly `frontend` (log-mel and context stacking), so features computed
+    in a tf.data pipeline and by this layer agree.
+
+    Args:
+        params: a `FrontEndParams` or a dict of its fields; defaults to the paper's.
+        **kwargs: `keras.layers.Layer` arguments.
+    """
+
+    def __init__(self, params=None, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        if params is None:
+            params = FrontEndParams()
+        elif isinstance(params, dict):
+            params = FrontEndParams(**params)
+        _check_params(params)
+        self.params = params
+
+    def call(self, inputs):
+        return frontend(inputs, self.params)
+
+    def compute_output_shape(self, input_shape):
+        samples = input_shape[-1]
+        frames = None if samples is None else num_frames(self.params, samples)
+        return tuple(input_shape[:-1]) + (frames, self.params.feature_size)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(params=dataclasses.asdict(self.params))
+        return config
