@@ -1,0 +1,406 @@
+"""Training the keyword-spotting network on Speech Commands (real or synthesized).
+
+The recipe of the paper's Speech Commands experiment: `rc_keras.models.kws_lstm`
+(LSTM 128, Dense 32 relu, Dense n softmax) on log-mel frames, Adam with the gradients
+clipped to a global L2 norm of 0.25 (``global_clipnorm``: the norm of all gradients
+together, as PyTorch's ``clip_grad_norm_``), the confidence penalty
+``cross-entropy - beta * entropy``, the best epoch by validation spike accuracy kept
+(``keras.callbacks.ModelCheckpoint(save_best_only=True)``), and a run stopped once its
+spike accuracy falls below the share of the majority class (`MajorityClassStop`): a run
+that answers no better than "always unknown" has collapsed.
+
+```python
+from rc_keras import kws_training
+summary = kws_training.train_speech_commands("data/speech_commands", "runs/kws_b02", beta=0.2)
+```
+or ``rc-keras train --task speech-commands --data data/speech_commands --beta 0.2 --out runs/kws``.
+
+Clips are turned into feature arrays once per split and cached as ``.npz`` files
+(`load_split_arrays`), so every epoch and every model of a beta sweep reads the same
+features without recomputing them.
+"""
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from rc_keras import losses, metrics, tasks, validation
+from rc_keras.models import kws_lstm
+
+__all__ = ["MajorityClassStop", "EpochTimer", "majority_share", "compile_kws",
+           "fit_kws", "load_split_arrays", "train_speech_commands", "FRAME_STRIDE_MS",
+           "FRAME_WINDOW_MS", "frames_to_ms", "SPEECH_COMMANDS"]
+
+FRAME_STRIDE_MS = 10.0
+"""Hop between feature frames (the paper's front end: 10 ms)."""
+FRAME_WINDOW_MS = 25.0
+"""Analysis window of one frame (25 ms): frame k (1-based) covers audio up to
+``25 + 10 * (k - 1)`` ms."""
+GRADIENT_CLIP_NORM = 0.25
+"""L2 clipping of the whole gradient (``keras.optimizers.Adam(global_clipnorm=0.25)``)."""
+
+
+def frames_to_ms(frames, stride_ms=FRAME_STRIDE_MS, window_ms=FRAME_WINDOW_MS,
+                 lookahead_frames=0):
+    """Milliseconds of audio heard after reading ``frames`` frames (1-based count).
+
+    Frame k ends at ``window_ms + stride_ms * (k - 1)``; frames stacked with a context
+    of future frames (``lookahead_frames``) have heard that many strides more. The map
+    is affine, so a mean over examples converts the same way.
+
+    Args:
+        frames: number of frames read (scalar or array), >= 1 for a real answer.
+        stride_ms: hop between frames in ms.
+        window_ms: window length in ms.
+        lookahead_frames: future frames stacked into each step's features.
+
+    Returns:
+        Float (or array) of milliseconds.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    out = window_ms + stride_ms * (frames - 1 + lookahead_frames)
+    return float(out) if out.ndim == 0 else out
+
+
+def majority_share(labels):
+    """Share of the most frequent class in ``labels`` (integers or one-hot)."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[-1] > 1:
+        labels = labels.argmax(axis=-1)
+    labels = labels.reshape(-1)
+    if labels.size == 0:
+        raise ValueError("`labels` is empty; the majority share needs at least one label.")
+    return float(np.bincount(labels.astype(np.int64)).max() / labels.size)
+
+
+@keras.saving.register_keras_serializable(package="rc_keras")
+class MajorityClassStop(keras.callbacks.Callback):
+    """Stops a run whose spike accuracy falls below the majority-class share.
+
+    The paper's stop rule: a network that answers worse than always naming the most
+    frequent class (e.g. "unknown") has collapsed, and more epochs will not rescue it.
+    The first ``grace_epochs`` epochs are not checked, since an untrained network sits
+    at chance.
+
+    Args:
+        share: the majority-class share in (0, 1] (see `majority_share`).
+        monitor: the log entry to watch; "spike_accuracy" (training) or
+            "val_spike_accuracy".
+        grace_epochs: number of initial epochs not checked.
+
+    Attributes:
+        stopped_epoch: 0-based epoch at whose end the run was stopped, or None.
+    """
+
+    def __init__(self, share, monitor="spike_accuracy", grace_epochs=1):
+        super().__init__()
+        try:
+            share = float(share)
+        except (TypeError, ValueError):
+            raise ValueError(f"`share` must be a number in (0, 1]; received {share!r}.") from None
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"`share` must lie in (0, 1]; received {share}.")
+        if int(grace_epochs) != grace_epochs or grace_epochs < 0:
+            raise ValueError(f"`grace_epochs` must be an integer >= 0; received {grace_epochs!r}.")
+        self.share = share
+        self.monitor = str(monitor)
+        self.grace_epochs = int(grace_epochs)
+        self.stopped_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise ValueError(f"MajorityClassStop monitors {self.monitor!r}, which is not in the "
+                             f"epoch logs {sorted(logs)}; compile with "
+                             "rc_keras.metrics.SpikeAccuracy().")
+        if epoch < self.grace_epochs:
+            return
+        if float(logs[self.monitor]) < self.share:
+            self.stopped_epoch = int(epoch)
+            self.model.stop_training = True
+
+    def get_config(self):
+        return {"share": self.share, "monitor": self.monitor, "grace_epochs": self.grace_epochs}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall time of every training epoch (seconds, validation excluded).
+
+    Attributes:
+        seconds: list of per-epoch training times.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        # Validation runs inside the epoch; stop the clock there.
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._start is not None:  # no validation this epoch
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+
+def compile_kws(model, beta=0.0, learning_rate=1e-3, clipnorm=GRADIENT_CLIP_NORM):
+    """Compiles a keyword model with the paper's recipe; returns it.
+
+    Adam with ``global_clipnorm=clipnorm`` (the L2 norm of all gradients together),
+    `rc_keras.ConfidencePenalty(beta)`, and the RC metrics of `rc_keras.tasks`.
+    """
+    beta = validation.check_beta(beta)
+    if not np.isfinite(learning_rate) or learning_rate <= 0:
+        raise ValueError(f"`learning_rate` must be > 0; received {learning_rate!r}.")
+    if clipnorm is not None and (not np.isfinite(clipnorm) or clipnorm <= 0):
+        raise ValueError(f"`clipnorm` must be > 0 or None; received {clipnorm!r}.")
+    optimizer = keras.optimizers.Adam(learning_rate=float(learning_rate),
+                                      global_clipnorm=None if clipnorm is None else float(clipnorm))
+    model.compile(optimizer=optimizer, loss=losses.ConfidencePenalty(beta=beta),
+                  metrics=tasks.rc_metrics())
+    return model
+
+
+def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_share=None,
+            grace_epochs=1, verbose=0, seed=0):
+    """Fits with best-validation checkpointing and the majority-class stop rule.
+
+    Args:
+        model: a compiled `RCModel`.
+        train: ``(x, y)`` with x an array or an ``{"inputs", "lengths"}`` dict.
+        val: ``(x, y)`` validation data, same form.
+        checkpoint_path: the ``.keras`` file of the best epoch (by
+            ``val_spike_accuracy``); the model is reloaded from it at the end.
+        epochs: maximum number of epochs.
+        batch_size: training batch size.
+        stop_share: majority-class share for `MajorityClassStop` on the training spike
+            accuracy; computed from the training labels when None.
+        grace_epochs: epochs before the stop rule applies.
+        verbose: Keras verbosity.
+        seed: shuffling seed.
+
+    Returns:
+        ``(best_model, info)``: the reloaded best model and a dict with "history"
+        (per-epoch logs), "epoch_seconds", "best_epoch", "stopped_epoch",
+        "stop_share".
+    """
+    x_train, y_train = train
+    if stop_share is None:
+        stop_share = majority_share(y_train)
+    checkpoint_path = Path(checkpoint_path)
+    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    timer = EpochTimer()
+    stop = MajorityClassStop(stop_share, monitor="spike_accuracy", grace_epochs=grace_epochs)
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(checkpoint_path), monitor="val_spike_accuracy", mode="max", save_best_only=True)
+    keras.utils.set_random_seed(int(seed))
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=int(epochs),
+                        validation_data=val, shuffle=True, verbose=verbose,
+                        callbacks=[timer, stop, checkpoint])
+    logs = {key: [float(v) for v in values] for key, values in history.history.items()}
+    val_acc = logs.get("val_spike_accuracy", [])
+    best_epoch = int(np.argmax(val_acc)) if val_acc else None
+    best = keras.models.load_model(str(checkpoint_path))
+    return best, {"history": logs, "epoch_seconds": [round(s, 3) for s in timer.seconds],
+                  "best_epoch": best_epoch, "stopped_epoch": stop.stopped_epoch,
+                  "stop_share": float(stop_share)}
+
+
+# ---------------------------------------------------------------------- data
+def _cache_key(root, split, label_set, options):
+    text = json.dumps({"root": str(Path(root).resolve()), "split": split,
+                       "label_set": label_set, "options": options}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def load_split_arrays(root, split, label_set="paper11", cache_dir=None, limit=None, **options):
+    """One split of a Speech Commands folder as feature arrays, cached.
+
+    Runs `rc_keras.datasets.speech_commands` (log-mel features with true lengths) once
+    and stacks the result into arrays; with ``cache_dir`` the arrays are written to an
+    ``.npz`` there (keyed by root, split, label set and options) and read back next time.
+
+    Args:
+        root: the dataset folder (``<word>/<hash>_nohash_<n>.wav`` and list files).
+        split: "train", "validation" (or "val") or "test".
+        label_set: "paper11" or "standard12".
+        cache_dir: optional folder for the cached arrays.
+        limit: optional maximum number of clips (the first ones in loader order).
+        **options: passed to `rc_keras.datasets.speech_commands`.
+
+    Returns:
+        ``(x, lengths, y)``: float32 (n, frames, features), int32 (n,), int32 (n,).
+    """
+    from rc_keras.datasets import speech_commands  # noqa: PLC0415 - the loader pulls in audio code
+
+    split = {"val": "validation"}.get(split, split)
+    validation.check_choice(split, ("train", "validation", "test"), "split")
+    cache = None
+    if cache_dir is not None:
+        key = _cache_key(root, split, label_set, dict(options, limit=limit))
+        cache = Path(cache_dir) / f"speech_commands_{split}_{label_set}_{key}.npz"
+        if cache.is_file():
+            with np.load(cache) as data:
+                return data["x"], data["lengths"], data["y"]
+    dataset = speech_commands(root, split, label_set=label_set, **options)
+    xs, ns, ys = [], [], []
+    count = 0
+    for inputs, labels in dataset.batch(256).as_numpy_iterator():
+        xs.append(inputs["inputs"])
+        ns.append(inputs["lengths"])
+        ys.append(labels)
+        count += len(labels)
+        if limit is not None and count >= limit:
+            break
+    if not xs:
+        raise ValueError(f"the {split} split of {root} holds no clips.")
+    x = np.concatenate(xs).astype(np.float32)
+    lengths = np.concatenate(ns).astype(np.int32).reshape(-1)
+    y = np.concatenate(ys).astype(np.int32).reshape(-1)
+    if limit is not None:
+        x, lengths, y = x[:limit], lengths[:limit], y[:limit]
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, x=x, lengths=lengths, y=y)
+    return x, lengths, y
+
+
+def evaluate_kws(model, x, lengths, y, threshold=None, batch_size=256, lookahead_frames=0):
+    """Accuracy and mean spike time (frames read and ms) of ``model.predict``.
+
+    Returns:
+        Dict with "accuracy", "mean_spike_time" (frames read), "mean_spike_time_ms",
+        "no_spike_rate", "threshold", "sequence_length" (frames), "mean_length"
+        (valid frames) and "num_sequences".
+    """
+    if threshold is not None:
+        model.threshold = threshold
+    out = model.predict({"inputs": x, "lengths": lengths}, batch_size=batch_size, verbose=0)
+    frames = float(np.mean(out["spike_time"] + 1))
+    return {
+        "threshold": model.threshold,
+        "accuracy": float(np.mean(out["label"] == np.asarray(y).reshape(-1))),
+        "mean_spike_time": frames,
+        "mean_spike_time_ms": frames_to_ms(frames, lookahead_frames=lookahead_frames),
+        "no_spike_rate": float(1.0 - np.mean(out["spiked"])),
+        "sequence_length": int(np.shape(x)[1]),
+        "mean_length": float(np.mean(lengths)),
+        "num_sequences": int(len(y)),
+    }
+
+
+def _needs_data_root(num_sequences, seed=0):
+    raise ValueError("the speech-commands task reads clips from a folder: pass `data_root` "
+                     "(rc-keras --data ROOT); it has no generated data.")
+
+
+SPEECH_COMMANDS = tasks.Task(
+    name="speech-commands",
+    description="Speech Commands keyword spotting from a folder (--data ROOT), paper11 labels",
+    generate=_needs_data_root,
+    num_classes=11,
+    units=128,
+    threshold=0.9,
+    beta=0.2,
+    learning_rate=1e-3,
+    epochs=30,
+    batch_size=128,
+    time_unit="frames",
+)
+if SPEECH_COMMANDS.name not in tasks.task_names():
+    tasks.register_task(SPEECH_COMMANDS)
+
+
+def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, threshold=0.9,
+                          label_set="paper11", units=128, hidden=32, learning_rate=1e-3,
+                          batch_size=128, seed=0, cache_dir=None, verbose=1, limit=None,
+                          data=None, **options):
+    """Trains `kws_lstm` on a Speech Commands folder; saves and evaluates the best epoch.
+
+    Writes ``out_dir/model.keras`` (the best epoch by validation spike accuracy),
+    ``out_dir/history.json`` and ``out_dir/summary.json``.
+
+    Args:
+        data_root: the dataset folder (real Speech Commands v0.02 or synthesized).
+        out_dir: output directory.
+        beta: confidence-penalty weight.
+        mode: "rc" or "eos".
+        epochs: maximum epochs (the stop rule may end a collapsed run earlier).
+        threshold: spike threshold theta used in training and evaluation.
+        label_set: "paper11" or "standard12".
+        units, hidden: LSTM and head widths.
+        learning_rate: Adam learning rate.
+        batch_size: batch size.
+        seed: seed of the weights and the shuffling.
+        cache_dir: feature cache folder (default ``out_dir/cache``).
+        verbose: Keras verbosity.
+        limit: optional cap on clips per split (quick runs).
+        data: optional pre-loaded ``{"train": (x, lengths, y), "validation": ...,
+            "test": ...}`` arrays (a benchmark loads them once for many models).
+        **options: passed to the loader.
+
+    Returns:
+        The summary dict (also in summary.json).
+    """
+    validation.check_choice(mode, validation.MODES, "training_mode")
+    beta = validation.check_beta(beta)
+    threshold = validation.check_threshold(threshold)
+    out_dir = Path(out_dir)
+    if data is None:
+        if data_root is None:
+            raise ValueError("`data_root` is required for the speech-commands task "
+                             "(rc-keras train --data ROOT).")
+        if not Path(data_root).is_dir():
+            raise FileNotFoundError(f"`data_root` {str(data_root)!r} is not a directory.")
+        cache_dir = out_dir / "cache" if cache_dir is None else cache_dir
+        data = {split: load_split_arrays(data_root, split, label_set, cache_dir=cache_dir,
+                                         limit=limit, **options)
+                for split in ("train", "validation", "test")}
+    (x_tr, n_tr, y_tr), (x_va, n_va, y_va), (x_te, n_te, y_te) = (
+        data["train"], data["validation"], data["test"])
+    num_classes = {"paper11": 11, "standard12": 12}.get(label_set, int(max(y_tr.max(), 1) + 1))
+    keras.utils.set_random_seed(int(seed))
+    model = kws_lstm(num_classes, num_features=x_tr.shape[-1], units=units, hidden=hidden,
+                     threshold=threshold, training_mode=mode)
+    compile_kws(model, beta=beta, learning_rate=learning_rate)
+    start = time.perf_counter()
+    best, info = fit_kws(model, ({"inputs": x_tr, "lengths": n_tr}, y_tr),
+                         ({"inputs": x_va, "lengths": n_va}, y_va),
+                         out_dir / "model.keras", epochs=epochs, batch_size=batch_size,
+                         verbose=verbose, seed=seed)
+    train_seconds = time.perf_counter() - start
+    test = evaluate_kws(best, x_te, n_te, y_te)
+    (out_dir / "history.json").write_text(json.dumps(info["history"], indent=2) + "\n")
+    summary = {
+        "task": "speech-commands",
+        "config": {"data_root": None if data_root is None else str(data_root), "beta": beta,
+                   "mode": mode, "epochs": int(epochs), "threshold": threshold,
+                   "label_set": label_set, "units": units, "hidden": hidden,
+                   "learning_rate": learning_rate, "batch_size": batch_size, "seed": int(seed),
+                   "global_clipnorm": GRADIENT_CLIP_NORM,
+                   "train_size": int(len(y_tr)), "val_size": int(len(y_va))},
+        "test": test,
+        "best_epoch": info["best_epoch"],
+        "stopped_epoch": info["stopped_epoch"],
+        "stop_share": info["stop_share"],
+        "epochs_run": len(info["epoch_seconds"]),
+        "epoch_seconds": info["epoch_seconds"],
+        "train_seconds": round(train_seconds, 2),
+        "model_path": str(out_dir / "model.keras"),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
