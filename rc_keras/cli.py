@@ -24,6 +24,8 @@ import keras
 import numpy as np
 
 from rc_keras import __version__, tasks, tradeoff, validation
+from rc_keras.guards import NonFiniteLossError, StopOnNonFiniteLoss
+from rc_keras.resume import fit_resumable
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_DEMO_DIR = os.path.join("saved_models", "demo")
@@ -105,11 +107,17 @@ def _history_dict(history):
 
 # ---------------------------------------------------------------------- train
 def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, train_size=None,
-          units=None, seed=0, learning_rate=None, val_size=None, test_size=None, verbose=1):
+          units=None, seed=0, learning_rate=None, val_size=None, test_size=None, verbose=1,
+          backup=True, deterministic=False, callbacks=None):
     """Trains the task's default model, evaluates it on fresh test data and saves it.
 
     Writes ``out_dir/model.keras``, ``out_dir/history.json`` (per-epoch Keras logs) and
-    ``out_dir/summary.json`` (configuration and test metrics).
+    ``out_dir/summary.json`` (configuration and test metrics). During training,
+    ``out_dir/backup/`` holds the `keras.callbacks.BackupAndRestore` state of the last
+    completed epoch: run the same command again after a kill and training resumes
+    there, with the same result as an uninterrupted run (`rc_keras.resume`).
+    ``out_dir/last_good.weights.h5`` holds the last weights with a finite loss; a NaN
+    or Inf loss stops training with `rc_keras.guards.NonFiniteLossError`.
 
     Args:
         task: a `rc_keras.tasks.Task` or registered name.
@@ -119,6 +127,9 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
         epochs, train_size, val_size, test_size: run sizes; task defaults if None.
         seed: seed of the weights, the shuffling and the data splits.
         verbose: Keras ``fit`` verbosity (1: progress bars).
+        backup: back up every epoch into ``out_dir/backup`` and resume from it.
+        deterministic: enable TensorFlow's deterministic kernels (bit-exact reruns).
+        callbacks: more Keras callbacks for ``fit``.
 
     Returns:
         The summary dict (also in summary.json): "task", "config", "test",
@@ -126,6 +137,9 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
     """
     task = tasks.get_task(task)
     epochs = task.epochs if epochs is None else int(epochs)
+    if deterministic:
+        import tensorflow as tf  # noqa: PLC0415
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(int(seed))
     x_train, y_train = task.data("train", train_size, seed)
     x_val, y_val = task.data("val", val_size, seed)
@@ -133,8 +147,17 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
     model = tasks.build_model(task, units=units, threshold=threshold, beta=beta,
                               training_mode=mode, learning_rate=learning_rate)
     start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=task.batch_size, epochs=epochs,
-                        validation_data=(x_val, y_val), shuffle=True, verbose=verbose)
+    out_dir = Path(out_dir)
+    guard = StopOnNonFiniteLoss(out_dir / "last_good.weights.h5")
+    callbacks = [guard] + list(callbacks or [])
+    if backup:
+        history = fit_resumable(model, x_train, y_train, task.batch_size, epochs,
+                                out_dir / "backup", seed=seed, callbacks=callbacks,
+                                validation_data=(x_val, y_val), verbose=verbose)
+    else:
+        history = model.fit(x_train, y_train, batch_size=task.batch_size, epochs=epochs,
+                            validation_data=(x_val, y_val), shuffle=True, verbose=verbose,
+                            callbacks=callbacks)
     train_seconds = time.perf_counter() - start
     test = evaluate_model(model, x_test, y_test, batch_size=max(task.batch_size, 256))
     out_dir = Path(out_dir)
@@ -155,7 +178,9 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
             "learning_rate": task.learning_rate if learning_rate is None else float(learning_rate),
             "batch_size": task.batch_size,
             "seed": int(seed),
+            "deterministic": bool(deterministic),
         },
+        "resumed_from_epoch": int(history.params.get("initial_epoch", 0)),
         "test": test,
         "train_seconds": round(train_seconds, 2),
         "model_path": str(model_path),
@@ -430,6 +455,11 @@ def build_parser():
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="Keras progress output (1: progress bars)")
+    p.add_argument("--no-backup", action="store_true",
+                   help="do not back up each epoch into OUT/backup (default: back up, "
+                        "and resume from it when the same command runs again)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic TensorFlow kernels: bit-identical reruns, slower")
     p.add_argument("--out", required=True, help="output directory")
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on fresh test data")
@@ -482,7 +512,8 @@ def _cmd_train(args):
     summary = train(args.task, args.out, beta=args.beta, threshold=args.threshold,
                     mode=args.mode, epochs=args.epochs, train_size=args.train_size,
                     units=args.units, seed=args.seed, learning_rate=args.learning_rate,
-                    val_size=args.val_size, test_size=args.test_size, verbose=args.verbose)
+                    val_size=args.val_size, test_size=args.test_size, verbose=args.verbose,
+                    backup=not args.no_backup, deterministic=args.deterministic)
     task = tasks.get_task(args.task)
     print(f"trained {task.name} ({summary['config']['mode']}, beta "
           f"{summary['config']['beta']:g}) in {summary['train_seconds']:.1f} s")
@@ -559,6 +590,9 @@ def main(argv=None):
             raise
         print(f"rc-keras {args.command}: error: {_plain(error)}", file=sys.stderr)
         return EXIT_USAGE
+    except NonFiniteLossError as error:  # training diverged: not a usage error
+        print(f"rc-keras {args.command}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -93,12 +93,17 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self._epoch = 0
 
     def on_train_begin(self, logs=None):
-        # Weights at the start count as good: a NaN in the first epoch rolls back to them.
-        self._memory = [(v, keras.ops.convert_to_numpy(v)) for v in _state_variables(self.model)]
+        self._memory = None
         self.checkpoint_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._memory is None:
+            # Weights at the start count as good: a NaN in the first epoch rolls back to
+            # them. Taken here, after every on_train_begin, so that weights restored by
+            # BackupAndRestore are the ones kept.
+            self._memory = [(v, keras.ops.convert_to_numpy(v))
+                            for v in _state_variables(self.model)]
 
     def _bad_value(self, logs):
         for key in self.monitor:

@@ -110,3 +110,14 @@ def check_labels(y, num_classes, name="y"):
             f"{num_classes} classes: labels must lie in [0, {num_classes - 1}].")
     if labels.dtype.kind == "f" and np.any(labels != np.round(labels)) and num_classes > 2:
         raise ValueError(f"`{name}` holds non-integer class labels.")
+
+
+def check_positive_int(value, name):
+    """Returns ``value`` as an int after checking it is an integer >= 1."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.") from None
+    if number != value or number < 1:
+        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
+    return number
