@@ -27,7 +27,9 @@ import numpy as np
 from rc_keras import validation
 
 __all__ = ["Crossing", "first_crossing", "all_step_probabilities", "sweep_from_probabilities",
-           "threshold_sweep", "composite_frontier", "plot_tradeoff", "format_table"]
+           "threshold_sweep", "composite_frontier", "plot_tradeoff", "format_table",
+           "add_milliseconds", "frontier_accuracy_at", "compare_frontiers",
+           "fast_operating_points", "plot_comparison", "format_comparison_table"]
 
 
 class Crossing(NamedTuple):
@@ -342,4 +344,201 @@ def format_table(points, time_unit="steps"):
             f"{p['mean_spike_time']:.2f}",
             f"{p['no_spike_rate']:.4f}" if "no_spike_rate" in p else ""]
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- RC vs. conventional
+def add_milliseconds(points, stride_ms=10.0, window_ms=25.0, lookahead_frames=0):
+    """Copies of sweep points with "mean_spike_time_ms" added (frame-based inputs).
+
+    Reading ``k`` frames of a front end with hop ``stride_ms`` and window ``window_ms``
+    means hearing ``window_ms + stride_ms * (k - 1)`` ms of audio, plus
+    ``stride_ms * lookahead_frames`` when future context frames are stacked into each
+    step. The map is affine, so it converts a mean spike time exactly.
+
+    Args:
+        points: list of point dicts with "mean_spike_time" in frames read.
+        stride_ms: frame hop in ms (10 ms in the paper's front end).
+        window_ms: analysis window in ms (25 ms).
+        lookahead_frames: future frames stacked into each step's features.
+
+    Returns:
+        A new list of point dicts.
+    """
+    for name, value in (("stride_ms", stride_ms), ("window_ms", window_ms)):
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f"`{name}` must be a number > 0; received {value!r}.")
+    if int(lookahead_frames) != lookahead_frames or lookahead_frames < 0:
+        raise ValueError(f"`lookahead_frames` must be an integer >= 0; received "
+                         f"{lookahead_frames!r}.")
+    return [dict(p, mean_spike_time_ms=float(
+        window_ms + stride_ms * (p["mean_spike_time"] - 1 + lookahead_frames))) for p in points]
+
+
+def frontier_accuracy_at(frontier, mean_spike_time):
+    """The best accuracy a frontier reaches within a mean spike time (its staircase).
+
+    Args:
+        frontier: points of `composite_frontier` (sorted by mean spike time).
+        mean_spike_time: the time budget.
+
+    Returns:
+        The accuracy of the last frontier point at or before ``mean_spike_time``, or
+        None when the frontier starts later.
+    """
+    best = None
+    for point in frontier:
+        if point["mean_spike_time"] <= mean_spike_time:
+            best = point["accuracy"] if best is None else max(best, point["accuracy"])
+    return best
+
+
+def compare_frontiers(frontier, reference, tolerance=0.0):
+    """Checks that ``frontier`` lies at or above ``reference`` wherever both exist.
+
+    Both staircases (`frontier_accuracy_at`) are read at every frontier point of either
+    curve inside the overlap of their time ranges, from the later of the two first
+    points to the earlier of the two last points.
+
+    Args:
+        frontier: frontier points (e.g. of the RC-trained models).
+        reference: frontier points (e.g. of the conventionally trained models).
+        tolerance: accuracy by which ``frontier`` may fall short and still count as
+            "at or above" (0: none).
+
+    Returns:
+        Dict with "overlap" ([start, end] in the points' time unit, or None when the
+        ranges do not overlap), "checks" (list of {"mean_spike_time", "accuracy",
+        "reference_accuracy", "difference"}), "worst_difference" (min difference, or
+        None) and "at_or_above" (True when every check passes; None without overlap).
+    """
+    if not frontier or not reference:
+        raise ValueError("`frontier` and `reference` must each hold at least one point.")
+    start = max(frontier[0]["mean_spike_time"], reference[0]["mean_spike_time"])
+    end = min(frontier[-1]["mean_spike_time"], reference[-1]["mean_spike_time"])
+    if start > end:
+        return {"overlap": None, "checks": [], "worst_difference": None, "at_or_above": None}
+    times = sorted({p["mean_spike_time"] for p in list(frontier) + list(reference)
+                    if start <= p["mean_spike_time"] <= end} | {start, end})
+    checks = []
+    for t in times:
+        a, b = frontier_accuracy_at(frontier, t), frontier_accuracy_at(reference, t)
+        checks.append({"mean_spike_time": float(t), "accuracy": float(a),
+                       "reference_accuracy": float(b), "difference": float(a - b)})
+    worst = min(c["difference"] for c in checks)
+    return {"overlap": [float(start), float(end)], "checks": checks,
+            "worst_difference": worst, "at_or_above": bool(worst >= -float(tolerance))}
+
+
+def fast_operating_points(points, max_time, min_accuracy):
+    """Points answering within ``max_time`` at an accuracy of at least ``min_accuracy``.
+
+    Args:
+        points: sweep or frontier points.
+        max_time: largest allowed mean spike time.
+        min_accuracy: smallest allowed accuracy.
+
+    Returns:
+        The qualifying points, most accurate first (ties: fastest first).
+    """
+    chosen = [p for p in points
+              if p["mean_spike_time"] <= max_time and p["accuracy"] >= min_accuracy]
+    return sorted(chosen, key=lambda p: (-p["accuracy"], p["mean_spike_time"]))
+
+
+def plot_comparison(groups, path, frontiers=None, time_unit="frames", ms_axis=None, title=None,
+                    reference_lines=None):
+    """One PNG with the sweeps of several groups of models (e.g. RC and EOS), Figure-5 style.
+
+    Curves of the first group are drawn solid, of the second dashed, of a third dotted;
+    each group's frontier is a thick staircase in the group's colour.
+
+    Args:
+        groups: dict ``group -> {curve name -> points}``, e.g.
+            ``{"RC": {"beta=0": [...], ...}, "EOS": {"beta=0": [...]}}``.
+        path: output PNG.
+        frontiers: optional dict ``group -> frontier points``.
+        time_unit: unit of "mean_spike_time" for the bottom axis.
+        ms_axis: optional ``(stride_ms, window_ms, lookahead_frames)``: adds a top axis
+            in milliseconds (see `add_milliseconds`).
+        title: optional title.
+        reference_lines: optional dict ``label -> accuracy`` drawn as horizontal lines
+            (e.g. the EOS model read at the end of the clip).
+
+    Returns:
+        ``path`` as a string.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    styles = ["-", "--", ":", "-."]
+    palettes = ["Blues", "Oranges", "Greens", "Purples"]
+    group_colours = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
+    fig = Figure(figsize=(7.5, 5.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        for g, (group, curves) in enumerate(groups.items()):
+            cmap = matplotlib.colormaps[palettes[g % len(palettes)]]
+            items = list(curves.items())
+            for c, (name, points) in enumerate(items):
+                points = sorted(points, key=lambda p: p["mean_spike_time"])
+                shade = 0.45 + 0.5 * (c / max(1, len(items) - 1))
+                ax.plot([p["mean_spike_time"] for p in points], [p["accuracy"] for p in points],
+                        linestyle=styles[g % len(styles)], marker="o", markersize=3,
+                        linewidth=1, color=cmap(shade), label=f"{group} {name}")
+            if frontiers and frontiers.get(group):
+                front = frontiers[group]
+                ax.plot([p["mean_spike_time"] for p in front], [p["accuracy"] for p in front],
+                        drawstyle="steps-post", linewidth=2.4, alpha=0.85,
+                        color=group_colours[g % len(group_colours)],
+                        label=f"{group} composite frontier")
+        for i, (label, accuracy) in enumerate((reference_lines or {}).items()):
+            ax.axhline(accuracy, color="grey", linestyle=styles[(i + 2) % len(styles)],
+                       linewidth=1, label=label)
+        ax.set_xlabel(f"mean spike time ({time_unit} read)")
+        ax.set_ylabel("accuracy (fraction correct)")
+        if ms_axis is not None:
+            stride, window, lookahead = ms_axis
+            top = ax.secondary_xaxis(
+                "top", functions=(lambda k: window + stride * (k - 1 + lookahead),
+                                  lambda ms: (ms - window) / stride + 1 - lookahead))
+            top.set_xlabel("mean spike time (ms of audio heard)")
+        if title:
+            ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize=6.5, ncol=2)
+        fig.tight_layout()
+        fig.savefig(str(path), format="png")
+    finally:
+        fig.clear()
+    return str(path)
+
+
+def format_comparison_table(frontiers, time_unit="frames"):
+    """A markdown table of several frontiers, one row per point, ms column when present.
+
+    Args:
+        frontiers: dict ``group -> points`` (points may carry "curve" and
+            "mean_spike_time_ms").
+        time_unit: unit of "mean_spike_time".
+
+    Returns:
+        The table as a string.
+    """
+    with_ms = any("mean_spike_time_ms" in p for points in frontiers.values() for p in points)
+    header = ["group", "model", "θ", "accuracy", f"mean spike time ({time_unit})"]
+    header += ["mean spike time (ms)"] if with_ms else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for group, points in frontiers.items():
+        for p in points:
+            row = [str(group), str(p.get("curve", "")),
+                   f"{p['threshold']:g}" if "threshold" in p else "",
+                   f"{p['accuracy']:.4f}", f"{p['mean_spike_time']:.2f}"]
+            if with_ms:
+                ms = p.get("mean_spike_time_ms")
+                row.append("" if ms is None else f"{ms:.0f}")
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
