@@ -26,6 +26,7 @@ import numpy as np
 from rc_keras import __version__, tasks, tradeoff, validation
 from rc_keras.guards import NonFiniteLossError, StopOnNonFiniteLoss
 from rc_keras.resume import fit_resumable
+from rc_keras import kws_training  # registers the speech-commands task (--data ROOT)
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_DEMO_DIR = os.path.join("saved_models", "demo")
@@ -214,7 +215,7 @@ def _curve_name(path, taken):
 
 
 def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_size=None,
-          seed=0, batch_size=256):
+          seed=0, batch_size=256, data_root=None):
     """Sweeps the threshold of one or more saved models with one pass each.
 
     With several models (e.g. one per beta) the composite (Pareto) frontier over
@@ -228,6 +229,8 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         test_size: number of test sequences; task default if None.
         seed: run seed of the test split.
         batch_size: sequences per forward pass.
+        data_root: dataset folder of a folder-based task (speech-commands): its test
+            split, with true lengths; points then carry "mean_spike_time_ms" too.
 
     Returns:
         Dict with "task", "curves" (name -> points), "frontier" (points, or None for
@@ -240,11 +243,18 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     if not thresholds:
         raise CLIError("give at least one threshold.")
     models = [(path, load_model(path)) for path in model_paths]
-    x, y = task.data("test", test_size, seed)
+    lengths = None
+    if task.name == kws_training.SPEECH_COMMANDS.name:
+        x, lengths, y = kws_training.test_arrays_for(data_root, models[0][1], test_size)
+    else:
+        x, y = task.data("test", test_size, seed)
     curves, sources = {}, {}
     for path, model in models:
         name = _curve_name(path, curves)
-        curves[name] = tradeoff.threshold_sweep(model, x, y, thresholds, batch_size=batch_size)
+        curves[name] = tradeoff.threshold_sweep(model, x, y, thresholds, lengths=lengths,
+                                                batch_size=batch_size)
+        if lengths is not None:
+            curves[name] = kws_training.sweep_points_ms(curves[name], model)
         sources[name] = str(path)
     frontier = tradeoff.composite_frontier(curves) if len(curves) > 1 else None
     result = {"task": task.name, "num_sequences": int(len(y)),
@@ -442,6 +452,9 @@ def build_parser():
     p = sub.add_parser("train", help="train a task's default RC model and save it",
                        description=f"Tasks: {task_help}.")
     p.add_argument("--task", type=_task_arg, required=True, help="task name")
+    p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
+    p.add_argument("--context-frames", type=_non_negative_int, default=10,
+                   help="speech-commands: frames of context stacked each side (default 10)")
     p.add_argument("--beta", type=_beta_arg, help="confidence penalty weight (>= 0)")
     p.add_argument("--threshold", type=_threshold_arg, help="spike threshold theta in (0, 1)")
     p.add_argument("--mode", choices=("rc", "eos"), default="rc",
@@ -482,6 +495,7 @@ def build_parser():
     p.add_argument("--test-size", type=_positive_int)
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--out", required=True, help="output directory for sweep.json, sweep.png")
+    p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
 
     p = sub.add_parser("export", help="write the deployment bundle of a trained model",
                        description="Writes model.keras, saved_model/, step_float32.tflite, "
@@ -504,11 +518,15 @@ def build_parser():
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    _add_make_keywords_parser(sub)
     return parser
 
 
 # ---------------------------------------------------------------------- commands
 def _cmd_train(args):
+    if args.task == kws_training.SPEECH_COMMANDS.name:
+        kws_training.cli_train(args)
+        return
     summary = train(args.task, args.out, beta=args.beta, threshold=args.threshold,
                     mode=args.mode, epochs=args.epochs, train_size=args.train_size,
                     units=args.units, seed=args.seed, learning_rate=args.learning_rate,
@@ -533,7 +551,7 @@ def _cmd_evaluate(args):
 
 def _cmd_sweep(args):
     result = sweep(args.model, args.task, args.thresholds, out_dir=args.out,
-                   test_size=args.test_size, seed=args.seed)
+                   test_size=args.test_size, seed=args.seed, data_root=args.data)
     print(format_sweep(result, tasks.get_task(args.task).time_unit))
     print(f"\nwrote {result['json']} and {result['png']}")
 
@@ -574,6 +592,53 @@ def _cmd_demo(args):
 
 COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sweep": _cmd_sweep,
             "export": _cmd_export, "demo": _cmd_demo}
+
+
+# ---------------------------------------------------------------------- make-keywords
+def _add_make_keywords_parser(sub):
+    from rc_keras.datasets import keyword_synthesis  # noqa: PLC0415 - keeps startup light
+
+    p = sub.add_parser(
+        "make-keywords", help="synthesize a keyword dataset in the Speech Commands layout",
+        description="Speaks each word with espeak-ng voices (accents x variants x speeds x "
+                    "pitches), converts to 16 kHz with sox and writes <word>/<voice>_nohash_<n>"
+                    ".wav, _background_noise_/, validation_list.txt and testing_list.txt.")
+    p.add_argument("--out", required=True, help="output folder (missing or empty)")
+    p.add_argument("--words", default=",".join(keyword_synthesis.DEFAULT_WORDS),
+                   help="comma-separated words (default: the 10 keywords and %(default)s)")
+    p.add_argument("--voices", type=_positive_int, default=60, help="number of voices")
+    p.add_argument("--clips-per-voice", type=_positive_int, default=1)
+    p.add_argument("--noise", type=float, default=0.0, help="max noise peak level in [0, 1]")
+    p.add_argument("--short-fraction", type=float, default=0.1,
+                   help="share of clips shorter than 1 s")
+    p.add_argument("--split-rule", choices=keyword_synthesis.SPLIT_RULES, default="auto")
+    p.add_argument("--validation-percentage", type=float, default=10.0)
+    p.add_argument("--testing-percentage", type=float, default=10.0)
+    p.add_argument("--workers", type=_positive_int, default=None)
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+
+
+def _cmd_make_keywords(args):
+    from rc_keras.datasets import keyword_synthesis  # noqa: PLC0415
+
+    words = [w.strip() for w in args.words.split(",") if w.strip()]
+    try:
+        info = keyword_synthesis.synthesize_keywords(
+            args.out, words=words, voices=args.voices, clips_per_voice=args.clips_per_voice,
+            seed=args.seed, noise=args.noise, short_fraction=args.short_fraction,
+            validation_percentage=args.validation_percentage,
+            testing_percentage=args.testing_percentage, split_rule=args.split_rule,
+            workers=args.workers, overwrite=args.overwrite)
+    except FileNotFoundError as error:  # espeak-ng or sox missing
+        raise CLIError(str(error)) from None
+    splits = info["splits"]
+    print(f"wrote {info['num_clips']} clips ({len(info['voices'])} voices x {len(words)} words) "
+          f"to {args.out} in {info['seconds']:.1f} s: train {splits['train']}, validation "
+          f"{splits['validation']}, test {splits['test']}")
+
+
+COMMANDS["make-keywords"] = _cmd_make_keywords
 
 
 def main(argv=None):
