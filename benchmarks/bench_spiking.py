@@ -226,7 +226,7 @@ def plot(result, path):
 
 
 def run(task="two-sequence", quick=False, out=Path("benchmarks/results"), log=print):
-    """Trains and scores every (cell, mode); writes spiking.json/.md/.png under ``out``."""
+    """Trains and scores every (cell, mode); writes spiking_<task>.json/.md/.png under ``out``."""
     cfg = dict(SETTINGS, **(QUICK if quick else {}))
     start = time.perf_counter()
     x_test, y_test = load_task(task, cfg["test_size"], seed=TEST_SEED)
@@ -241,9 +241,10 @@ def run(task="two-sequence", quick=False, out=Path("benchmarks/results"), log=pr
     result["seconds"] = time.perf_counter() - start
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "spiking.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "spiking.md").write_text(markdown(result))
-    plot(result, out / "spiking.png")
+    stem = "spiking_" + task.replace("-", "_")
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(result))
+    plot(result, out / f"{stem}.png")
     return result
 
 

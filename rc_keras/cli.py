@@ -27,6 +27,7 @@ from rc_keras import __version__, tasks, tradeoff, validation
 from rc_keras.guards import NonFiniteLossError, StopOnNonFiniteLoss
 from rc_keras.resume import fit_resumable
 from rc_keras import kws_training  # registers the speech-commands task (--data ROOT)
+from rc_keras.tuning import cli as tuning_cli
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 DEFAULT_DEMO_DIR = os.path.join("saved_models", "demo")
@@ -519,6 +520,7 @@ def build_parser():
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
     _add_make_keywords_parser(sub)
+    _add_tune_parser(sub)
     return parser
 
 
@@ -641,6 +643,17 @@ def _cmd_make_keywords(args):
 COMMANDS["make-keywords"] = _cmd_make_keywords
 
 
+# ---------------------------------------------------------------------- tune
+def _add_tune_parser(sub):
+    p = sub.add_parser("tune", help="KerasTuner search over beta and theta (Pareto front)",
+                       description="Each trial trains once for its beta and sweeps theta on "
+                                   "validation data. The same --directory resumes a search.")
+    tuning_cli.add_arguments(p)
+
+
+COMMANDS["tune"] = tuning_cli.run  # returns 1 when no trial met the budget
+
+
 def main(argv=None):
     """Entry point of ``rc-keras``; returns the exit status (0 ok, 2 bad arguments)."""
     parser = build_parser()
@@ -649,7 +662,7 @@ def main(argv=None):
     except SystemExit as exit_:  # --help, --version, or a usage error already printed
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
     except (CLIError, ValueError) as error:
         if os.environ.get("RC_KERAS_DEBUG"):
             raise
@@ -658,7 +671,7 @@ def main(argv=None):
     except NonFiniteLossError as error:  # training diverged: not a usage error
         print(f"rc-keras {args.command}: {error}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":
