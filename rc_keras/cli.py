@@ -246,7 +246,10 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     models = [(path, load_model(path)) for path in model_paths]
     lengths = None
     if task.name == kws_training.SPEECH_COMMANDS.name:
-        x, lengths, y = kws_training.test_arrays_for(data_root, models[0][1], test_size)
+        try:
+            x, lengths, y = kws_training.test_arrays_for(data_root, models[0][1], test_size)
+        except FileNotFoundError as error:
+            raise CLIError(str(error)) from None
     else:
         x, y = task.data("test", test_size, seed)
     curves, sources = {}, {}

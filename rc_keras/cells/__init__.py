@@ -1,5 +1,6 @@
 """Recurrent cells that Keras lacks."""
 
+from rc_keras.cells.conv_lstm import ConvLSTM2DCell
 from rc_keras.cells.spiking_lif import SpikingLIFCell, quantize_spikes
 
-__all__ = ["SpikingLIFCell", "quantize_spikes"]
+__all__ = ["ConvLSTM2DCell", "SpikingLIFCell", "quantize_spikes"]
