@@ -32,8 +32,9 @@ from rc_keras import losses, metrics, tasks, validation
 from rc_keras.models import kws_lstm
 
 __all__ = ["MajorityClassStop", "EpochTimer", "majority_share", "compile_kws",
-           "fit_kws", "load_split_arrays", "train_speech_commands", "FRAME_STRIDE_MS",
-           "FRAME_WINDOW_MS", "frames_to_ms", "SPEECH_COMMANDS"]
+           "fit_kws", "load_split_arrays", "evaluate_kws", "train_speech_commands",
+           "front_end", "context_frames_of", "sweep_points_ms", "test_arrays_for",
+           "FRAME_STRIDE_MS", "FRAME_WINDOW_MS", "frames_to_ms", "SPEECH_COMMANDS"]
 
 FRAME_STRIDE_MS = 10.0
 """Hop between feature frames (the paper's front end: 10 ms)."""
@@ -325,10 +326,85 @@ if SPEECH_COMMANDS.name not in tasks.task_names():
     tasks.register_task(SPEECH_COMMANDS)
 
 
+def front_end(context_frames=10, **kwargs):
+    """The paper's `rc_keras.features.FrontEndParams` with ``context_frames`` each side."""
+    from rc_keras.features import FrontEndParams  # noqa: PLC0415
+
+    return FrontEndParams(context_frames=int(context_frames), **kwargs)
+
+
+def context_frames_of(model, num_mel_bins=20):
+    """Context frames each side that a keyword model's input width implies.
+
+    A model on ``num_mel_bins * (2 * c + 1)`` features per step was trained with a
+    context of ``c`` frames each side (20 features: none, 420: ten).
+
+    Raises:
+        ValueError: for a width that no context gives.
+    """
+    width = int(model.feature_shape[-1])
+    if width % num_mel_bins or (width // num_mel_bins) % 2 == 0:
+        raise ValueError(f"the model reads {width} features per step, which is not "
+                         f"{num_mel_bins} mel bands x (2 * context + 1) frames.")
+    return (width // num_mel_bins - 1) // 2
+
+
+def sweep_points_ms(points, model):
+    """Sweep points of a keyword model with "mean_spike_time_ms" added (its look-ahead
+    of stacked future frames included)."""
+    from rc_keras import tradeoff  # noqa: PLC0415
+
+    return tradeoff.add_milliseconds(points, FRAME_STRIDE_MS, FRAME_WINDOW_MS,
+                                     lookahead_frames=context_frames_of(model))
+
+
+def test_arrays_for(data_root, model, size=None, label_set="paper11"):
+    """The test split of ``data_root`` with the front end ``model`` was trained on.
+
+    Returns:
+        ``(x, lengths, y)`` arrays, at most ``size`` clips.
+    """
+    if data_root is None:
+        raise ValueError("`data_root` is required for the speech-commands task "
+                         "(rc-keras --data ROOT).")
+    if not Path(data_root).is_dir():
+        raise FileNotFoundError(f"`data_root` {str(data_root)!r} is not a directory.")
+    return load_split_arrays(data_root, "test", label_set, limit=size,
+                             features=front_end(context_frames_of(model)), cache=False)
+
+
+def cli_train(args):
+    """``rc-keras train --task speech-commands --data ROOT ...``: trains and prints a summary."""
+    task = SPEECH_COMMANDS
+    try:
+        summary = train_speech_commands(
+            args.data, args.out, beta=task.beta if args.beta is None else args.beta,
+            mode=args.mode, epochs=task.epochs if args.epochs is None else args.epochs,
+            threshold=task.threshold if args.threshold is None else args.threshold,
+            units=task.units if args.units is None else args.units,
+            learning_rate=(task.learning_rate if args.learning_rate is None
+                           else args.learning_rate),
+            seed=args.seed, verbose=args.verbose, context_frames=args.context_frames)
+    except FileNotFoundError as error:  # the CLI reports ValueErrors as usage errors
+        raise ValueError(str(error)) from None
+    test = summary["test"]
+    print(f"trained speech-commands ({summary['config']['mode']}, beta "
+          f"{summary['config']['beta']:g}) in {summary['train_seconds']:.1f} s; best epoch "
+          f"{summary['best_epoch']}" + (f", stopped at epoch {summary['stopped_epoch']} "
+                                        "(below the majority-class share)"
+                                        if summary["stopped_epoch"] is not None else ""))
+    print(f"test: accuracy {test['accuracy']:.4f} | mean spike time "
+          f"{test['mean_spike_time']:.2f} of {test['sequence_length']} frames "
+          f"({test['mean_spike_time_ms']:.0f} ms) | no-spike rate {test['no_spike_rate']:.4f} | "
+          f"theta {test['threshold']:g} | n={test['num_sequences']}")
+    print(f"saved {summary['model_path']} and {Path(args.out) / 'summary.json'}")
+    return summary
+
+
 def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, threshold=0.9,
                           label_set="paper11", units=128, hidden=32, learning_rate=1e-3,
                           batch_size=128, seed=0, cache_dir=None, verbose=1, limit=None,
-                          data=None, **options):
+                          data=None, context_frames=10, **options):
     """Trains `kws_lstm` on a Speech Commands folder; saves and evaluates the best epoch.
 
     Writes ``out_dir/model.keras`` (the best epoch by validation spike accuracy),
@@ -351,6 +427,8 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         limit: optional cap on clips per split (quick runs).
         data: optional pre-loaded ``{"train": (x, lengths, y), "validation": ...,
             "test": ...}`` arrays (a benchmark loads them once for many models).
+        context_frames: frames of context stacked each side (the paper: 10; 0 gives
+            20 features a frame and no look-ahead).
         **options: passed to the loader.
 
     Returns:
@@ -367,6 +445,8 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         if not Path(data_root).is_dir():
             raise FileNotFoundError(f"`data_root` {str(data_root)!r} is not a directory.")
         cache_dir = out_dir / "cache" if cache_dir is None else cache_dir
+        options.setdefault("features", front_end(context_frames))
+        options.setdefault("cache", False)  # the arrays are cached instead
         data = {split: load_split_arrays(data_root, split, label_set, cache_dir=cache_dir,
                                          limit=limit, **options)
                 for split in ("train", "validation", "test")}
@@ -383,7 +463,7 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
                          out_dir / "model.keras", epochs=epochs, batch_size=batch_size,
                          verbose=verbose, seed=seed)
     train_seconds = time.perf_counter() - start
-    test = evaluate_kws(best, x_te, n_te, y_te)
+    test = evaluate_kws(best, x_te, n_te, y_te, lookahead_frames=context_frames_of(best))
     (out_dir / "history.json").write_text(json.dumps(info["history"], indent=2) + "\n")
     summary = {
         "task": "speech-commands",
@@ -392,6 +472,7 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
                    "label_set": label_set, "units": units, "hidden": hidden,
                    "learning_rate": learning_rate, "batch_size": batch_size, "seed": int(seed),
                    "global_clipnorm": GRADIENT_CLIP_NORM,
+                   "context_frames": context_frames_of(best),
                    "train_size": int(len(y_tr)), "val_size": int(len(y_va))},
         "test": test,
         "best_epoch": info["best_epoch"],

@@ -1,0 +1,58 @@
+"""`rc-keras train/sweep --task speech-commands --data ROOT`."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from rc_keras import cli, kws_training
+
+
+def test_speech_commands_train_needs_data(tmp_path, capsys):
+    assert cli.main(["train", "--task", "speech-commands", "--out", str(tmp_path / "r"),
+                     "--epochs", "1"]) == 2
+    assert "data_root is required" in capsys.readouterr().err
+    assert cli.main(["train", "--task", "speech-commands", "--data", str(tmp_path / "missing"),
+                     "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "data_root" in err and "missing" in err and "not a directory" in err
+    assert cli.main(["train", "--task", "speech-commands", "--data", str(tmp_path),
+                     "--context-frames", "-1", "--out", str(tmp_path / "r")]) == 2
+    assert "expected an integer >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.large
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                    reason="needs espeak-ng and sox")
+def test_speech_commands_train_and_sweep_end_to_end(tmp_path, capsys):
+    from rc_keras.datasets import synthesize_keywords
+
+    root = tmp_path / "data"
+    synthesize_keywords(root, words=["yes", "no", "bed"], voices=10, seed=0, workers=2)
+    run = tmp_path / "run"
+    assert cli.main(["train", "--task", "speech-commands", "--data", str(root), "--epochs", "2",
+                     "--units", "8", "--context-frames", "0", "--threshold", "0.5",
+                     "--verbose", "0", "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "trained speech-commands (rc, beta 0.2)" in out and "ms)" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["config"]["context_frames"] == 0 and summary["config"]["train_size"] > 0
+    assert summary["test"]["sequence_length"] == 98
+    assert len(summary["epoch_seconds"]) == summary["epochs_run"] <= 2
+
+    sweep_dir = tmp_path / "sweep"
+    assert cli.main(["sweep", "--task", "speech-commands", "--data", str(root),
+                     "--model", str(run / "model.keras"), "--thresholds", "0.4,0.5,0.99",
+                     "--out", str(sweep_dir)]) == 0
+    assert "frames read" in capsys.readouterr().out
+    data = json.loads((sweep_dir / "sweep.json").read_text())
+    (points,) = data["curves"].values()
+    assert [p["threshold"] for p in points] == [0.4, 0.5, 0.99]
+    for p in points:
+        assert p["mean_spike_time_ms"] == pytest.approx(25 + 10 * (p["mean_spike_time"] - 1))
+    # The sweep at the trained threshold agrees with the saved summary's evaluation.
+    assert points[1]["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    assert points[1]["mean_spike_time"] == pytest.approx(summary["test"]["mean_spike_time"])
+    assert data["num_sequences"] == summary["test"]["num_sequences"]
+    assert np.isfinite(points[2]["mean_spike_time"])
