@@ -107,7 +107,8 @@ def _speak(word, voice, speed, pitch):
         ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", word],
         capture_output=True, check=True).stdout
     raw = subprocess.run(
-        ["sox", "-V1", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed",
+        # -D -R: no dither and a fixed random seed, so the output is reproducible.
+        ["sox", "-V1", "-D", "-R", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed",
          "-b", "16", "-c", "1", "-"], input=spoken, capture_output=True, check=True).stdout
     return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
 

@@ -1,0 +1,282 @@
+"""Speech Commands loader and keyword synthesizer, on a small synthesized fixture."""
+
+import hashlib
+import importlib
+import json
+import re
+import shutil
+import tarfile
+import wave
+
+import keras
+import numpy as np
+import pytest
+
+from rc_keras import RCModel, cli, features
+from rc_keras.datasets import keyword_synthesis, speech_commands, synthesize_keywords
+
+# The module, not the function of the same name that rc_keras.datasets exports.
+sc = importlib.import_module("rc_keras.datasets.speech_commands")
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                                reason="needs espeak-ng and sox (Debian packages)")
+
+WORDS = ["yes", "no", "bed"]  # "bed" is an unknown word
+
+
+@pytest.fixture(scope="session")
+def kws_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kws") / "data"
+    synthesize_keywords(root, words=WORDS, voices=5, clips_per_voice=2, seed=0, noise=0.05,
+                        short_fraction=0.4, background_seconds=3, workers=2)
+    return root
+
+
+@pytest.fixture
+def kws_copy(kws_root, tmp_path):
+    """A private copy for tests that damage files."""
+    return shutil.copytree(kws_root, tmp_path / "copy")
+
+
+def _read_wav(path):
+    with wave.open(str(path), "rb") as handle:
+        rate = handle.getframerate()
+        data = np.frombuffer(handle.readframes(handle.getnframes()), "<i2")
+    return rate, data.astype(np.float32) / 32768.0
+
+
+def _list_file(root, name):
+    return sorted(line for line in (root / name).read_text().splitlines() if line)
+
+
+def _all_clips(root):
+    return sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*.wav")
+                  if not p.parent.name.startswith("_"))
+
+
+def _digest(root):
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _unbatched(ds):
+    xs, lengths, ys = [], [], []
+    for x, y in ds.as_numpy_iterator():
+        xs.append(x["inputs"])
+        lengths.append(int(x["lengths"]))
+        ys.append(int(y))
+    return np.stack(xs), np.array(lengths), np.array(ys)
+
+
+# ---------------------------------------------------------------------- synthesizer
+def test_synthesized_layout(kws_root):
+    info = json.loads((kws_root / "synthesis.json").read_text())
+    clips = _all_clips(kws_root)
+    assert len(clips) == info["num_clips"] == 5 * 3 * 2
+    assert sorted({c.split("/")[0] for c in clips}) == sorted(WORDS)
+    for clip in clips:
+        assert re.fullmatch(r"[a-z]+/[0-9a-f]{8}_nohash_[01]\.wav", clip)
+        with wave.open(str(kws_root / clip), "rb") as handle:
+            assert (handle.getframerate(), handle.getnchannels(), handle.getsampwidth()) == (
+                16000, 1, 2)
+            assert 0 < handle.getnframes() <= 16000
+        assert np.abs(_read_wav(kws_root / clip)[1]).max() > 0.2  # speech, not silence
+    noise = sorted(p.name for p in (kws_root / "_background_noise_").glob("*.wav"))
+    assert noise == sorted(f"{n}.wav" for n in keyword_synthesis.NOISE_FILES)
+    # Each voice lies in one split, and every split has a voice.
+    split_of = {"validation": set(_list_file(kws_root, "validation_list.txt")),
+                "test": set(_list_file(kws_root, "testing_list.txt"))}
+    voice_splits = {}
+    for clip in clips:
+        split = next((s for s, members in split_of.items() if clip in members), "train")
+        voice_splits.setdefault(clip.split("/")[1][:8], set()).add(split)
+    assert all(len(s) == 1 for s in voice_splits.values())
+    assert set.union(*voice_splits.values()) == {"train", "validation", "test"}
+    assert {v["id"]: {v["split"].replace("training", "train").replace("testing", "test")}
+            for v in info["voices"]} == voice_splits
+
+
+def test_synthesis_is_deterministic_and_refuses_nonempty_root(tmp_path):
+    voices = keyword_synthesis.voice_catalog(3, seed=1)
+    a = synthesize_keywords(tmp_path / "a", ["go"], voices=voices, seed=1, noise=0.1, workers=1)
+    b = synthesize_keywords(tmp_path / "b", ["go"], voices=voices, seed=1, noise=0.1, workers=2)
+    assert _digest(tmp_path / "a").keys() == _digest(tmp_path / "b").keys()
+    strip = {k: v for k, v in _digest(tmp_path / "a").items() if k != "synthesis.json"}
+    assert strip == {k: v for k, v in _digest(tmp_path / "b").items() if k != "synthesis.json"}
+    assert a["voices"] == b["voices"]
+    with pytest.raises(ValueError, match="root"):
+        synthesize_keywords(tmp_path / "a", ["go"], voices=voices)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(words=[]), "words"), (dict(words=["a/b"]), "words"), (dict(voices=0), "voices"),
+    (dict(split_rule="random"), "split_rule"), (dict(noise=2.0), "noise"),
+    (dict(clips_per_voice=0), "clips_per_voice"), (dict(voices=2, split_rule="quota"), "voices")])
+def test_synthesis_bad_arguments(tmp_path, kwargs, name):
+    kwargs = {"words": ["go"], "voices": 3, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        synthesize_keywords(tmp_path / "x", **kwargs)
+
+
+def test_make_keywords_command(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert cli.main(["make-keywords", "--out", str(out), "--words", "up,down", "--voices", "3",
+                     "--workers", "2"]) == 0
+    assert "wrote 6 clips" in capsys.readouterr().out
+    assert len(_all_clips(out)) == 6 and (out / "validation_list.txt").is_file()
+    assert cli.main(["make-keywords", "--out", str(out), "--voices", "3"]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- official split rule
+def test_which_set_hash_rule():
+    # The split depends on the speaker part only, so all clips of a speaker stay together.
+    assert {sc.which_set(f"yes/abcd1234_nohash_{n}.wav") for n in range(5)} == {
+        sc.which_set("no/abcd1234_nohash_0.wav")}
+    rng = np.random.default_rng(0)
+    names = [f"{rng.integers(16 ** 8):08x}_nohash_0.wav" for _ in range(4000)]
+    shares = {s: np.mean([sc.which_set(n, 10, 20) == s for n in names])
+              for s in ("training", "validation", "testing")}
+    assert abs(shares["validation"] - 0.1) < 0.02 and abs(shares["testing"] - 0.2) < 0.02
+    assert {sc.which_set(n, 0, 0) for n in names[:50]} == {"training"}
+    with pytest.raises(ValueError, match="validation_percentage"):
+        sc.which_set("a_nohash_0.wav", 120, 0)
+
+
+# ---------------------------------------------------------------------- loader
+def test_split_membership_follows_list_files(kws_root):
+    val, test = _list_file(kws_root, "validation_list.txt"), _list_file(kws_root, "testing_list.txt")
+    assert sc.list_split(kws_root, "validation") == val
+    assert sc.list_split(kws_root, "val") == val
+    assert sc.list_split(kws_root, "test") == test
+    train = sc.list_split(kws_root, "train")
+    assert train == sorted(set(_all_clips(kws_root)) - set(val) - set(test))
+    assert len(train) + len(val) + len(test) == len(_all_clips(kws_root))
+
+    # The dataset yields exactly the listed clips, in list order, zero-padded to 1 s.
+    waves, lengths, labels = _unbatched(speech_commands(kws_root, "validation", features=None,
+                                                        cache=False))
+    assert len(waves) == len(val)
+    for wave_out, length, label, clip in zip(waves, lengths, labels, val):
+        rate, samples = _read_wav(kws_root / clip)
+        assert rate == 16000 and length == len(samples)
+        np.testing.assert_array_equal(wave_out[:length], samples)
+        assert not wave_out[length:].any()
+        assert sc.label_names("paper11")[label] == (
+            clip.split("/")[0] if clip.split("/")[0] in sc.KEYWORDS else "unknown")
+
+
+def test_label_sets(kws_root):
+    assert sc.label_names("paper11") == (
+        "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "unknown")
+    assert sc.label_names("standard12") == sc.label_names("paper11") + ("silence",)
+    train = sc.list_split(kws_root, "train")
+    expected = [{"yes": 0, "no": 1, "bed": 10}[c.split("/")[0]] for c in train]
+    _, _, labels = _unbatched(speech_commands(kws_root, "train", features=None, cache=False))
+    np.testing.assert_array_equal(labels, expected)
+
+    x, lengths, labels12 = _unbatched(speech_commands(kws_root, "train", "standard12",
+                                                      features=None, silence_fraction=0.25))
+    silence = int(round(0.25 * len(train)))
+    np.testing.assert_array_equal(labels12, expected + [11] * silence)
+    assert np.all(lengths[-silence:] == 16000)
+    # Silence is background noise, at a volume in [0, 1].
+    assert np.abs(x[-silence:]).max() <= 0.5 + 1e-6
+    with pytest.raises(ValueError, match="label_set"):
+        sc.label_names("paper12")
+
+
+def test_padding_lengths_kept_and_model_never_spikes_in_padding(kws_root):
+    params = features.FrontEndParams()
+    ds = speech_commands(kws_root, "train", batch_size=32)
+    (x, y), = list(ds.as_numpy_iterator())
+    assert x["inputs"].shape == (len(y), 98, 420) and x["inputs"].dtype == np.float32
+    true_samples = [len(_read_wav(kws_root / c)[1]) for c in sc.list_split(kws_root, "train")]
+    expected = [min(98, max(1, features.num_frames(params, n))) for n in true_samples]
+    np.testing.assert_array_equal(x["lengths"], expected)
+    assert min(expected) < 98  # the fixture has short clips
+
+    # A model that never crosses theta answers at its last valid frame, not in padding.
+    model = RCModel(keras.layers.LSTMCell(4), keras.layers.Dense(11, activation="softmax"),
+                    threshold=0.999)
+    out = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(out["spike_time"], np.array(expected) - 1)
+
+
+def test_corrupt_empty_and_truncated_wavs_are_named(kws_copy):
+    clip = sc.list_split(kws_copy, "test")[0]
+    (kws_copy / clip).write_bytes(b"this is not audio at all" * 10)
+    with pytest.raises(ValueError, match=re.escape(clip.split("/")[1]) + ".*not a RIFF"):
+        speech_commands(kws_copy, "test")
+    (kws_copy / clip).write_bytes(b"")
+    with pytest.raises(ValueError, match=re.escape(clip.split("/")[1]) + ".*empty"):
+        speech_commands(kws_copy, "test")
+    good = sc.list_split(kws_copy, "test")[1]
+    (kws_copy / clip).write_bytes((kws_copy / good).read_bytes()[:1000])
+    with pytest.raises(ValueError, match=re.escape(clip.split("/")[1]) + ".*truncated"):
+        speech_commands(kws_copy, "test")
+
+
+def test_wrong_rate_is_resampled_or_refused(kws_copy):
+    t = np.arange(8000) / 8000.0
+    tone = 0.5 * np.sin(2 * np.pi * 440.0 * t)
+    keyword_synthesis.write_wav(kws_copy / "yes" / "ffffffff_nohash_0.wav", tone, sample_rate=8000)
+    with pytest.raises(ValueError, match="ffffffff_nohash_0.wav.*8000 Hz"):
+        speech_commands(kws_copy, "train", features=None, resample_audio=False)
+    train = sc.list_split(kws_copy, "train")
+    waves, lengths, _ = _unbatched(speech_commands(kws_copy, "train", features=None))
+    i = train.index("yes/ffffffff_nohash_0.wav")
+    assert lengths[i] == 16000
+    t16 = np.arange(16000) / 16000.0
+    np.testing.assert_allclose(waves[i][1000:15000], 0.5 * np.sin(2 * np.pi * 440.0 * t16)[1000:15000],
+                               atol=2e-3)
+
+
+def test_cache_avoids_recompute_and_files_are_never_modified(kws_copy, tmp_path):
+    before = _digest(kws_copy)
+    params = features.FrontEndParams(context_frames=0)
+    in_memory = speech_commands(kws_copy, "validation", label_set="standard12", features=params)
+    on_disk = speech_commands(kws_copy, "validation", features=params,
+                              cache=tmp_path / "cache" / "val")
+    first, first_disk = _unbatched(in_memory), _unbatched(on_disk)
+    assert _digest(kws_copy) == before  # the loader only reads
+    assert list((tmp_path / "cache").iterdir())  # the file cache lives where it was told
+    for clip in sc.list_split(kws_copy, "validation"):
+        (kws_copy / clip).unlink()  # a second epoch must not read the audio again
+    for again, ref in ((_unbatched(in_memory), first), (_unbatched(on_disk), first_disk)):
+        for a, b in zip(again, ref):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_download_from_file_archive(kws_root, tmp_path):
+    archive = tmp_path / "speech_commands_v0.02.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:  # files at the top level, like the official one
+        for path in sorted(kws_root.iterdir()):
+            tar.add(path, arcname=path.name)
+    target = tmp_path / "downloaded"
+    ds = speech_commands(target, "test", features=None, cache=False, download=True,
+                         origin=archive.as_uri())
+    reference = _unbatched(speech_commands(kws_root, "test", features=None, cache=False))
+    for a, b in zip(_unbatched(ds), reference):
+        np.testing.assert_array_equal(a, b)
+    archive.unlink()  # a second call finds the unpacked copy and fetches nothing
+    again = speech_commands(target, "test", features=None, cache=False, download=True,
+                            origin=archive.as_uri())
+    np.testing.assert_array_equal(_unbatched(again)[2], reference[2])
+
+
+def test_loader_bad_arguments(kws_copy, tmp_path):
+    with pytest.raises(ValueError, match="split"):
+        speech_commands(kws_copy, "dev")
+    with pytest.raises(ValueError, match="label_set"):
+        speech_commands(kws_copy, "train", label_set="paper10")
+    with pytest.raises(ValueError, match="features"):
+        speech_commands(kws_copy, "train", features={"num_mel_bins": 20})
+    with pytest.raises(ValueError, match="batch_size"):
+        speech_commands(kws_copy, "train", batch_size=0)
+    with pytest.raises(FileNotFoundError, match="root"):
+        speech_commands(tmp_path / "nowhere", "train")
+    with open(kws_copy / "testing_list.txt", "a") as handle:
+        handle.write("yes/00000000_nohash_9.wav\n")
+    with pytest.raises(FileNotFoundError, match="00000000_nohash_9.wav"):
+        speech_commands(kws_copy, "test")
