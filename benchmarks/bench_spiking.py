@@ -1,4 +1,4 @@
-"""Spiking LIF cell vs LSTM and GRU on the 2-sequence problem, trained EOS and RC.
+"""Spiking LIF cell vs LSTM and GRU on the 2-sequence problem and synthesized keywords, EOS and RC.
 
 Claims of Ponghiran & Roy (2021) used as the reference (benchmark targets, not unit tests):
 
@@ -8,16 +8,17 @@ Claims of Ponghiran & Roy (2021) used as the reference (benchmark targets, not u
   `rc_keras.opcount`);
 - with RC, the savings of halting at the first output spike come on top.
 
-Every network has the same width and a 2-way softmax head, trains on fresh sequences
-each epoch, and is scored on test sequences drawn with a seed training never uses.
+Every network has the same width and a softmax head, trains (2-sequence: on fresh
+sequences each epoch; keywords: on the synthesized training voices), and is scored on test sequences drawn with a seed training never uses.
 Each is scored two ways from one pass of ``step_probabilities``: reading the whole
 sequence (answer at the last step) and halting at the first crossing of theta (the RC
 answer); multiplications are counted for both (``halt=False`` / ``True``).
 
-TODO(keywords): the synthesized keyword-spotting set of the datasets issue does not
-exist yet. ``--task keywords`` is the hook: fill in `load_task` when it lands.
+The keyword set is synthesized with espeak-ng (`rc_keras.datasets.synthesize_keywords`)
+on the first run; clips shorter than 1 s keep their true length, so no answer lands in
+padding.
 
-    python benchmarks/bench_spiking.py [--quick] [--out DIR] [--task two-sequence]
+    python benchmarks/bench_spiking.py [--quick] [--out DIR] [--task two-sequence|keywords]
 """
 
 import argparse
@@ -43,9 +44,19 @@ CELLS = {
 }
 MODES = ("eos", "rc")
 # 3-bit outputs: 2 bits trained to ~91-93% here against ~94-95% for 3 bits (12-epoch trials).
-SETTINGS = {"units": 64, "output_bits": 3, "learning_rate": 3e-3, "beta": 0.1, "threshold": 0.9,
-            "epochs": 20, "train_size": 8000, "test_size": 4000}
-QUICK = {"units": 32, "epochs": 1, "train_size": 1024, "test_size": 500}
+SETTINGS = {
+    "two-sequence": {"units": 64, "output_bits": 3, "learning_rate": 3e-3, "beta": 0.1,
+                     "threshold": 0.9, "epochs": 20, "train_size": 8000, "test_size": 4000,
+                     "classes": 2},
+    # Synthesized keywords (10 keywords + unknown, voices disjoint across splits), 20
+    # log-mel bands per 10 ms frame, 98 frames a clip; the set is made once and reused.
+    "keywords": {"units": 64, "output_bits": 3, "learning_rate": 3e-3, "beta": 0.1,
+                 "threshold": 0.9, "epochs": 15, "classes": 11, "keyword_voices": 60,
+                 "keyword_root": "/tmp/rc_keras_bench_keywords"},
+}
+QUICK = {"two-sequence": {"units": 32, "epochs": 1, "train_size": 1024, "test_size": 500},
+         "keywords": {"units": 32, "epochs": 1, "keyword_voices": 12,
+                      "keyword_root": "/tmp/rc_keras_bench_keywords_quick"}}
 # Every model sees x * INPUT_SCALE: 2-sequence samples have a standard deviation of at most
 # 0.25, far below the LIF threshold of 1 at initialization (a dead, silent network); the
 # same fixed rescaling for all cells keeps the comparison fair.
@@ -56,27 +67,61 @@ PARAM_RATIO = 0.55
 MULT_RATIO_VS_GRU = 5.0
 
 
-def load_task(task, num_sequences, seed):
-    """(x, y) of a benchmark task.
+def load_task(task, split, cfg, seed=0):
+    """(x, y, lengths) of a benchmark task; lengths is None for fixed-length tasks.
 
     Args:
-        task: "two-sequence"; "keywords" is a placeholder.
-        num_sequences: number of sequences.
-        seed: data seed.
+        task: "two-sequence" (fresh sequences drawn with ``seed``) or "keywords" (the
+            synthesized keyword set, made once under ``cfg["keyword_root"]``).
+        split: "train" or "test".
+        cfg: the benchmark settings.
+        seed: data seed (two-sequence only).
     """
     if task == "two-sequence":
-        x, y = rk.datasets.two_sequence(num_sequences, seed=seed)
-        return x * INPUT_SCALE, y
+        size = cfg["train_size"] if split == "train" else cfg["test_size"]
+        x, y = rk.datasets.two_sequence(size, seed=seed)
+        return x * INPUT_SCALE, y, None
     if task == "keywords":
-        # TODO(keywords): plug in the synthesized keyword set once it exists.
-        raise NotImplementedError("the synthesized keyword set does not exist yet (TODO hook).")
+        return keyword_arrays(split, cfg)
     raise ValueError(f"unknown task {task!r}")
+
+
+_KEYWORD_CACHE = {}
+
+
+def keyword_arrays(split, cfg):
+    """Log-mel features (20 per 10 ms frame, no context) of the synthesized keyword set.
+
+    The set (``cfg["keyword_voices"]`` espeak-ng voices x the ten keywords and the
+    default unknown words, voices disjoint across splits) is synthesized once into
+    ``cfg["keyword_root"]`` and reused by later runs. Features are standardized with
+    the training split's mean and standard deviation (per band).
+    """
+    from rc_keras.datasets import speech_commands, synthesize_keywords
+    from rc_keras.features import FrontEndParams
+
+    root = Path(cfg["keyword_root"])
+    if not (root / "testing_list.txt").exists():
+        synthesize_keywords(root, voices=cfg["keyword_voices"], seed=0, noise=0.05)
+    if split not in _KEYWORD_CACHE:
+        params = FrontEndParams(context_frames=0)
+        xs, ys, ns = [], [], []
+        for inputs, label in speech_commands(root, split, features=params, batch_size=256):
+            xs.append(inputs["inputs"].numpy())
+            ns.append(inputs["lengths"].numpy())
+            ys.append(label.numpy())
+        _KEYWORD_CACHE[split] = [np.concatenate(xs), np.concatenate(ys), np.concatenate(ns)]
+    x, y, lengths = _KEYWORD_CACHE[split]
+    train_x, _, train_n = _KEYWORD_CACHE.get("train") or keyword_arrays("train", cfg)
+    valid = np.arange(train_x.shape[1])[None, :] < train_n[:, None]
+    mean, std = train_x[valid].mean(0), train_x[valid].std(0) + 1e-6
+    return ((x - mean) / std).astype(np.float32), y, lengths
 
 
 def build_model(cell_name, mode, cfg):
     """An RCModel with a ``cell_name`` cell and a 2-way softmax head, compiled."""
     model = rk.RCModel(CELLS[cell_name](cfg["units"], cfg["output_bits"]),
-                       keras.layers.Dense(2, activation="softmax"),
+                       keras.layers.Dense(cfg["classes"], activation="softmax"),
                        threshold=cfg["threshold"], training_mode=mode)
     steps = max(cfg["epochs"] * (cfg["train_size"] // BATCH_SIZE), 1)
     schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], decay_steps=steps,
@@ -92,8 +137,10 @@ def train(task, cell_name, mode, cfg, seed=0, log=print):
     model = build_model(cell_name, mode, cfg)
     start = time.perf_counter()
     for epoch in range(cfg["epochs"]):
-        x, y = load_task(task, cfg["train_size"], seed=10_000 * (seed + 1) + epoch)
-        logs = model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0, shuffle=False).history
+        x, y, lengths = load_task(task, "train", cfg, seed=10_000 * (seed + 1) + epoch)
+        inputs = x if lengths is None else {"inputs": x, "lengths": lengths}
+        logs = model.fit(inputs, y, batch_size=BATCH_SIZE, epochs=1, verbose=0,
+                         shuffle=lengths is not None).history
     log(f"  {cell_name} {mode}: loss {logs['loss'][0]:.4f}, spike acc "
         f"{logs['spike_accuracy'][0]:.4f}, {time.perf_counter() - start:.0f} s")
     return model, time.perf_counter() - start
@@ -108,25 +155,25 @@ def step_probabilities(model, x, batch_size=1000):
                            for i in range(0, len(x), batch_size)])
 
 
-def first_crossing(step_probs, threshold):
-    """0-based answer step at ``threshold`` (the last step when never crossed)."""
-    crossed = step_probs.max(axis=-1) >= np.float32(threshold)
-    return np.where(crossed.any(axis=1), crossed.argmax(axis=1), step_probs.shape[1] - 1)
+def first_crossing(step_probs, threshold, lengths=None):
+    """0-based answer step at ``threshold`` (the last valid step when never crossed)."""
+    return rk.tradeoff.first_crossing(step_probs, threshold, lengths=lengths).spike_time
 
 
 def cell_params(model):
     return int(sum(np.prod(w.shape) for w in model.cell.trainable_weights))
 
 
-def evaluate(model, x, y):
+def evaluate(model, x, y, lengths=None):
     """One row: accuracies, parameters, firing rate, multiplications, spike step."""
     probs = step_probabilities(model, x)
-    spike = first_crossing(probs, model.threshold)
+    spike = first_crossing(probs, model.threshold, lengths)
     rc_labels = probs[np.arange(len(y)), spike].argmax(-1)
-    full = opcount.count_ops(model, x, halt=False)
-    halted = opcount.count_ops(model, x, spike_time=spike)
+    last = np.full(len(y), x.shape[1] - 1) if lengths is None else np.asarray(lengths) - 1
+    full = opcount.count_ops(model, x, halt=False, lengths=lengths)
+    halted = opcount.count_ops(model, x, lengths=lengths, spike_time=spike)
     return {
-        "accuracy_full_sequence": float(np.mean(probs[:, -1].argmax(-1) == y)),
+        "accuracy_full_sequence": float(np.mean(probs[np.arange(len(y)), last].argmax(-1) == y)),
         "accuracy_rc_halt": float(np.mean(rc_labels == y)),
         "mean_spike_step": float(spike.mean()),          # 0-based, as predict()["spike_time"]
         "spiked_fraction": float(np.mean(probs.max(-1).max(-1) >= np.float32(model.threshold))),
@@ -187,16 +234,19 @@ def markdown(result):
     for claim in result["claims"]:
         lines.append(f"| {claim['mode'].upper()} | {claim['claim']} | {claim['value']} | "
                      f"{'yes' if claim['met'] else '**no**'} |")
-    lines += ["", f"Task: {result['task']} (40 steps). Width {cfg['units']} for every cell; "
-              f"SpikingLIF with {cfg['output_bits']}-bit outputs; inputs x {INPUT_SCALE:g}; "
-              f"head Dense(2, softmax); theta {cfg['threshold']}, "
-              f"beta {cfg['beta']}; {cfg['epochs']} epochs x {cfg['train_size']} fresh sequences; "
+    if result["task"] == "two-sequence":
+        steps, inputs, data = "40 steps", f"inputs x {INPUT_SCALE:g}", "fresh sequences"
+    else:
+        steps, inputs, data = ("98 frames of 10 ms", "20 log-mel bands standardized",
+                               f"clips of {cfg['keyword_voices']} voices (train split)")
+    lines += ["", f"Task: {result['task']} ({steps}). Width {cfg['units']} for every cell; "
+              f"SpikingLIF with {cfg['output_bits']}-bit outputs; {inputs}; "
+              f"head Dense({cfg['classes']}, softmax); theta {cfg['threshold']}, "
+              f"beta {cfg['beta']}; {cfg['epochs']} epochs x {cfg['train_size']} {data}; "
               f"{cfg['test_size']} test sequences. Mean spike step is 0-based (first crossing of "
               "theta, last step when never crossed). Multiplications: event-driven count "
-              "(`rc_keras.opcount`), cell + head, per sequence; 'full' reads all 40 steps, "
+              "(`rc_keras.opcount`), cell + head, per sequence; 'full' reads every valid step, "
               "'RC halt' stops at the first crossing.",
-              "TODO(keywords): the synthesized keyword set does not exist yet; these results are "
-              "on the 2-sequence problem only. "
               f"{'QUICK RUN: not representative. ' if result['quick'] else ''}"
               f"{result['date']}, {result['seconds']:.0f} s."]
     return "\n".join(lines) + "\n"
@@ -227,14 +277,18 @@ def plot(result, path):
 
 def run(task="two-sequence", quick=False, out=Path("benchmarks/results"), log=print):
     """Trains and scores every (cell, mode); writes spiking_<task>.json/.md/.png under ``out``."""
-    cfg = dict(SETTINGS, **(QUICK if quick else {}))
+    cfg = dict(SETTINGS[task], **(QUICK[task] if quick else {}))
     start = time.perf_counter()
-    x_test, y_test = load_task(task, cfg["test_size"], seed=TEST_SEED)
+    x_test, y_test, n_test = load_task(task, "test", cfg, seed=TEST_SEED)
+    if task == "keywords":
+        cfg["train_size"] = len(load_task(task, "train", cfg)[1])
+        cfg["test_size"] = len(y_test)
     rows = {}
     for cell_name in CELLS:
         for mode in MODES:
             model, seconds = train(task, cell_name, mode, cfg, log=log)
-            rows[f"{cell_name}_{mode}"] = dict(evaluate(model, x_test, y_test), train_seconds=seconds)
+            rows[f"{cell_name}_{mode}"] = dict(evaluate(model, x_test, y_test, n_test),
+                                               train_seconds=seconds)
     result = {"task": task, "quick": quick, "settings": cfg, "rows": rows,
               "date": datetime.date.today().isoformat()}
     result["claims"] = check_claims(rows)
@@ -253,7 +307,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny run (< 1 minute)")
     parser.add_argument("--out", default="benchmarks/results", help="output folder")
     parser.add_argument("--task", default="two-sequence", choices=["two-sequence", "keywords"],
-                        help="keywords: TODO hook, the synthesized keyword set does not exist yet")
+                        help="keywords: synthesized with espeak-ng on the first run")
     args = parser.parse_args(argv)
     result = run(args.task, args.quick, Path(args.out))
     print(markdown(result))

@@ -89,6 +89,23 @@ def test_float32_step_matches_keras_exactly(trained, tmp_path, runtime):
     assert one["spike_time"] == spike[0] and one["label"] == label[0]
 
 
+def test_stream_with_lengths_never_reads_padding(trained, tmp_path):
+    model, _, x, _ = trained
+    export.export_tflite_step(model, tmp_path / "step.tflite")
+    lengths = np.random.default_rng(0).integers(2, x.shape[1] + 1, size=len(x))
+    padded = x.copy()
+    padded[np.arange(x.shape[1])[None, :] >= lengths[:, None]] = 50.0  # loud junk in padding
+    out = model.predict({"inputs": padded, "lengths": lengths}, verbose=0)
+    assert (out["spike_time"] < lengths).all()
+    stream = export.run_tflite_stream(tmp_path / "step.tflite", padded, lengths=lengths)
+    np.testing.assert_array_equal(stream["spike_time"], out["spike_time"])
+    np.testing.assert_array_equal(stream["label"], out["label"])
+    with pytest.raises(ValueError, match="lengths"):
+        export.run_tflite_stream(tmp_path / "step.tflite", padded, lengths=lengths[:-1])
+    with pytest.raises(ValueError, match="lengths"):
+        export.run_tflite_stream(tmp_path / "step.tflite", padded, lengths=lengths * 0)
+
+
 def test_int8_step_agrees_and_tflm_matches_litert(trained, tmp_path):
     model, x_cal, x, y = trained
     path = tmp_path / "step_int8.tflite"

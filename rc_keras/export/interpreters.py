@@ -235,7 +235,8 @@ class StepRunner:
                 "probs": self.dequantize_probs(raw), "frames_run": len(frames)}
 
 
-def run_tflite_stream(path, frames, threshold=None, runtime="litert", arena_size=None):
+def run_tflite_stream(path, frames, threshold=None, runtime="litert", arena_size=None,
+                      lengths=None):
     """The reference host loop: frames in, stop at the first crossing, reset between clips.
 
     Args:
@@ -245,6 +246,9 @@ def run_tflite_stream(path, frames, threshold=None, runtime="litert", arena_size
         threshold: theta in (0, 1); defaults to the sidecar's threshold.
         runtime: "litert" (ai-edge-litert) or "tflm" (tflite-micro Python interpreter).
         arena_size: TFLM arena bytes (default: 10x the model size).
+        lengths: optional (clips,) valid frame counts of padded clips: clip ``i`` ends
+            after ``lengths[i]`` frames (the padding is never fed), as ``RCModel``'s
+            ``{"inputs", "lengths"}`` input.
 
     Returns:
         dict: "label", "spike_time" (0-based), "probs" (float, at the answer), "frames_run",
@@ -261,6 +265,15 @@ def run_tflite_stream(path, frames, threshold=None, runtime="litert", arena_size
         raise ValueError("`frames` holds no frames.")
     validation.check_finite(frames, "frames")
     if frames.ndim == rank + 1:
+        if lengths is not None:
+            raise ValueError("`lengths` needs a batch of clips (clips, time, *features).")
         return runner.run_clip(frames)
-    results = [runner.run_clip(clip) for clip in frames]
+    if lengths is None:
+        lengths = np.full(len(frames), frames.shape[1])
+    lengths = np.asarray(lengths)
+    if (lengths.shape != (len(frames),) or not np.issubdtype(lengths.dtype, np.integer)
+            or lengths.min() < 1 or lengths.max() > frames.shape[1]):
+        raise ValueError(f"`lengths` must hold one integer in [1, {frames.shape[1]}] per clip "
+                         f"({len(frames)} clips); received {lengths!r}.")
+    results = [runner.run_clip(clip[:n]) for clip, n in zip(frames, lengths)]
     return {key: np.array([r[key] for r in results]) for key in results[0]}
