@@ -40,16 +40,6 @@ import json
 import pathlib
 import time
 
-import keras
-import matplotlib.pyplot as plt
-import numpy as np
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
-
-import rc_keras as rk
-from rc_keras import tradeoff
-from rc_keras.datasets import run_completion_step
-
 CONFIGS = {
     # LSTM units, epochs of fresh training sequences, sequences per epoch, batch size,
     # Adam learning rate, held-out test sequences. "ci": ~500 small-batch steps, enough to
@@ -62,6 +52,18 @@ CONFIGS = {
 if SIZE not in CONFIGS:
     raise ValueError(f"SIZE must be one of {sorted(CONFIGS)}; received {SIZE!r}.")
 CFG = CONFIGS[SIZE]
+
+# Imported after the SIZE check: a wrong SIZE fails in a second, not after TensorFlow.
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+import rc_keras as rk
+from rc_keras import tradeoff
+from rc_keras.datasets import run_completion_step
+
 THRESHOLD, BETA, RUN_LENGTH, STEPS = 0.9, 0.0, 5, 25
 FIGURES = pathlib.Path(os.environ.get("RC_KERAS_NOTEBOOK_FIGURES", "figures"))
 FIGURES.mkdir(parents=True, exist_ok=True)
