@@ -404,7 +404,7 @@ def cli_train(args):
 def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, threshold=0.9,
                           label_set="paper11", units=128, hidden=32, learning_rate=1e-3,
                           batch_size=128, seed=0, cache_dir=None, verbose=1, limit=None,
-                          data=None, context_frames=10, **options):
+                          data=None, context_frames=10, grace_epochs=1, **options):
     """Trains `kws_lstm` on a Speech Commands folder; saves and evaluates the best epoch.
 
     Writes ``out_dir/model.keras`` (the best epoch by validation spike accuracy),
@@ -427,6 +427,7 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         limit: optional cap on clips per split (quick runs).
         data: optional pre-loaded ``{"train": (x, lengths, y), "validation": ...,
             "test": ...}`` arrays (a benchmark loads them once for many models).
+        grace_epochs: epochs before the majority-class stop rule applies.
         context_frames: frames of context stacked each side (the paper: 10; 0 gives
             20 features a frame and no look-ahead).
         **options: passed to the loader.
@@ -461,7 +462,7 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
     best, info = fit_kws(model, ({"inputs": x_tr, "lengths": n_tr}, y_tr),
                          ({"inputs": x_va, "lengths": n_va}, y_va),
                          out_dir / "model.keras", epochs=epochs, batch_size=batch_size,
-                         verbose=verbose, seed=seed)
+                         verbose=verbose, seed=seed, grace_epochs=grace_epochs)
     train_seconds = time.perf_counter() - start
     test = evaluate_kws(best, x_te, n_te, y_te, lookahead_frames=context_frames_of(best))
     (out_dir / "history.json").write_text(json.dumps(info["history"], indent=2) + "\n")
