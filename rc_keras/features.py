@@ -204,13 +204,15 @@ def stack_context(features, context):
             f"`features` must have shape (..., frames, features); received shape {features.shape}.")
     if context == 0:
         return features
-    first = tf.repeat(features[..., :1, :], context, axis=-2)
-    last = tf.repeat(features[..., -1:, :], context, axis=-2)
-    padded = tf.concat([first, features, last], axis=-2)
-    windows = tf.signal.frame(padded, 2 * context + 1, 1, axis=-2)  # (..., T, 2c+1, F)
+    # One gather with clipped indices: the edges repeat the first/last frame. Measured
+    # faster in tf.data than tf.signal.frame or concatenating shifted slices.
+    frames = tf.shape(features)[-2]
+    index = tf.clip_by_value(
+        tf.range(frames)[:, None] + tf.range(-context, context + 1)[None, :], 0, frames - 1)
+    windows = tf.gather(features, index, axis=-2)  # (..., T, 2c+1, F)
     width = features.shape[-1]
     width = tf.shape(features)[-1] if width is None else width
-    new_shape = tf.concat([tf.shape(windows)[:-2], [(2 * context + 1) * width]], 0)
+    new_shape = tf.concat([tf.shape(features)[:-2], [frames, (2 * context + 1) * width]], 0)
     out = tf.reshape(windows, new_shape)
     if features.shape[-1] is not None:
         out = tf.ensure_shape(out, features.shape[:-1].concatenate(
