@@ -284,7 +284,27 @@ class RCModel(keras.Model):
         prediction = self._rc_prediction(out)
         for metric in self._rc_metrics:
             metric.update_state(y, prediction, sample_weight=sample_weight)
-        return self.compute_metrics(x, y, out.probs, sample_weight=sample_weight)
+        results = self.compute_metrics(x, y, out.probs, sample_weight=sample_weight)
+        if _multi_worker(self.distribute_strategy):
+            # Keras averages logs across workers with strategy.reduce(..., axis=0),
+            # which rejects scalars (keras-team/keras#20585): give each a length-1 axis.
+            results = {key: tf.reshape(value, [1]) for key, value in results.items()}
+        return results
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras reduces a first distributed batch across replicas only to learn its
+        # shapes; under MultiWorkerMirroredStrategy that eager cross-worker reduce fails
+        # (keras-team/keras#20585). The first local replica's batch has the same shapes.
+        strategy = getattr(self, "_distribute_strategy", None)
+        if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, it in iterator:
+            data_batch = tf.nest.map_structure(
+                lambda v: (strategy.experimental_local_results(v)[0]
+                           if isinstance(v, tf.distribute.DistributedValues) else v), next(it))
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -364,6 +384,12 @@ class RCModel(keras.Model):
         config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
         config["head"] = keras.saving.deserialize_keras_object(config["head"])
         return cls(**config)
+
+
+def _multi_worker(strategy):
+    """True under a MultiWorkerMirroredStrategy with more than one worker."""
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode())  # noqa: SLF001 - no public test
 
 
 class _StaticShape:
