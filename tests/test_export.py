@@ -53,12 +53,15 @@ def test_saved_model_fresh_process_matches_predict(trained, tmp_path):
         x = np.load({str(tmp_path / 'x.npy')!r})
         out = m.signatures["serve"](x=tf.constant(x))
         n = x.shape[0]
+        lengths = (np.arange(n) % x.shape[1] + 1).astype(np.int32)
+        short = m.signatures["serve_lengths"](x=tf.constant(x), lengths=tf.constant(lengths))
         states = {{k: tf.zeros((n,) + tuple(v.shape[1:])) for k, v in
                   m.signatures["step"].structured_input_signature[1].items() if k != "frame"}}
         step = m.signatures["step"](frame=tf.constant(x[:, 0]), **states)
         np.savez({str(tmp_path / 'out.npz')!r}, label=out["label"].numpy(),
                  spike_time=out["spike_time"].numpy(), spiked=out["spiked"].numpy(),
-                 probs=out["probs"].numpy(), step_probs=step["probs"].numpy())
+                 probs=out["probs"].numpy(), step_probs=step["probs"].numpy(),
+                 short_label=short["label"].numpy(), short_spike=short["spike_time"].numpy())
         assert not any(name.startswith("rc_keras") for name in sys.modules)
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -69,6 +72,11 @@ def test_saved_model_fresh_process_matches_predict(trained, tmp_path):
     np.testing.assert_array_equal(got["spike_time"], want["spike_time"])
     np.testing.assert_array_equal(got["spiked"], want["spiked"])
     np.testing.assert_allclose(got["probs"], want["probs"], atol=1e-5)
+    lengths = np.arange(len(x)) % x.shape[1] + 1
+    short = model.predict({"inputs": x, "lengths": lengths}, verbose=0)
+    np.testing.assert_array_equal(got["short_spike"], short["spike_time"])
+    np.testing.assert_array_equal(got["short_label"], short["label"])
+    assert (got["short_spike"] < lengths).all()
     first = model.step_probabilities(x[:, :1])[:, 0]
     np.testing.assert_allclose(got["step_probs"], first, atol=1e-5)
 

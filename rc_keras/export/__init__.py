@@ -18,9 +18,11 @@ from rc_keras.export.interpreters import StepRunner, run_tflite_stream, tflm_are
 from rc_keras.export.saved_model import export_saved_model
 from rc_keras.export.step_model import FORMAT_VERSION, build_step_model, state_layout
 from rc_keras.export.tflite_step import (export_tflite_step, load_sidecar, quantized_threshold)
+from rc_keras.export.versioning import IncompatibleExportError, load_saved_model
 
 __all__ = ["FORMAT_VERSION", "StepRunner", "build_step_model", "export_bundle",
            "format_agreement_table", "load_sequences", "print_agreement_table", "verify_agreement",
            "write_c_array", "export_saved_model",
            "export_tflite_step", "load_sidecar", "quantized_threshold", "run_tflite_stream",
-           "state_layout", "tflm_arena", "tflm_interpreter"]
+           "state_layout", "tflm_arena", "tflm_interpreter", "IncompatibleExportError",
+           "load_saved_model"]

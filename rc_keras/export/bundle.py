@@ -14,6 +14,7 @@ from rc_keras.export import _flatbuffer, step_model
 from rc_keras.export.c_array import write_c_array
 from rc_keras.export.interpreters import run_tflite_stream, tflm_arena
 from rc_keras.export.saved_model import export_saved_model
+from rc_keras.export.versioning import load_saved_model
 from rc_keras.export.tflite_step import export_tflite_step
 
 ARENA_MARGIN_BYTES = 1024
@@ -60,15 +61,20 @@ def _load_model(model_or_path):
     return model_or_path
 
 
-def keras_reference(model, x):
+def keras_reference(model, x, lengths=None):
     """``model.predict`` with the fields the agreement table compares."""
-    out = model.predict(x, verbose=0, batch_size=256)
+    inputs = x if lengths is None else {"inputs": x, "lengths": lengths}
+    out = model.predict(inputs, verbose=0, batch_size=256)
     return {key: np.asarray(out[key]) for key in ("label", "spike_time", "spiked")}
 
 
-def saved_model_reference(directory, x):
-    loaded = tf.saved_model.load(str(directory))
-    out = loaded.signatures["serve"](x=tf.constant(x, tf.float32))
+def saved_model_reference(directory, x, lengths=None):
+    loaded = load_saved_model(directory)
+    if lengths is None:
+        out = loaded.signatures["serve"](x=tf.constant(x, tf.float32))
+    else:
+        out = loaded.signatures["serve_lengths"](x=tf.constant(x, tf.float32),
+                                                 lengths=tf.constant(lengths, tf.int32))
     return {key: out[key].numpy() for key in ("label", "spike_time", "spiked")}
 
 
@@ -86,7 +92,7 @@ def agreement_row(name, runtime, reference, result, labels=None):
 
 
 def verify_agreement(model, x, y=None, step_models=(), saved_model=None,
-                     runtimes=("litert", "tflm")):
+                     runtimes=("litert", "tflm"), lengths=None):
     """Runs ``x`` through Keras, the SavedModel and each step model in each runtime.
 
     Args:
@@ -96,23 +102,26 @@ def verify_agreement(model, x, y=None, step_models=(), saved_model=None,
         step_models: paths of step .tflite files.
         saved_model: optional SavedModel directory.
         runtimes: interpreters to use for the step models.
+        lengths: optional (n,) valid steps of padded sequences.
 
     Returns:
         list of rows (dicts), the first being Keras itself.
     """
     x = step_model.check_sequences(x, model, "verify_sequences")
+    if lengths is not None:
+        lengths = np.asarray(lengths, np.int32).reshape(-1)
     labels = None
     if y is not None:
         labels = np.asarray(y).reshape(len(x), -1)
         labels = labels.argmax(-1) if labels.shape[1] > 1 else labels[:, 0]
-    reference = keras_reference(model, x)
+    reference = keras_reference(model, x, lengths)
     rows = [agreement_row("keras", "tensorflow", reference, reference, labels)]
     if saved_model is not None:
         rows.append(agreement_row("saved_model", "tensorflow", reference,
-                                  saved_model_reference(saved_model, x), labels))
+                                  saved_model_reference(saved_model, x, lengths), labels))
     for path in step_models:
         for runtime in runtimes:
-            result = run_tflite_stream(path, x, runtime=runtime)
+            result = run_tflite_stream(path, x, runtime=runtime, lengths=lengths)
             rows.append(agreement_row(pathlib.Path(path).name, runtime, reference, result, labels))
     return rows
 

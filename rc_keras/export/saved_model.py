@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from rc_keras.export import step_model
+from rc_keras.export.versioning import write_saved_model_sidecar
 from rc_keras.metrics import predicted_labels
 
 
@@ -15,6 +16,8 @@ def export_saved_model(model, directory):
             Returns ``probs`` (batch, outputs) at the spike, ``spike_time`` (batch,) int32
             0-based, ``spiked`` (batch,) bool, ``label`` (batch,) int32; same as
             ``RCModel.predict`` at the model's threshold.
+        ``serve_lengths(x, lengths)``: the same for padded batches of clips of different
+            lengths: ``lengths`` int32 (batch,) valid steps; no answer lands in padding.
         ``step(frame, state_0, ...)``: one frame (batch, *features) and the flat states
             (see `state_layout`; zeros to start a stream). Returns ``probs`` and the new
             ``state_0, ...`` to feed back: for streaming servers that run the early-exit
@@ -41,6 +44,9 @@ def export_saved_model(model, directory):
         return {"probs": out.probs, "spike_time": out.spike_time, "spiked": out.spiked,
                 "label": predicted_labels(out.probs)}
 
+    def serve_lengths(x, lengths):
+        return serve({"inputs": x, "lengths": lengths})
+
     def step_fn(frame, *states):
         outputs = step([frame] + list(states), training=False)
         return {key: tf.identity(value) for key, value in outputs.items()}
@@ -49,10 +55,16 @@ def export_saved_model(model, directory):
         "serve", serve,
         input_signature=[tf.TensorSpec((None, None) + features, tf.float32, name="x")])
     archive.add_endpoint(
+        "serve_lengths", serve_lengths,
+        input_signature=[tf.TensorSpec((None, None) + features, tf.float32, name="x"),
+                         tf.TensorSpec((None,), tf.int32, name="lengths")])
+    archive.add_endpoint(
         "step", step_fn,
         input_signature=[tf.TensorSpec((None,) + features, tf.float32, name="frame")]
         + [tf.TensorSpec((None,) + tuple(s["shape"]), tf.float32, name=s["name"])
            for s in layout])
     directory = str(directory)
     archive.write_out(directory, verbose=False)
+    # Format version and model facts: `load_saved_model` checks them before loading.
+    write_saved_model_sidecar(model, directory)
     return directory

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from rc_keras import validation
-from rc_keras.export import _flatbuffer, step_model
+from rc_keras.export import _flatbuffer, step_model, versioning
 
 QUANTIZATIONS = ("float32", "int8", "int16x8")
 # Integer range of each quantized mode's activations (inputs, outputs, states).
@@ -184,6 +184,7 @@ def build_sidecar(model, data, quantization, class_names=None, feature_params=No
     sidecar = {
         "format_version": step_model.FORMAT_VERSION,
         "kind": "rc_keras.step",
+        "rc_keras_version": versioning.rc_keras_version(),
         "model_file": model_file,
         "quantization": quantization,
         "readout": model.readout,
@@ -285,8 +286,4 @@ def load_sidecar(path):
     if not json_path.exists():
         raise ValueError(f"no sidecar {json_path} next to the step model: export it with "
                          "rc_keras.export.export_tflite_step.")
-    sidecar = json.loads(json_path.read_text())
-    if sidecar.get("format_version") != step_model.FORMAT_VERSION:
-        raise ValueError(f"{json_path} has format_version {sidecar.get('format_version')}; this "
-                         f"rc_keras reads version {step_model.FORMAT_VERSION}.")
-    return sidecar
+    return versioning.read_sidecar(json_path)
