@@ -217,10 +217,25 @@ def test_corrupt_empty_and_truncated_wavs_are_named(kws_copy):
         speech_commands(kws_copy, "test")
 
 
+@pytest.mark.parametrize("rate_in", [8000, 22050])
+def test_resample_matches_the_tone_at_the_new_rate(rate_in):
+    tone = 0.5 * np.sin(2 * np.pi * 440.0 * np.arange(rate_in) / rate_in)
+    out = sc.resample(tone.astype("float32"), rate_in, 16000).numpy()
+    assert out.shape == (16000,)
+    expected = 0.5 * np.sin(2 * np.pi * 440.0 * np.arange(16000) / 16000)
+    np.testing.assert_allclose(out[1000:15000], expected[1000:15000], atol=2e-3)
+
+
 def test_wrong_rate_is_resampled_or_refused(kws_copy):
     t = np.arange(8000) / 8000.0
     tone = 0.5 * np.sin(2 * np.pi * 440.0 * t)
-    keyword_synthesis.write_wav(kws_copy / "yes" / "ffffffff_nohash_0.wav", tone, sample_rate=8000)
+    # Stereo whose channel mean is the tone: the loader averages channels.
+    stereo = np.stack([tone + 0.2, tone - 0.2], axis=1)
+    with wave.open(str(kws_copy / "yes" / "ffffffff_nohash_0.wav"), "wb") as handle:
+        handle.setnchannels(2)
+        handle.setsampwidth(2)
+        handle.setframerate(8000)
+        handle.writeframes(np.round(stereo * 32767).astype("<i2").tobytes())
     with pytest.raises(ValueError, match="ffffffff_nohash_0.wav.*8000 Hz"):
         speech_commands(kws_copy, "train", features=None, resample_audio=False)
     train = sc.list_split(kws_copy, "train")
