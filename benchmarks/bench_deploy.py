@@ -50,6 +50,42 @@ def keyword_model(features, seed=0):
     return model, x
 
 
+def keyword_agreement(root, epochs, tmp, voices=120, seed=0):
+    """Trains the paper's keyword network on synthesized keywords, exports its step model
+    (float32, int8, int16x8) and compares exit class and step with Keras on the held-out
+    voices (validation + test splits), clips ending at their true length."""
+    from rc_keras import kws_training, models
+    from rc_keras.datasets import synthesize_keywords
+    from rc_keras.export.bundle import verify_agreement
+    from rc_keras.features import FrontEndParams
+
+    root = pathlib.Path(root)
+    if not (root / "testing_list.txt").exists():
+        synthesize_keywords(root, voices=voices, seed=0, noise=0.05)
+    params = FrontEndParams(context_frames=0)
+    x, n, y = kws_training.load_split_arrays(root, "train", features=params)
+    held = [kws_training.load_split_arrays(root, split, features=params)
+            for split in ("validation", "test")]
+    xh, nh, yh = (np.concatenate(parts) for parts in zip(*held))
+    keras.utils.set_random_seed(seed)
+    model = models.kws_lstm(11, num_features=20, threshold=0.9)
+    kws_training.compile_kws(model, beta=0.2, learning_rate=3e-3)
+    started = time.time()
+    model.fit({"inputs": x, "lengths": n}, y, epochs=epochs, batch_size=64, shuffle=True,
+              verbose=0)
+    train_s = time.time() - started
+    paths = []
+    for q in ("float32", "int8", "int16x8"):
+        path = tmp / f"kws_step_{q}.tflite"
+        export.export_tflite_step(model, path, q, calibration=None if q == "float32" else x)
+        paths.append(path)
+    rows = verify_agreement(model, xh, yh, step_models=paths, lengths=nh)
+    return {"name": f"synthesized keywords ({voices} voices, paper11, 20 log-mel bands, "
+                    "98 frames)", "cell": "kws_lstm (LSTM 128, Dense 32 relu, Dense 11)",
+            "epochs": epochs, "train_clips": int(len(y)), "train_seconds": train_s,
+            "threshold": model.threshold, "test_sequences": int(len(yh)), "agreement": rows}
+
+
 def latency(path, runtime, calls, frame):
     runner = StepRunner(path, runtime=runtime)
     q = runner.quantize_frames(frame)
@@ -74,6 +110,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer epochs and sequences")
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--keywords", default="/tmp/rc_keras_bench_keywords_120",
+                        help="synthesized keyword folder (made on the first run)")
     args = parser.parse_args()
     epochs, n_train, n_test = (3, 4096, 200) if args.quick else (12, 16384, 1000)
     results = {"host": platform.processor() or platform.machine(),
@@ -86,14 +124,18 @@ def main():
         train_s = time.time() - started
         print(f"trained in {train_s:.0f} s", flush=True)
         x_test, y_test = rk.datasets.two_sequence(n_test, seed=99)
-        report = export.export_bundle(model, tmp / "task", int8=True, calibration=x_train[:512],
-                                      verify=True, verify_sequences=(x_test, y_test))
+        report = export.export_bundle(model, tmp / "task", int8=True, int16x8=True,
+                                      calibration=x_train[:512], verify=True,
+                                      verify_sequences=(x_test, y_test))
         print(f"task bundle done at {time.time() - started:.0f} s", flush=True)
         results["task"] = {"name": "two_sequence (T=40, 1 feature)", "cell": "LSTMCell(64)",
                            "epochs": epochs, "train_sequences": n_train, "train_seconds": train_s,
                            "threshold": model.threshold, "test_sequences": n_test,
                            "agreement": report["verify"]["rows"],
                            "models": report["models"]}
+        results["keyword_agreement"] = keyword_agreement(args.keywords, 5 if args.quick else 30,
+                                                         tmp)
+        print(f"keyword agreement done at {time.time() - started:.0f} s", flush=True)
         for features in (20, 420):
             kw_model, kw_x = keyword_model(features)
             kw = export.export_bundle(kw_model, tmp / f"kw{features}", int8=True,
@@ -115,6 +157,17 @@ def main():
     print(markdown(results))
 
 
+def int8_verdict(rows):
+    """One line: the issue's int8 targets (class >= 99%, step within +-1 >= 99%) per row."""
+    parts = []
+    for r in rows:
+        if "int8" in r["model"] or "int16x8" in r["model"]:
+            met = r["class_agreement"] >= 0.99 and r["step_within_1"] >= 0.99
+            parts.append(f"{r['model']} in {r['runtime']}: {'met' if met else '**not met**'}")
+    return "Quantized targets (exit class >= 99% and exit step within +-1 >= 99%): " + \
+        "; ".join(parts) + "."
+
+
 def markdown(results):
     task = results["task"]
     lines = ["# Deployment benchmark", "",
@@ -122,6 +175,15 @@ def markdown(results):
              f"{task['name']}, {task['cell']} trained {task['epochs']} epochs (RC, beta 0.1), "
              f"theta {task['threshold']}:", "",
              export.format_agreement_table(task["agreement"]), "",
+             int8_verdict(task["agreement"]), ""]
+    kw = results.get("keyword_agreement")
+    if kw:
+        lines += [f"Agreement with Keras on {kw['test_sequences']} held-out clips (voices never "
+                  f"seen in training) of {kw['name']}, {kw['cell']} trained {kw['epochs']} epochs "
+                  f"(RC, beta 0.2), theta {kw['threshold']}; clips end at their true length:", "",
+                  export.format_agreement_table(kw["agreement"]), "",
+                  int8_verdict(kw["agreement"]), ""]
+    lines += [
              "Keyword network (LSTM 128, Dense 32 relu, Dense 12 softmax), per-frame step model. "
              f"Latency: median of the calls shown, **host figures** ({results['host']}, Python "
              "interpreters; `step` includes setting inputs and reading outputs, `invoke` is "
