@@ -36,7 +36,8 @@ def execute(path, tmp_path, monkeypatch, size):
 
 def test_there_is_a_notebook_per_experiment():
     names = {p.stem for p in SOURCES}
-    assert {"01_sequence_spotting", "02_two_sequence", "03_deployment"} <= names
+    assert {"01_sequence_spotting", "02_two_sequence", "03_deployment",
+            "05_keyword_spotting"} <= names
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
