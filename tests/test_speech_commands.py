@@ -5,6 +5,7 @@ import importlib
 import json
 import re
 import shutil
+import subprocess
 import tarfile
 import wave
 
@@ -174,6 +175,9 @@ def test_label_sets(kws_root):
     expected = [{"yes": 0, "no": 1, "bed": 10}[c.split("/")[0]] for c in train]
     _, _, labels = _unbatched(speech_commands(kws_root, "train", features=None, cache=False))
     np.testing.assert_array_equal(labels, expected)
+    _, _, known = _unbatched(speech_commands(kws_root, "train", features=None, cache=False,
+                                             unknown_fraction=0.0))
+    np.testing.assert_array_equal(known, [lab for lab in expected if lab != 10])
 
     x, lengths, labels12 = _unbatched(speech_commands(kws_root, "train", "standard12",
                                                       features=None, silence_fraction=0.25))
@@ -214,6 +218,11 @@ def test_corrupt_empty_and_truncated_wavs_are_named(kws_copy):
     good = sc.list_split(kws_copy, "test")[1]
     (kws_copy / clip).write_bytes((kws_copy / good).read_bytes()[:1000])
     with pytest.raises(ValueError, match=re.escape(clip.split("/")[1]) + ".*truncated"):
+        speech_commands(kws_copy, "test")
+    # 3 channels: sox writes WAVE_FORMAT_EXTENSIBLE, which tf.audio.decode_wav cannot read.
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "3", "-b", "16", str(kws_copy / clip),
+                    "synth", "0.1", "sine", "440"], check=True)
+    with pytest.raises(ValueError, match=re.escape(clip.split("/")[1]) + ".*'fmt ' chunk"):
         speech_commands(kws_copy, "test")
 
 

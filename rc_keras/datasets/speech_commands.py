@@ -214,14 +214,17 @@ def probe_wav(path):
         chunk_id, chunk_size = struct.unpack("<4sI", data[offset:offset + 8])
         body = offset + 8
         if chunk_id == b"fmt ":
-            if chunk_size < 16 or body + 16 > len(data):
+            if body + 16 > len(data):
                 fail("truncated 'fmt ' chunk")
+            if chunk_size not in (16, 18):  # tf.audio.decode_wav reads no other size
+                fail(f"unsupported 'fmt ' chunk of {chunk_size} bytes (WAVE_FORMAT_EXTENSIBLE?); "
+                     "re-save as plain 16-bit PCM")
             fmt = struct.unpack("<HHIIHH", data[body:body + 16])
         elif chunk_id == b"data":
             if fmt is None:
                 fail("'data' chunk before the 'fmt ' chunk")
             audio_format, channels, rate, _, _, bits = fmt
-            if audio_format not in (1, 0xFFFE) or bits != 16:
+            if audio_format != 1 or bits != 16:
                 fail(f"only 16-bit PCM is supported (format {audio_format}, {bits} bits)")
             if channels < 1 or rate < 1:
                 fail(f"invalid header ({channels} channels, {rate} Hz)")
@@ -412,11 +415,10 @@ def speech_commands(root, split, label_set="paper11", features=features_lib.Fron
     if features is not None and not isinstance(features, features_lib.FrontEndParams):
         raise ValueError("`features` must be a rc_keras.features.FrontEndParams or None; "
                          f"received {type(features).__name__}.")
-    for name, value in (("silence_fraction", silence_fraction),
-                        ("unknown_fraction", unknown_fraction)):
-        if not isinstance(value, (int, float)) or not 0 <= value <= (1 if name[0] == "u" else 10):
-            raise ValueError(f"`{name}` must be a number in [0, {1 if name[0] == 'u' else 10}]; "
-                             f"received {value!r}.")
+    for name, value, high in (("silence_fraction", silence_fraction, 10.0),
+                              ("unknown_fraction", unknown_fraction, 1.0)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+            raise ValueError(f"`{name}` must be a number in [0, {high:g}]; received {value!r}.")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise ValueError(f"`batch_size` must be a positive integer or None; received {batch_size!r}.")
