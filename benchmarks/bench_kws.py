@@ -194,6 +194,7 @@ def run(args):
                       "num_mel_bins": params.num_mel_bins, "context_frames": 0},
         "thresholds": THRESHOLDS, "models": models, "frontiers": frontiers, "targets": targets,
         "wall_seconds": round(time.perf_counter() - wall, 1),
+        "load_average": round(os.getloadavg()[0], 1),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
                    "(shared)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -267,8 +268,18 @@ def markdown(result):
         lines.append(f"- Feature pipeline ({thr['clips']} clips): first epoch (decode + "
                      f"log-mel) {thr['first_epoch_clips_per_s']:.0f} clips/s, cached epoch "
                      f"{thr['cached_epoch_clips_per_s']:.0f} clips/s (target ≥ 1000).")
-    lines += ["", f"Wall time {result['wall_seconds'] / 60:.1f} min on {result['machine']}, "
-              f"{result['date']}. Plot: `benchmarks/results/kws_tradeoff.png`."]
+    steps = {m["name"]: m["history"].get("steps_run", [None])[-1] for m in result["models"]}
+    if any(v is not None for v in steps.values()):
+        lines.append("- Loop iterations per training batch in the last epoch (98 = full clip): "
+                     + ", ".join(f"{k} {v:.0f}" for k, v in steps.items() if v is not None)
+                     + ". A batch runs until its last example spikes, so RC epochs only get "
+                       "cheaper once nearly every clip spikes.")
+    load = result.get("load_average")
+    lines += ["", f"Wall time {result['wall_seconds'] / 60:.1f} min on {result['machine']}"
+              + (f", load average {load:.1f} at the end (other jobs shared the cores; the first "
+                 "epoch includes graph tracing, and epoch times vary with the load)"
+                 if load is not None else "")
+              + f", {result['date']}. Plot: `benchmarks/results/kws_tradeoff.png`."]
     return "\n".join(lines)
 
 
@@ -280,7 +291,14 @@ def main():
     parser.add_argument("--work", default="/tmp/rc_keras_kws/work",
                         help="models, histories and the feature cache")
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
-    run(parser.parse_args())
+    parser.add_argument("--render", help="only rewrite the .md next to this results .json")
+    args = parser.parse_args()
+    if args.render:
+        path = Path(args.render)
+        result = json.loads(path.read_text())
+        path.with_suffix(".md").write_text(markdown(result) + "\n")
+        return
+    run(args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ SECTIONS = [
     ("toy_tasks.md", "Toy tasks (`benchmarks/bench_toy_tasks.py`)"),
     ("deploy.md", "Deployment (`benchmarks/bench_deploy.py`)"),
     ("spiking.md", "Spiking cell (`benchmarks/bench_spiking.py`)"),
+    ("kws.md", "Keyword spotting (`benchmarks/bench_kws.py`)"),
 ]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
