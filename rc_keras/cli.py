@@ -622,6 +622,8 @@ def _add_make_keywords_parser(sub):
     p.add_argument("--workers", type=_positive_int, default=None)
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--engines", default="espeak-ng",
+                   help="comma-separated engines for the voices: espeak-ng, flite")
 
 
 def _cmd_make_keywords(args):
@@ -634,7 +636,8 @@ def _cmd_make_keywords(args):
             seed=args.seed, noise=args.noise, short_fraction=args.short_fraction,
             validation_percentage=args.validation_percentage,
             testing_percentage=args.testing_percentage, split_rule=args.split_rule,
-            workers=args.workers, overwrite=args.overwrite)
+            workers=args.workers, overwrite=args.overwrite,
+            engines=[e.strip() for e in args.engines.split(",") if e.strip()])
     except FileNotFoundError as error:  # espeak-ng or sox missing
         raise CLIError(str(error)) from None
     splits = info["splits"]

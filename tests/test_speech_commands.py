@@ -109,6 +109,20 @@ def test_synthesis_is_deterministic_and_refuses_nonempty_root(tmp_path):
         synthesize_keywords(tmp_path / "a", ["go"], voices=voices)
 
 
+@pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite (Debian package)")
+def test_flite_voices(tmp_path):
+    voices = keyword_synthesis.voice_catalog(3, seed=0, engines=["flite"])
+    assert {v.engine for v in voices} == {"flite"}
+    assert {v.name for v in voices} <= set(keyword_synthesis.FLITE_VOICES)
+    info = synthesize_keywords(tmp_path / "f", ["stop"], voices=voices, workers=2)
+    assert [v["engine"] for v in info["voices"]] == ["flite"] * 3
+    for clip in _all_clips(tmp_path / "f"):
+        rate, samples = _read_wav(tmp_path / "f" / clip)
+        assert rate == 16000 and 0 < len(samples) <= 16000 and np.abs(samples).max() > 0.2
+    with pytest.raises(ValueError, match="engines"):
+        keyword_synthesis.voice_catalog(3, engines=["festival"])
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(words=[]), "words"), (dict(words=["a/b"]), "words"), (dict(voices=0), "voices"),
     (dict(split_rule="random"), "split_rule"), (dict(noise=2.0), "noise"),

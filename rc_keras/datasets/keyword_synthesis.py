@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import wave
 from pathlib import Path
@@ -46,6 +47,9 @@ ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
             "klatt", "klatt2", "klatt3", "Annie", "aunty", "boris", "david", "edward", "linda",
             "max", "michael", "paul", "quincy", "robert", "steph", "travis", "grandma", "norbert")
+# flite's voices (Debian package ``flite``), used when engines include "flite".
+FLITE_VOICES = ("kal16", "awb", "rms", "slt", "kal")
+ENGINES = ("espeak-ng", "flite")
 SPEEDS = (120, 140, 160, 180)
 PITCHES = (25, 35, 45, 55, 65, 75)
 NOISE_FILES = ("white_noise", "pink_noise", "brown_noise", "hum")
@@ -61,25 +65,35 @@ class Voice:
     speed: int = 160
     """Words per minute (espeak-ng ``-s``)."""
     pitch: int = 50
-    """Pitch 0-99 (espeak-ng ``-p``)."""
+    """Pitch 0-99 (espeak-ng ``-p``; flite: mean F0 of 60 + 2 * pitch Hz)."""
+    engine: str = "espeak-ng"
+    """Text-to-speech engine: "espeak-ng" or "flite" (then ``name`` is a flite voice)."""
 
     @property
     def id(self):
         """8 hex digits naming the voice in file names (the "speaker hash")."""
         spec = f"{self.name}|{self.speed}|{self.pitch}"
+        if self.engine != "espeak-ng":
+            spec = f"{self.engine}:{spec}"
         return hashlib.sha1(spec.encode("utf-8")).hexdigest()[:8]
 
 
-def voice_catalog(count, seed=0):
-    """``count`` distinct voices, drawn deterministically from accents x variants.
+def voice_catalog(count, seed=0, engines=("espeak-ng",)):
+    """``count`` distinct voices, drawn deterministically from the engines' voices.
 
-    Accent/variant pairs are used round-robin in a seeded order (so 60 voices use 60
-    different pairs out of 240); speed and pitch are drawn per voice.
+    espeak-ng contributes its accents x variants (240), flite its voices. These base
+    voices are used round-robin in a seeded order (so 60 espeak-ng voices use 60
+    different accent/variant pairs); speed and pitch are drawn per voice.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"`voices` must be a positive integer or a list of Voice; received {count!r}.")
+    engines = _check_engines(engines)
     rng = np.random.default_rng([int(seed), 7])
-    pairs = [f"{accent}+{variant}" for accent in ACCENTS for variant in VARIANTS]
+    pairs = []
+    if "espeak-ng" in engines:
+        pairs += [("espeak-ng", f"{accent}+{variant}") for accent in ACCENTS for variant in VARIANTS]
+    if "flite" in engines:
+        pairs += [("flite", name) for name in FLITE_VOICES]
     order = rng.permutation(len(pairs))
     voices, seen = [], set()
     limit = len(pairs) * len(SPEEDS) * len(PITCHES)
@@ -87,7 +101,8 @@ def voice_catalog(count, seed=0):
         raise ValueError(f"`voices` must be at most {limit}; received {count}.")
     i = 0
     while len(voices) < count:
-        voice = Voice(pairs[order[i % len(pairs)]], int(rng.choice(SPEEDS)), int(rng.choice(PITCHES)))
+        engine, name = pairs[order[i % len(pairs)]]
+        voice = Voice(name, int(rng.choice(SPEEDS)), int(rng.choice(PITCHES)), engine)
         i += 1
         if voice not in seen:
             seen.add(voice)
@@ -101,11 +116,29 @@ def _require(program, package):
             f"keyword synthesis needs the program '{program}' (Debian: apt-get install {package}).")
 
 
-def _speak(word, voice, speed, pitch):
-    """Raw 16 kHz mono int16 samples of ``word`` spoken by espeak-ng, resampled by sox."""
-    spoken = subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", word],
-        capture_output=True, check=True).stdout
+def _check_engines(engines):
+    engines = (engines,) if isinstance(engines, str) else tuple(engines)
+    if not engines or any(e not in ENGINES for e in engines):
+        raise ValueError(f"`engines` must be a non-empty subset of {list(ENGINES)}; "
+                         f"received {engines!r}.")
+    return engines
+
+
+def _speak(word, voice, speed, pitch, engine="espeak-ng"):
+    """16 kHz mono float samples of ``word`` from the engine, resampled by sox."""
+    if engine == "flite":
+        # flite writes no WAV to stdout: go through a temporary file.
+        with tempfile.TemporaryDirectory(prefix="rc_keras_flite_") as tmp:
+            out = os.path.join(tmp, "word.wav")
+            subprocess.run(["flite", "-voice", voice, "--setf", f"duration_stretch={160 / speed:.3f}",
+                            "--setf", f"int_f0_target_mean={60 + 2 * pitch}", "-t", word, "-o", out],
+                           capture_output=True, check=True)
+            with open(out, "rb") as handle:
+                spoken = handle.read()
+    else:
+        spoken = subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "--stdout", word],
+            capture_output=True, check=True).stdout
     raw = subprocess.run(
         # -D -R: no dither and a fixed random seed, so the output is reproducible.
         ["sox", "-V1", "-D", "-R", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed",
@@ -177,7 +210,7 @@ def _assign_splits(voices, rule, validation_percentage, testing_percentage):
 def synthesize_keywords(root, words=DEFAULT_WORDS, voices=60, clips_per_voice=1, seed=0,
                         noise=0.0, short_fraction=0.1, background_seconds=10.0,
                         validation_percentage=10.0, testing_percentage=10.0, split_rule="auto",
-                        workers=None, overwrite=False):
+                        workers=None, overwrite=False, engines=("espeak-ng",)):
     """Builds a keyword dataset in the Speech Commands layout with espeak-ng and sox.
 
     Each (voice, word, n) clip is synthesized, trimmed of leading/trailing silence,
@@ -206,6 +239,8 @@ def synthesize_keywords(root, words=DEFAULT_WORDS, voices=60, clips_per_voice=1,
         split_rule: "auto", "hash" (official rule only) or "quota".
         workers: synthesis threads (each runs espeak-ng and sox); default min(8, CPUs).
         overwrite: allow a non-empty ``root`` (files of the same names are replaced).
+        engines: engines whose voices an integer ``voices`` draws from: "espeak-ng"
+            and/or "flite" (Debian package ``flite``).
 
     Returns:
         Dict (also written to ``root/synthesis.json``): "root", "words", "voices"
@@ -221,7 +256,8 @@ def synthesize_keywords(root, words=DEFAULT_WORDS, voices=60, clips_per_voice=1,
                          f"with '_'); received {words!r}.")
     if len(set(words)) != len(words):
         raise ValueError(f"`words` must not repeat a word; received {words!r}.")
-    voice_list = voice_catalog(voices, seed) if isinstance(voices, int) else list(voices)
+    voice_list = (voice_catalog(voices, seed, engines) if isinstance(voices, int)
+                  else list(voices))
     if not voice_list or not all(isinstance(v, Voice) for v in voice_list):
         raise ValueError(f"`voices` must be a positive integer or a list of Voice; received {voices!r}.")
     if len({v.id for v in voice_list}) != len(voice_list):
@@ -238,7 +274,10 @@ def synthesize_keywords(root, words=DEFAULT_WORDS, voices=60, clips_per_voice=1,
     splits = _assign_splits(voice_list, split_rule, validation_percentage, testing_percentage)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise ValueError(f"`root` '{root}' is not empty; pass overwrite=True to write into it.")
-    _require("espeak-ng", "espeak-ng")
+    for engine in sorted({v.engine for v in voice_list}):
+        if engine not in ENGINES:
+            raise ValueError(f"`voices` use engine {engine!r}; expected one of {list(ENGINES)}.")
+        _require(engine, engine)
     _require("sox", "sox")
     workers = min(8, os.cpu_count() or 1) if workers is None else int(workers)
     if workers < 1:
@@ -266,7 +305,7 @@ def synthesize_keywords(root, words=DEFAULT_WORDS, voices=60, clips_per_voice=1,
         rng = np.random.default_rng([int(seed), int(voice.id, 16), word_key, n])
         speed = voice.speed if n == 0 else int(voice.speed + rng.integers(-15, 16))
         pitch = voice.pitch if n == 0 else int(np.clip(voice.pitch + rng.integers(-6, 7), 0, 99))
-        speech = _trim(_speak(word, voice.name, speed, pitch))[:CLIP_SAMPLES]
+        speech = _trim(_speak(word, voice.name, speed, pitch, voice.engine))[:CLIP_SAMPLES]
         speech = speech * (rng.uniform(0.3, 0.9) / max(np.abs(speech).max(), 1e-9))
         offset = int(rng.integers(0, CLIP_SAMPLES - len(speech) + 1))
         short = rng.random() < short_fraction
@@ -295,7 +334,8 @@ def synthesize_keywords(root, words=DEFAULT_WORDS, voices=60, clips_per_voice=1,
         "root": str(root),
         "words": words,
         "unknown_words": [w for w in words if w not in KEYWORDS],
-        "voices": [dict(id=v.id, name=v.name, speed=v.speed, pitch=v.pitch, split=splits[v.id])
+        "voices": [dict(id=v.id, engine=v.engine, name=v.name, speed=v.speed, pitch=v.pitch,
+                        split=splits[v.id])
                    for v in voice_list],
         "num_clips": len(results),
         "splits": {"train": counts["training"], "validation": counts["validation"],
