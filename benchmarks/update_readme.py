@@ -15,8 +15,14 @@ SECTIONS = [
     ("train_speed.md", "Training speed (`benchmarks/bench_train_speed.py`)"),
     ("toy_tasks.md", "Toy tasks (`benchmarks/bench_toy_tasks.py`)"),
     ("deploy.md", "Deployment (`benchmarks/bench_deploy.py`)"),
-    ("spiking.md", "Spiking cell (`benchmarks/bench_spiking.py`)"),
+    ("spiking_two_sequence.md", "Spiking cell, 2-sequence problem (`benchmarks/bench_spiking.py`)"),
+    ("spiking_keywords.md",
+     "Spiking cell, synthesized keywords (`benchmarks/bench_spiking.py --task keywords`)"),
     ("kws.md", "Keyword spotting (`benchmarks/bench_kws.py`)"),
+    ("features.md", "Feature pipeline (`benchmarks/bench_features.py`)"),
+    ("temporal_mnist.md", "Temporally coded MNIST (`benchmarks/bench_temporal_mnist.py`)"),
+    ("tuning.md", "Beta/theta search (`benchmarks/bench_tuning.py`)"),
+    ("distribute.md", "MirroredStrategy scaling (`benchmarks/bench_distribute.py`)"),
 ]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
