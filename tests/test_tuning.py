@@ -262,21 +262,27 @@ def test_distributed_chief_and_two_workers(tmp_path):
     port = str(_free_port())
     command = [sys.executable, str(SCRIPT), *TINY_ARGS, "--directory", str(tmp_path),
                "--max-trials", "4", "--epochs", "1"]
-    processes = {}
+    processes, logs = {}, {}
     try:
         for tuner_id in ("chief", "tuner0", "tuner1"):
             env = _env(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
                        KERASTUNER_ORACLE_PORT=port)
-            processes[tuner_id] = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                                   stderr=subprocess.STDOUT, text=True)
+            logs[tuner_id] = tmp_path / f"{tuner_id}.log"
+            with open(logs[tuner_id], "w") as log:
+                processes[tuner_id] = subprocess.Popen(command, env=env, stdout=log,
+                                                       stderr=subprocess.STDOUT)
+        # Bounded: stop at the first failure, or after the deadline.
         deadline = time.monotonic() + 400
-        outputs = {}
-        for tuner_id, process in processes.items():
-            outputs[tuner_id] = process.communicate(timeout=max(1, deadline - time.monotonic()))[0]
-            assert process.returncode == 0, f"{tuner_id}: {outputs[tuner_id][-2000:]}"
+        while time.monotonic() < deadline and any(p.poll() is None for p in processes.values()):
+            if any(p.poll() not in (None, 0) for p in processes.values()):
+                break
+            time.sleep(0.5)
     finally:
         for process in processes.values():
             _stop(process)
+    outputs = {tuner_id: path.read_text() for tuner_id, path in logs.items()}
+    for tuner_id, process in processes.items():
+        assert process.returncode == 0, f"{tuner_id}: {outputs[tuner_id][-2000:]}"
     assert "worker tuner0 done" in outputs["tuner0"] and "worker tuner1 done" in outputs["tuner1"]
     report = json.loads((tmp_path / "report.json").read_text())
     records = report["trials"]

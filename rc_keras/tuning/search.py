@@ -219,7 +219,8 @@ def run_search(task, directory, tuner="random", max_trials=10, objective="weight
                               input_shape=x_train.shape[1:])
     search_tuner = make_tuner(hypermodel, tuner, max_trials=max_trials, directory=directory,
                               max_epochs=epochs, seed=seed, overwrite=overwrite)
-    done_before = len(trial_records(search_tuner))
+    # A worker's oracle is a gRPC client without the trial list.
+    done_before = 0 if is_worker() else len(trial_records(search_tuner))
     log(f"search: {task.name}, {tuner}, {max_trials} trials, {objective.describe()}"
         + (f"; resuming with {done_before} finished" if done_before else ""))
     search_tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
