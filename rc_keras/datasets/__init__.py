@@ -4,6 +4,8 @@ from rc_keras.datasets.toy import (run_completion_step, spotting, spotting_datas
                                    two_sequence_dataset)
 from rc_keras.datasets.keyword_synthesis import synthesize_keywords
 from rc_keras.datasets.speech_commands import speech_commands
+from rc_keras.datasets.temporal_mnist import TemporalEncoding, temporal_encode, temporal_mnist
 
 __all__ = ["spotting", "spotting_dataset", "two_sequence", "two_sequence_dataset",
-           "run_completion_step", "speech_commands", "synthesize_keywords"]
+           "run_completion_step", "speech_commands", "synthesize_keywords",
+           "temporal_encode", "TemporalEncoding", "temporal_mnist"]

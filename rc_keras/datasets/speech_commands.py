@@ -187,55 +187,84 @@ def _label_index(relpath, label_set):
 def probe_wav(path):
     """Reads a WAV header: ``(sample_rate, channels, num_samples)``.
 
-    Checks what ``tf.audio.decode_wav`` needs (RIFF/WAVE, PCM 16-bit, a complete data
-    chunk), so a bad clip is reported by name before any training starts.
+    Walks the file exactly as ``tf.audio.decode_wav`` does (RIFF/WAVE then the 'fmt '
+    chunk, PCM 16-bit with a consistent block align and byte rate, every chunk after
+    it, one complete data chunk), so a clip that would fail inside a tf.data pipeline
+    is reported by name before any training starts.
 
     Raises:
-        ValueError: naming the file, when it is empty, truncated, not a WAV file or not
-            16-bit PCM.
+        ValueError: naming the file, when it is empty, truncated, not a WAV file, not
+            16-bit PCM, or has a header that tf.audio.decode_wav rejects.
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(1 << 16)
-            size = os.fstat(handle.fileno()).st_size
-    except OSError as error:
-        raise ValueError(f"cannot read audio file '{path}': {error}") from None
 
     def fail(reason):
         raise ValueError(f"cannot decode audio file '{path}': {reason}.")
 
-    if size == 0:
-        fail("the file is empty")
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        fail("not a RIFF/WAVE file")
-    offset, fmt = 12, None
-    while offset + 8 <= len(data):
-        chunk_id, chunk_size = struct.unpack("<4sI", data[offset:offset + 8])
-        body = offset + 8
-        if chunk_id == b"fmt ":
-            if body + 16 > len(data):
-                fail("truncated 'fmt ' chunk")
-            if chunk_size not in (16, 18):  # tf.audio.decode_wav reads no other size
-                fail(f"unsupported 'fmt ' chunk of {chunk_size} bytes (WAVE_FORMAT_EXTENSIBLE?); "
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+
+            def read_at(offset, count):
+                handle.seek(offset)
+                return handle.read(count)
+
+            if size == 0:
+                fail("the file is empty")
+            head = read_at(0, 20)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                fail("not a RIFF/WAVE file")
+            if len(head) < 20 or head[12:16] != b"fmt ":
+                fail("the 'fmt ' chunk must directly follow the RIFF/WAVE header "
+                     "(the only layout tf.audio.decode_wav reads)")
+            fmt_size = struct.unpack("<I", head[16:20])[0]
+            if fmt_size not in (16, 18):  # tf.audio.decode_wav reads no other size
+                fail(f"unsupported 'fmt ' chunk of {fmt_size} bytes (WAVE_FORMAT_EXTENSIBLE?); "
                      "re-save as plain 16-bit PCM")
-            fmt = struct.unpack("<HHIIHH", data[body:body + 16])
-        elif chunk_id == b"data":
-            if fmt is None:
-                fail("'data' chunk before the 'fmt ' chunk")
-            audio_format, channels, rate, _, _, bits = fmt
+            fmt = read_at(20, 16)
+            if len(fmt) < 16:
+                fail("truncated 'fmt ' chunk")
+            audio_format, channels, rate, byte_rate, block_align, bits = struct.unpack(
+                "<HHIIHH", fmt)
             if audio_format != 1 or bits != 16:
                 fail(f"only 16-bit PCM is supported (format {audio_format}, {bits} bits)")
             if channels < 1 or rate < 1:
                 fail(f"invalid header ({channels} channels, {rate} Hz)")
-            if chunk_size == 0:
-                fail("no audio samples")
-            if body + chunk_size > size:
-                fail(f"truncated: the data chunk declares {chunk_size} bytes but only "
-                     f"{size - body} follow")
-            return rate, channels, chunk_size // (2 * channels)
-        offset = body + chunk_size + (chunk_size & 1)
-    fail("no 'data' chunk found")
+            if block_align != 2 * channels:
+                fail(f"inconsistent header: block align {block_align} for {channels} "
+                     f"channel(s) of 16 bits (expected {2 * channels})")
+            if byte_rate != (block_align * rate) & 0xFFFFFFFF:
+                fail(f"inconsistent header: {byte_rate} bytes per second at {rate} Hz and "
+                     f"{block_align} bytes per frame (expected {block_align * rate})")
+            offset = 36 + (2 if fmt_size == 18 else 0)
+            num_samples = None
+            # Like the decoder: every chunk to the end of the file is walked, the data
+            # chunk's body is read as whole frames and parsing continues right after them.
+            while offset < size:
+                header = read_at(offset, 8)
+                if len(header) < 8:
+                    fail(f"truncated chunk header at byte {offset}")
+                chunk_id, chunk_size = struct.unpack("<4sI", header)
+                body = offset + 8
+                if chunk_size > 2 ** 31 - 1:
+                    fail(f"chunk {chunk_id!r} declares {chunk_size} bytes")
+                if chunk_id != b"data":
+                    offset = body + chunk_size
+                    continue
+                if num_samples is not None:
+                    fail("more than one 'data' chunk")
+                num_samples = chunk_size // block_align
+                if body + num_samples * block_align > size:
+                    fail(f"truncated: the data chunk declares {chunk_size} bytes but only "
+                         f"{size - body} follow")
+                offset = body + num_samples * block_align
+    except OSError as error:
+        raise ValueError(f"cannot read audio file '{path}': {error}") from None
+    if num_samples is None:
+        fail("no 'data' chunk found")
+    if num_samples == 0:
+        fail("no audio samples")
+    return rate, channels, num_samples
 
 
 def _probe_all(paths, workers=8):
