@@ -279,6 +279,13 @@ def test_cache_avoids_recompute_and_files_are_never_modified(kws_copy, tmp_path)
     first, first_disk = _unbatched(in_memory), _unbatched(on_disk)
     assert _digest(kws_copy) == before  # the loader only reads
     assert list((tmp_path / "cache").iterdir())  # the file cache lives where it was told
+    # Another configuration on the same cache path gets its own files, not stale values.
+    other = features.FrontEndParams(context_frames=0, num_mel_bins=10)
+    from_cache = _unbatched(speech_commands(kws_copy, "validation", features=other,
+                                            cache=tmp_path / "cache" / "val"))[0]
+    assert from_cache.shape[-1] == 10
+    np.testing.assert_array_equal(from_cache, _unbatched(
+        speech_commands(kws_copy, "validation", features=other, cache=False))[0])
     for clip in sc.list_split(kws_copy, "validation"):
         (kws_copy / clip).unlink()  # a second epoch must not read the audio again
     for again, ref in ((_unbatched(in_memory), first), (_unbatched(on_disk), first_disk)):

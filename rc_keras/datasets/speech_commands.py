@@ -417,8 +417,11 @@ def speech_commands(root, split, label_set="paper11", features=features_lib.Fron
         label_set: "paper11" or "standard12" (see `label_names`).
         features: a `rc_keras.features.FrontEndParams`, or None for waveforms.
         cache: True caches decoded log-mel features in memory, a path caches them in
-            that file (tf.data cache files), False recomputes every epoch. Context
-            stacking runs after the cache, so it stores 20 rather than 420 values a frame.
+            tf.data cache files named ``<path>_<fingerprint>*``, False recomputes every
+            epoch. The fingerprint hashes the clip list and every setting that changes
+            the cached values, so another configuration never reads a stale cache.
+            Context stacking runs after the cache, so it stores 20 rather than 420
+            values a frame.
         batch_size: if set, the dataset is batched (the last batch may be smaller).
         shuffle: shuffle clips each epoch (seeded by ``seed``), after the cache.
         shuffle_buffer: shuffle buffer size in clips.
@@ -516,8 +519,11 @@ def speech_commands(root, split, label_set="paper11", features=features_lib.Fron
     if cache is True:
         ds = ds.cache()
     elif cache:
+        fingerprint = hashlib.sha1(repr((
+            str(Path(root).resolve()), split, label_set, clips, features, silence_fraction,
+            seed if label_set == "standard12" else None, resample_audio)).encode()).hexdigest()
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        ds = ds.cache(str(cache))
+        ds = ds.cache(f"{cache}_{fingerprint[:12]}")
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if batch_size is not None:
