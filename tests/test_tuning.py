@@ -272,7 +272,7 @@ def test_distributed_chief_and_two_workers(tmp_path):
                 processes[tuner_id] = subprocess.Popen(command, env=env, stdout=log,
                                                        stderr=subprocess.STDOUT)
         # Bounded: stop at the first failure, or after the deadline.
-        deadline = time.monotonic() + 400
+        deadline = time.monotonic() + 540
         while time.monotonic() < deadline and any(p.poll() is None for p in processes.values()):
             if any(p.poll() not in (None, 0) for p in processes.values()):
                 break

@@ -228,7 +228,7 @@ def probe_wav(path):
                 "<HHIIHH", fmt)
             if audio_format != 1 or bits != 16:
                 fail(f"only 16-bit PCM is supported (format {audio_format}, {bits} bits)")
-            if channels < 1 or rate < 1:
+            if channels < 1 or not 1 <= rate <= 2 ** 31 - 1:  # decode_wav returns int32
                 fail(f"invalid header ({channels} channels, {rate} Hz)")
             if block_align != 2 * channels:
                 fail(f"inconsistent header: block align {block_align} for {channels} "

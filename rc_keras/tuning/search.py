@@ -158,7 +158,10 @@ def _check_config(directory, config, overwrite):
                 "another directory or overwrite=True.")
     path.parent.mkdir(parents=True, exist_ok=True)
     if not is_worker():
-        path.write_text(json.dumps(config, indent=1) + "\n")
+        # Atomic: workers starting at the same time may be reading it.
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(config, indent=1) + "\n")
+        os.replace(tmp, path)
 
 
 def run_search(task, directory, tuner="random", max_trials=10, objective="weighted",
