@@ -1,6 +1,7 @@
 """ConfidencePenalty: cross-entropy minus beta times the entropy of the prediction."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from rc_keras import validation
@@ -23,7 +24,9 @@ class ConfidencePenalty(keras.losses.Loss):
     finite at probabilities of exactly 0 and 1.
 
     Args:
-        beta: weight of the entropy term, >= 0.
+        beta: weight of the entropy term, >= 0. Held in a variable that compiled train
+            steps read, so it can change during training without retracing
+            (``loss.beta = 0.05``; see `rc_keras.callbacks.BetaSchedule`).
         from_logits: whether ``y_pred`` holds logits rather than probabilities.
         label_smoothing: in [0, 1); mixes the targets with the uniform distribution.
         reduction: Keras loss reduction.
@@ -33,12 +36,30 @@ class ConfidencePenalty(keras.losses.Loss):
     def __init__(self, beta=0.0, from_logits=False, label_smoothing=0.0,
                  reduction="sum_over_batch_size", name="confidence_penalty", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.beta = validation.check_beta(beta)
+        # A non-trainable variable, created outside any graph being traced: graph-mode
+        # train steps read its current value, so `BetaSchedule` can move beta per epoch.
+        with tf.init_scope():
+            self._beta_variable = tf.Variable(0.0, trainable=False, dtype=tf.float32,
+                                              name="beta")
+        self.beta = beta
         self.from_logits = bool(from_logits)
         if not 0.0 <= float(label_smoothing) < 1.0:
             raise ValueError(
                 f"`label_smoothing` must lie in [0, 1); received {label_smoothing}.")
         self.label_smoothing = float(label_smoothing)
+
+    @property
+    def beta(self):
+        """Weight of the entropy term, a Python float; settable (``loss.beta = 0.05``)."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value):
+        self._beta = validation.check_beta(value)
+        self._beta_variable.assign(self._beta)
+
+    def _beta_as(self, dtype):
+        return ops.cast(self._beta_variable, dtype)
 
     def call(self, y_true, y_pred):
         y_pred = ops.convert_to_tensor(y_pred)
@@ -64,7 +85,7 @@ class ConfidencePenalty(keras.losses.Loss):
             log_probs = ops.log(ops.clip(y_pred, _EPSILON, 1.0))
         cross_entropy = -ops.sum(targets * log_probs, axis=-1)
         entropy = -ops.sum(probs * log_probs, axis=-1)
-        return cross_entropy - self.beta * entropy
+        return cross_entropy - self._beta_as(entropy.dtype) * entropy
 
     def _binary(self, y_true, y_pred):
         targets = ops.reshape(ops.cast(y_true, y_pred.dtype), (-1,))
@@ -81,7 +102,7 @@ class ConfidencePenalty(keras.losses.Loss):
             log_q = ops.log(ops.clip(1.0 - p, _EPSILON, 1.0))
         cross_entropy = -(targets * log_p + (1.0 - targets) * log_q)
         entropy = -(p * log_p + (1.0 - p) * log_q)
-        return cross_entropy - self.beta * entropy
+        return cross_entropy - self._beta_as(entropy.dtype) * entropy
 
     def get_config(self):
         config = super().get_config()

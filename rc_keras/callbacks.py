@@ -1,0 +1,106 @@
+"""Training callbacks for rank-coded models."""
+
+import numbers
+
+import keras
+
+from rc_keras import validation
+from rc_keras.losses import ConfidencePenalty
+
+
+@keras.saving.register_keras_serializable(package="rc_keras")
+class BetaSchedule(keras.callbacks.Callback):
+    """Changes the confidence-penalty weight beta during training.
+
+    beta sets where an RC network sits between speed and accuracy: a higher beta keeps
+    outputs less confident, so they cross theta later (the slow, accurate regime); a lower
+    beta lets them cross sooner (the fast regime). The paper moves a network between the
+    two by changing beta during training; this callback does that at the start of each
+    epoch. `rc_keras.ConfidencePenalty` keeps beta in a variable that the compiled train
+    step reads, so nothing is recompiled or retraced.
+
+    The beta of each epoch is added to the epoch's logs under ``"beta"``, so it appears
+    in the ``History`` and, if this callback comes before it in ``callbacks``, in a
+    ``keras.callbacks.CSVLogger`` file.
+
+    Args:
+        schedule: either a callable ``schedule(epoch) -> beta`` (0-based epoch), or a
+            dict ``{first_epoch: beta}`` of piecewise-constant values (it must have an
+            entry for epoch 0; each value holds until the next key), e.g.
+            ``{0: 0.3, 5: 0.02}``: beta 0.3 for epochs 0-4, then 0.02.
+        loss: the `ConfidencePenalty` to drive; defaults to the model's compiled loss.
+        verbose: print the new beta whenever it changes.
+
+    Example:
+
+    ```python
+    model.compile("adam", rc_keras.ConfidencePenalty(beta=0.3), metrics=[...])
+    history = model.fit(x, y, epochs=10,
+                        callbacks=[BetaSchedule({0: 0.3, 5: 0.02}), keras.callbacks.CSVLogger("log.csv")])
+    history.history["beta"]       # [0.3, 0.3, 0.3, 0.3, 0.3, 0.02, ...]
+    ```
+    """
+
+    def __init__(self, schedule, loss=None, verbose=0):
+        super().__init__()
+        if isinstance(schedule, dict):
+            schedule = self._check_steps(schedule)
+        elif not callable(schedule):
+            raise ValueError("`schedule` must be a callable epoch -> beta or a dict "
+                             f"{{first_epoch: beta}}; received {schedule!r}.")
+        if loss is not None and not isinstance(loss, ConfidencePenalty):
+            raise ValueError(f"`loss` must be a rc_keras.ConfidencePenalty or None; received "
+                             f"{loss!r}.")
+        self.schedule = schedule
+        self.loss = loss
+        self.verbose = verbose
+
+    @staticmethod
+    def _check_steps(steps):
+        checked = {}
+        for epoch, beta in steps.items():
+            if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+                raise ValueError(f"`schedule` keys must be epochs (ints >= 0); received {epoch!r}.")
+            checked[int(epoch)] = validation.check_beta(beta)
+        if 0 not in checked:
+            raise ValueError("`schedule` given as a dict must have an entry for epoch 0; "
+                             f"received keys {sorted(checked)}.")
+        return dict(sorted(checked.items()))
+
+    def beta_at(self, epoch):
+        """The beta of a 0-based ``epoch``, a float."""
+        if isinstance(self.schedule, dict):
+            return [beta for start, beta in self.schedule.items() if start <= epoch][-1]
+        return validation.check_beta(self.schedule(epoch))
+
+    def _target(self):
+        loss = self.loss if self.loss is not None else getattr(self.model, "loss", None)
+        if not isinstance(loss, ConfidencePenalty):
+            raise ValueError("BetaSchedule needs the model compiled with a "
+                             f"rc_keras.ConfidencePenalty loss (or `loss=`); the model's loss is "
+                             f"{loss!r}.")
+        return loss
+
+    def on_epoch_begin(self, epoch, logs=None):
+        loss = self._target()
+        beta = self.beta_at(epoch)
+        if self.verbose and beta != loss.beta:
+            print(f"\nEpoch {epoch + 1}: BetaSchedule sets beta to {beta:g}.")
+        loss.beta = beta
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["beta"] = self._target().beta
+
+    def get_config(self):
+        if not isinstance(self.schedule, dict):
+            raise NotImplementedError("a BetaSchedule with a callable schedule is not "
+                                      "serializable; use a dict {first_epoch: beta}.")
+        return {"schedule": {str(k): v for k, v in self.schedule.items()},
+                "verbose": self.verbose}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["schedule"] = {int(k): v for k, v in config["schedule"].items()}
+        return cls(**config)
