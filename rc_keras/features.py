@@ -175,6 +175,11 @@ def log_mel(waveform, params):
     if not waveform.dtype.is_floating:
         raise ValueError(f"`waveform` must be a float tensor; received dtype {waveform.dtype.name}.")
     waveform = tf.cast(waveform, tf.float32)
+    samples = waveform.shape[-1] if waveform.shape.rank else None
+    if samples is not None and samples < params.window_len:
+        # No whole window: zero frames, as `num_frames` says (tf.signal.stft would hand
+        # an empty frame batch to an RFFT that rejects it).
+        return tf.zeros(tuple(waveform.shape[:-1]) + (0, params.num_mel_bins), tf.float32)
     stft = tf.signal.stft(waveform, frame_length=params.window_len,
                           frame_step=params.stride_len, fft_length=params.fft_length,
                           window_fn=tf.signal.hamming_window, pad_end=False)
