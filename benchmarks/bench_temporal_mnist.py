@@ -173,6 +173,8 @@ def plot(results, path):
         if switch:
             ax.axvline(switch, color="grey", linewidth=0.8)
         ax.set_xlabel("epoch (grey line: beta slow -> fast)")
+    ax_time.axhline(FAST_MAX_STEPS / NUM_STEPS, color="black", linestyle=":", linewidth=0.8,
+                    label="fast regime (<= 1.5 steps)")
     ax_time.set_ylabel("mean spike time / 10 steps (test)")
     ax_acc.set_ylabel("test accuracy at the spike (%)")
     ax_time.legend(fontsize=7)

@@ -72,7 +72,7 @@ def _spike_steps(images, num_steps, max_value):
 
 def _encode(images, num_steps, max_value, flatten):
     images = tf.convert_to_tensor(images)
-    if images.shape.rank == 4:
+    if len(images.shape) == 4:
         images = images[..., 0]
     images = tf.cast(images, tf.float32)
     steps = _spike_steps(images, num_steps, max_value)
@@ -148,7 +148,7 @@ class TemporalEncoding(keras.layers.Layer):
         self.flatten = bool(flatten)
 
     def call(self, images):
-        if images.shape.rank not in (3, 4):
+        if len(images.shape) not in (3, 4):
             raise ValueError("TemporalEncoding expects images of shape (batch, H, W) or "
                              f"(batch, H, W, 1); received shape {tuple(images.shape)}.")
         return _encode(images, self.num_steps, self.max_value, self.flatten)
