@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import pytest
 
 from rc_keras import cli, tasks, tradeoff, tuning
