@@ -20,3 +20,10 @@ def test_mirrored_strategy_matches_single_device():
     assert result["weight_diff"] < 1e-5
     assert abs(result["loss_mirrored"] - result["loss_single"]) < 1e-5
     assert abs(result["mst_mirrored"] - result["mst_single"]) < 1e-5
+    # Every RC metric is reduced across replicas to the one-device value...
+    for key in ("spike_accuracy", "mean_spike_time", "no_spike_rate"):
+        assert abs(result["metrics_mirrored"][key] - result["metrics_single"][key]) < 1e-5, key
+    assert result["distinct_spikes"] > 2  # spikes at several steps: the test can tell apart
+    # ...except the loop length, the cost actually run: the mean over replicas.
+    assert result["metrics_single"]["steps_run"] == result["steps_run_expected_single"]
+    assert result["metrics_mirrored"]["steps_run"] == result["steps_run_expected_mirrored"]

@@ -23,9 +23,10 @@ import rc_keras as rk  # noqa: E402
 def build():
     keras.utils.set_random_seed(7)
     model = rk.RCModel(keras.layers.LSTMCell(6), keras.layers.Dense(3, activation="softmax"),
-                       threshold=0.36)
+                       threshold=0.42)
     model.compile(keras.optimizers.SGD(0.5), rk.ConfidencePenalty(beta=0.2),
-                  metrics=[rk.metrics.SpikeAccuracy(), rk.metrics.MeanSpikeTime()])
+                  metrics=[rk.metrics.SpikeAccuracy(), rk.metrics.MeanSpikeTime(),
+                           rk.metrics.NoSpikeRate(), rk.metrics.StepsRun()])
     model.build((None, 10, 4))
     return model
 
@@ -46,7 +47,19 @@ h_s = single.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).histor
 diff = max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(mirrored.weights, single.weights))
 moved = max(float(np.max(np.abs(a.numpy() - b.numpy())))
             for a, b in zip(single.trainable_weights, build().trainable_weights))
+
+def loop_length(spike_time):
+    """Iterations the halting loop runs for a batch: up to its last example's spike."""
+    return int(spike_time.max()) + 1
+
+
 json.dump({"replicas": strategy.num_replicas_in_sync, "weight_diff": diff, "moved": moved,
            "loss_mirrored": h_m["loss"][0], "loss_single": h_s["loss"][0],
            "mst_mirrored": h_m["mean_spike_time"][0], "mst_single": h_s["mean_spike_time"][0],
+           "metrics_mirrored": {k: v[0] for k, v in h_m.items()},
+           "metrics_single": {k: v[0] for k, v in h_s.items()},
+           # Each replica runs its own loop over its half of the batch: StepsRun reports
+           # the mean of the two loop lengths, one device the length of the whole batch.
+           "steps_run_expected_mirrored": (loop_length(spikes[:8]) + loop_length(spikes[8:])) / 2,
+           "steps_run_expected_single": loop_length(spikes),
            "distinct_spikes": len(set(spikes.tolist()))}, sys.stdout)
