@@ -36,7 +36,7 @@ def execute(path, tmp_path, monkeypatch, size):
 
 def test_there_is_a_notebook_per_experiment():
     names = {p.stem for p in SOURCES}
-    assert {"01_sequence_spotting", "02_two_sequence", "03_deployment",
+    assert {"01_sequence_spotting", "02_two_sequence", "03_deployment", "04_temporal_mnist",
             "05_keyword_spotting"} <= names
 
 
