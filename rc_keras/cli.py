@@ -192,14 +192,25 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
 
 
 # ---------------------------------------------------------------------- evaluate
-def evaluate(model_path, task, threshold=None, test_size=None, seed=0):
+def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root=None):
     """Evaluates a saved model on fresh test data of ``task``.
+
+    ``data_root``: dataset folder of a folder-based task (speech-commands), whose test
+    split is read with true lengths; the result then has "mean_spike_time_ms" too.
 
     Returns:
         The dict of `evaluate_model`, with "task" and "model" added.
     """
     task = tasks.get_task(task)
     model = load_model(model_path)
+    if task.name == kws_training.SPEECH_COMMANDS.name:
+        try:
+            x, lengths, y = kws_training.test_arrays_for(data_root, model, test_size)
+        except FileNotFoundError as error:
+            raise CLIError(str(error)) from None
+        result = kws_training.evaluate_kws(model, x, lengths, y, threshold=threshold,
+                                           lookahead_frames=kws_training.context_frames_of(model))
+        return {"task": task.name, "model": str(model_path), **result}
     x, y = task.data("test", test_size, seed)
     result = evaluate_model(model, x, y, threshold=threshold)
     return {"task": task.name, "model": str(model_path), **result}
@@ -486,6 +497,7 @@ def build_parser():
     p.add_argument("--test-size", type=_positive_int)
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
 
     p = sub.add_parser("sweep", help="accuracy vs. mean spike time over thresholds",
                        description="One forward pass per model serves every threshold. "
@@ -546,7 +558,7 @@ def _cmd_train(args):
 
 def _cmd_evaluate(args):
     result = evaluate(args.model, args.task, threshold=args.threshold,
-                      test_size=args.test_size, seed=args.seed)
+                      test_size=args.test_size, seed=args.seed, data_root=args.data)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -41,6 +41,12 @@ def test_speech_commands_train_and_sweep_end_to_end(tmp_path, capsys):
     assert summary["test"]["sequence_length"] == 98
     assert len(summary["epoch_seconds"]) == summary["epochs_run"] <= 2
 
+    assert cli.main(["evaluate", "--task", "speech-commands", "--data", str(root),
+                     "--model", str(run / "model.keras"), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    for key in ("accuracy", "mean_spike_time", "mean_spike_time_ms", "num_sequences"):
+        assert evaluated[key] == pytest.approx(summary["test"][key])
+
     sweep_dir = tmp_path / "sweep"
     assert cli.main(["sweep", "--task", "speech-commands", "--data", str(root),
                      "--model", str(run / "model.keras"), "--thresholds", "0.4,0.5,0.99",
