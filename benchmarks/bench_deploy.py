@@ -6,6 +6,7 @@ and deploy.md. Latencies are host (x86 CPU) figures, not microcontroller figures
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import tempfile
@@ -20,6 +21,7 @@ from rc_keras.export import _flatbuffer
 from rc_keras.export.interpreters import StepRunner
 
 RESULTS = pathlib.Path(__file__).parent / "results"
+QUANTIZATIONS = ("float32", "int8", "int16x8")
 
 
 def train_task_model(epochs, n_train, seed=0):
@@ -86,6 +88,23 @@ def keyword_agreement(root, epochs, tmp, voices=120, seed=0):
             "threshold": model.threshold, "test_sequences": int(len(yh)), "agreement": rows}
 
 
+def keyword_sizes(features, calls, tmp):
+    """File size, TFLM arena, MACs and host latency of the keyword network's step models."""
+    kw_model, kw_x = keyword_model(features)
+    kw = export.export_bundle(kw_model, tmp / f"kw{features}", int8=True, int16x8=True,
+                              calibration=kw_x[:128])
+    entry = {"features_per_frame": features}
+    for q in QUANTIZATIONS:
+        path = tmp / f"kw{features}" / f"step_{q}.tflite"
+        info = kw["models"][q]
+        entry[q] = {"kb": round(info["bytes"] / 1024, 1), "bytes": info["bytes"],
+                    "tflm_arena": info["tflm_arena"],
+                    "macs_per_frame": _flatbuffer.fc_macs(path.read_bytes()),
+                    "latency": {rt: latency(path, rt, calls, kw_x[0, 0])
+                                for rt in ("litert", "tflm")}}
+    return entry
+
+
 def latency(path, runtime, calls, frame):
     runner = StepRunner(path, runtime=runtime)
     q = runner.quantize_frames(frame)
@@ -112,7 +131,19 @@ def main():
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--keywords", default="/tmp/rc_keras_bench_keywords_120",
                         help="synthesized keyword folder (made on the first run)")
+    parser.add_argument("--sizes-only", action="store_true",
+                        help="redo only the keyword network's size/arena/latency table, "
+                             "keeping the agreement results of deploy.json")
     args = parser.parse_args()
+    if args.sizes_only:
+        results = json.loads((RESULTS / "deploy.json").read_text())
+        with tempfile.TemporaryDirectory() as tmp:
+            for features in (20, 420):
+                results["keyword"][str(features)] = keyword_sizes(features, args.calls,
+                                                                  pathlib.Path(tmp))
+        results["load_average_1min"] = round(os.getloadavg()[0], 2)
+        write(results)
+        return
     epochs, n_train, n_test = (3, 4096, 200) if args.quick else (12, 16384, 1000)
     results = {"host": platform.processor() or platform.machine(),
                "note": "latencies are host (x86 CPU, Python interpreters) figures, not board figures",
@@ -137,20 +168,14 @@ def main():
                                                          tmp)
         print(f"keyword agreement done at {time.time() - started:.0f} s", flush=True)
         for features in (20, 420):
-            kw_model, kw_x = keyword_model(features)
-            kw = export.export_bundle(kw_model, tmp / f"kw{features}", int8=True,
-                                      calibration=kw_x[:128])
-            entry = {"features_per_frame": features}
-            for q in ("float32", "int8"):
-                path = tmp / f"kw{features}" / f"step_{q}.tflite"
-                info = kw["models"][q]
-                entry[q] = {"kb": round(info["bytes"] / 1024, 1), "bytes": info["bytes"],
-                            "tflm_arena": info["tflm_arena"],
-                            "macs_per_frame": _flatbuffer.fc_macs(path.read_bytes()),
-                            "latency": {rt: latency(path, rt, args.calls, kw_x[0, 0])
-                                        for rt in ("litert", "tflm")}}
-            results["keyword"][str(features)] = entry
+            results["keyword"][str(features)] = keyword_sizes(features, args.calls, tmp)
     results["versions"] = report["versions"]
+    # The machine is shared: the load average says how busy it was while latencies ran.
+    results["load_average_1min"] = round(os.getloadavg()[0], 2)
+    write(results)
+
+
+def write(results):
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "deploy.json").write_text(json.dumps(results, indent=2))
     (RESULTS / "deploy.md").write_text(markdown(results))
@@ -192,7 +217,9 @@ def markdown(results):
              "LiteRT step us | LiteRT invoke us | TFLM step us | TFLM invoke us |",
              "|---|---|---|---|---|---|---|---|---|"]
     for features, entry in results["keyword"].items():
-        for q in ("float32", "int8"):
+        for q in QUANTIZATIONS:
+            if q not in entry:
+                continue
             e = entry[q]
             lat = e["latency"]
             lines.append(
@@ -200,7 +227,8 @@ def markdown(results):
                 f"{e['tflm_arena']['used_bytes']} | {e['macs_per_frame']['total']} | "
                 f"{lat['litert']['median_us_step']:.1f} | {lat['litert']['median_us_invoke']:.1f} | "
                 f"{lat['tflm']['median_us_step']:.1f} | {lat['tflm']['median_us_invoke']:.1f} |")
-    lines += ["", f"Versions: {json.dumps(results['versions'])}", ""]
+    lines += ["", f"Versions: {json.dumps(results['versions'])}. Load average (1 min) at the "
+              f"end of the run: {results.get('load_average_1min', 'n/a')} on 2 cores.", ""]
     return "\n".join(lines)
 
 

@@ -345,10 +345,18 @@ class RCModel(keras.Model):
         validation_data = kwargs.get("validation_data")
         if isinstance(validation_data, tuple) and len(validation_data) >= 2:
             self._check_arrays(validation_data[0], validation_data[1])
+        self._check_sample_weight(x, kwargs.get("sample_weight"))
         return super().fit(x, y, *args, **kwargs)
+
+    def _check_sample_weight(self, x, sample_weight):
+        # An infinite or negative weight turns the loss non-finite several steps later.
+        inputs = x["inputs"] if isinstance(x, dict) else x
+        if sample_weight is not None and isinstance(inputs, (np.ndarray, list)):
+            validation.check_sample_weight(sample_weight, len(inputs))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_arrays(x, y)
+        self._check_sample_weight(x, kwargs.get("sample_weight"))
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
