@@ -118,6 +118,30 @@ def check_positive_int(value, name):
         number = int(value)
     except (TypeError, ValueError):
         raise ValueError(f"`{name}` must be a positive integer; received {value!r}.") from None
-    if number != value or number < 1:
+    if isinstance(value, bool) or number != value or number < 1:
         raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
     return number
+
+
+def check_sample_weight(sample_weight, num_examples, name="sample_weight"):
+    """Checks per-example weights: one finite value >= 0 per example.
+
+    Args:
+        sample_weight: array-like of shape (num_examples,) or (num_examples, 1).
+        num_examples: number of examples in ``x``.
+        name: argument name used in the messages.
+    """
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be numeric; received {type(sample_weight).__name__}.") \
+            from None
+    if weights.ndim not in (1, 2) or weights.shape[0] != num_examples or \
+            (weights.ndim == 2 and weights.shape[1] != 1):
+        raise ValueError(f"`{name}` must have shape ({num_examples},): one weight per sequence; "
+                         f"received shape {weights.shape}.")
+    if not np.all(np.isfinite(weights)):
+        bad = int(weights.size - np.count_nonzero(np.isfinite(weights)))
+        raise ValueError(f"`{name}` contains {bad} NaN or Inf value(s); weights must be finite.")
+    if np.any(weights < 0):
+        raise ValueError(f"`{name}` must be >= 0; received a minimum of {weights.min():g}.")
