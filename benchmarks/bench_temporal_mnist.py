@@ -223,8 +223,8 @@ def markdown(report):
               f"{report['date']}, TF {report['tensorflow']}, Keras {report['keras']}."]
     lines += ["", f"Command: `{report['command']}`"]
     if report["reduced"]:
-        lines += ["", "**Reduced run** (smaller split or fewer epochs than the benchmark's "
-                  "defaults, to fit the time the shared machine left): not the full benchmark."]
+        lines += ["", "**Non-default run** (a smaller split, other epochs or other settings "
+                  "than the benchmark's defaults; see the command): not the full benchmark."]
     if report["quick"]:
         lines += ["", "**--quick smoke run: tiny sizes and 1 epoch per phase; not a result.**"]
     return "\n".join(lines) + "\n"
@@ -242,12 +242,19 @@ def main(argv=None):
     parser.add_argument("--test-size", type=int, default=None, help="use the first N test images")
     parser.add_argument("--epochs", default=None,
                         help="EOS,SLOW,FAST epochs for every model (default: per-model SETTINGS)")
+    parser.add_argument("--threshold", type=float, default=None, help="theta (default 0.9)")
+    parser.add_argument("--beta-slow", type=float, default=None, help="beta of the slow phase")
+    parser.add_argument("--beta-fast", type=float, default=None, help="beta of the fast phase")
     parser.add_argument("--name", default="temporal_mnist", help="results file stem")
     args = parser.parse_args(argv)
     cfg = {**SETTINGS, **(QUICK if args.quick else {})}
     for size in ("train_size", "test_size"):
         if getattr(args, size) is not None:
             cfg[size] = getattr(args, size)
+    for flag, key in (("threshold", "threshold"), ("beta_slow", "beta_slow"),
+                      ("beta_fast", "beta_fast")):
+        if getattr(args, flag) is not None:
+            cfg[key] = getattr(args, flag)
     if args.epochs:
         eos, slow, fast = (int(v) for v in args.epochs.split(","))
         cfg.update(eos_epochs=dict.fromkeys(MODELS, eos), slow_epochs=dict.fromkeys(MODELS, slow),
@@ -262,7 +269,9 @@ def main(argv=None):
     load_start = [round(v, 2) for v in os.getloadavg()]
     data = load_frames(args.source, args.path, cfg)
     reduced = bool(args.train_size or args.test_size or args.epochs) and not args.quick
-    report = {"source": args.source, "quick": args.quick, "reduced": reduced, "config": cfg,
+    tuned = any(getattr(args, f) is not None for f in ("threshold", "beta_slow", "beta_fast"))
+    report = {"source": args.source, "quick": args.quick, "reduced": reduced or tuned,
+              "config": cfg,
               "models": keys, "command": "python benchmarks/bench_temporal_mnist.py "
               + " ".join(argv if argv is not None else sys.argv[1:]),
               "train_size": len(data[0][1]), "test_size": len(data[1][1]),
