@@ -77,6 +77,8 @@ def check_finite(x, name):
         values = np.asarray(x)
     except Exception:  # symbolic tensors: checked in the graph instead
         return
+    if values.dtype.kind not in "biuf":  # strings, objects: TensorFlow would fail deep inside
+        raise ValueError(f"`{name}` must hold numbers; received dtype {values.dtype}.")
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
         raise ValueError(f"`{name}` contains {bad} NaN or Inf value(s); inputs must be finite.")

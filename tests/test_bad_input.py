@@ -48,3 +48,10 @@ def test_check_positive_int(value):
 def test_check_positive_int_accepts_integers():
     assert validation.check_positive_int(3, "epochs") == 3
     assert validation.check_positive_int(np.int64(2), "epochs") == 2
+
+
+@pytest.mark.parametrize("x", [np.full((2, 3, 1), "a"), np.empty((2, 3, 1), dtype=object)])
+def test_non_numeric_sequences_are_refused_by_name(x):
+    model = _model()
+    with pytest.raises(ValueError, match=r"`x` must hold numbers; received dtype"):
+        model.predict(x, verbose=0)
