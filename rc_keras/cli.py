@@ -306,17 +306,19 @@ DEMO_SIZES = {
 }
 
 
-def export_model(model, out_dir, calibration, held_out, int8=True, verify=True):
+def export_model(model, out_dir, calibration, held_out, int8=True, verify=True, int16x8=False):
     """Writes the deployment bundle of `rc_keras.export.export_bundle` into ``out_dir``.
 
-    The bundle holds the .keras model, the SavedModel, the float32 and int8 streaming
-    TFLite step models with their sidecars, the C array and ``report.json``; with
-    ``verify`` the held-out sequences run through Keras, LiteRT and TFLM.
+    The bundle holds the .keras model, the SavedModel, the float32 and int8 (and with
+    ``int16x8`` the 16x8) streaming TFLite step models with their sidecars, the C array
+    and ``report.json``; with ``verify`` the held-out sequences run through Keras,
+    LiteRT and TFLM.
     """
     from rc_keras import export  # noqa: PLC0415 - pulls in the TFLite converter
 
-    return export.export_bundle(model, out_dir, int8=int8, calibration=calibration,
-                                verify=verify, verify_sequences=held_out if verify else None)
+    return export.export_bundle(model, out_dir, int8=int8, int16x8=int16x8,
+                                calibration=calibration, verify=verify,
+                                verify_sequences=held_out if verify else None)
 
 
 def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print):
@@ -519,6 +521,9 @@ def build_parser():
     p.add_argument("--model", required=True, help="a .keras file")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--int8", action="store_true", help="also write the full-integer model")
+    p.add_argument("--int16x8", action="store_true",
+                   help="also write the 16x8 integer model (int16 activations and states, int8 "
+                        "weights): tracks the float model's exits where int8 does not")
     p.add_argument("--calibration", help="calibration sequences for --int8 (.npy, or .npz with x); "
                                          "default with --task: the task's validation data")
     p.add_argument("--verify", action="store_true",
@@ -574,26 +579,29 @@ def _cmd_sweep(args):
 
 
 def export_command(model_path, out_dir, int8=False, calibration=None, verify=False,
-                   verify_sequences=None, task=None, seed=0):
+                   verify_sequences=None, task=None, seed=0, int16x8=False):
     """`rc-keras export`: the bundle of a saved model, with data defaults from ``task``."""
     model = load_model(model_path)
+    quantized = int8 or int16x8
     if task is not None:
         task = tasks.get_task(task)
-        if int8 and calibration is None:
+        if quantized and calibration is None:
             calibration = task.data("val", 1000, seed)[0]
         if verify and verify_sequences is None:
             verify_sequences = task.data("test", 500, seed)
-    if int8 and calibration is None:
-        raise CLIError("--int8 needs --calibration FILE (or --task to use its validation data).")
+    if quantized and calibration is None:
+        raise CLIError("--int8/--int16x8 need --calibration FILE (or --task to use its "
+                       "validation data).")
     if verify and verify_sequences is None:
         raise CLIError("--verify needs --verify-sequences FILE (or --task to use its test data).")
-    return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify)
+    return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify,
+                        int16x8=int16x8)
 
 
 def _cmd_export(args):
     report = export_command(args.model, args.out, int8=args.int8, calibration=args.calibration,
                             verify=args.verify, verify_sequences=args.verify_sequences,
-                            task=args.task, seed=args.seed)
+                            task=args.task, seed=args.seed, int16x8=args.int16x8)
     if "verify" in report:
         print(report["verify"]["table"])
     print(f"wrote the bundle to {args.out} (report.json)")

@@ -115,12 +115,14 @@ def test_export_command_writes_the_bundle(tmp_path, capsys):
                      "--units", "8", "--verbose", "0", "--out", str(run_dir)]) == 0
     out_dir = tmp_path / "bundle"
     assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out", str(out_dir),
-                     "--int8", "--verify", "--task", "spotting"]) == 0
-    assert "class agree" in capsys.readouterr().out
+                     "--int8", "--int16x8", "--verify", "--task", "spotting"]) == 0
+    table = capsys.readouterr().out
+    assert "class agree" in table and "step_int16x8.tflite" in table
     assert (out_dir / "step_int8.tflite").is_file() and (out_dir / "rc_model_data.c").is_file()
+    assert (out_dir / "step_int16x8.tflite").is_file()
     assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out", str(out_dir),
                      "--int8"]) == 2
-    assert "--int8 needs --calibration" in capsys.readouterr().err
+    assert "--int8/--int16x8 need --calibration" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
