@@ -419,36 +419,22 @@ def _beta_arg(value):
         raise argparse.ArgumentTypeError(_plain(error)) from None
 
 
-def _positive_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer; received {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {number}")
-    return number
+def _number_arg(convert, accept, expected):
+    """An argparse type: ``convert`` the text, then require ``accept(number)``."""
+    def parse(value):
+        try:
+            number = convert(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}; received {value!r}") from None
+        if not accept(number):
+            raise argparse.ArgumentTypeError(f"expected {expected}; received {number}")
+        return number
+    return parse
 
 
-def _non_negative_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; received {number}")
-    return number
-
-
-def _positive_float(value):
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number; received {value!r}") from None
-    if not np.isfinite(number) or number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number; received {number}")
-    return number
+_positive_int = _number_arg(int, lambda n: n >= 1, "a positive integer")
+_non_negative_int = _number_arg(int, lambda n: n >= 0, "an integer >= 0")
+_positive_float = _number_arg(float, lambda n: np.isfinite(n) and n > 0, "a positive number")
 
 
 def _plain(error):

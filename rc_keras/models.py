@@ -15,16 +15,6 @@ from rc_keras.model import RCModel
 __all__ = ["kws_lstm", "kws_lstm_param_count"]
 
 
-def _positive_int(value, name):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.") from None
-    if number < 1 or number != value:
-        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
-    return number
-
-
 def kws_lstm_param_count(num_classes, num_features=20, units=128, hidden=32):
     """Trainable parameters of `kws_lstm` with these sizes, counted by hand
     (``count_params()`` adds one: the non-trainable threshold variable).
@@ -68,13 +58,13 @@ def kws_lstm(num_classes, num_features=20, units=128, hidden=32, threshold=0.95,
             class count below 2, a threshold outside (0, 1), an unknown mode or a
             dropout outside [0, 1).
     """
-    num_classes = _positive_int(num_classes, "num_classes")
+    num_classes = validation.check_positive_int(num_classes, "num_classes")
     if num_classes < 2:
         raise ValueError(f"`num_classes` must be >= 2 for a softmax readout; received "
                          f"{num_classes}.")
-    num_features = _positive_int(num_features, "num_features")
-    units = _positive_int(units, "units")
-    hidden = _positive_int(hidden, "hidden")
+    num_features = validation.check_positive_int(num_features, "num_features")
+    units = validation.check_positive_int(units, "units")
+    hidden = validation.check_positive_int(hidden, "hidden")
     threshold = validation.check_threshold(threshold)
     validation.check_choice(training_mode, validation.MODES, "training_mode")
     if not 0.0 <= float(dropout) < 1.0:

@@ -24,7 +24,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from rc_keras import tasks, tradeoff
+from rc_keras import tasks, tradeoff, validation
 from rc_keras.tuning.hypermodel import (CURVE_FILE, DEFAULT_THRESHOLDS, RCHyperModel,
                                         SearchSpace, check_thresholds)
 from rc_keras.tuning.objectives import make_objective
@@ -60,7 +60,7 @@ def make_tuner(hypermodel, tuner="random", max_trials=10, directory="tuning_runs
     """
     if tuner not in TUNERS:
         raise ValueError(f"`tuner` must be one of {list(TUNERS)}; received {tuner!r}.")
-    max_trials = _positive_int(max_trials, "max_trials")
+    max_trials = validation.check_positive_int(max_trials, "max_trials")
     common = dict(objective=hypermodel.objective.keras_objective(), seed=int(seed),
                   directory=str(directory), project_name=project_name, overwrite=overwrite,
                   max_consecutive_failed_trials=1)
@@ -69,7 +69,7 @@ def make_tuner(hypermodel, tuner="random", max_trials=10, directory="tuning_runs
     if tuner == "bayesian":
         return keras_tuner.BayesianOptimization(
             hypermodel, max_trials=max_trials, num_initial_points=min(3, max_trials), **common)
-    max_epochs = _positive_int(max_epochs, "max_epochs")
+    max_epochs = validation.check_positive_int(max_epochs, "max_epochs")
     if max_epochs < 2:
         raise ValueError(f"`max_epochs` must be >= 2 for Hyperband (it trains models for "
                          f"fewer epochs first); received {max_epochs}.")
@@ -77,16 +77,6 @@ def make_tuner(hypermodel, tuner="random", max_trials=10, directory="tuning_runs
     # The base Oracle stops handing out trials at `max_trials`; Hyperband leaves it unset.
     result.oracle.max_trials = max_trials
     return result
-
-
-def _positive_int(value, name):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.") from None
-    if number < 1 or number != value:
-        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
-    return number
 
 
 def trial_records(tuner):
@@ -206,10 +196,10 @@ def run_search(task, directory, tuner="random", max_trials=10, objective="weight
                                max_spike_time=max_spike_time, weight=weight, step_ms=step_ms)
     space = space or SearchSpace()
     thresholds = check_thresholds(thresholds)
-    epochs = _positive_int(epochs, "epochs")
+    epochs = validation.check_positive_int(epochs, "epochs")
     if tuner not in TUNERS:
         raise ValueError(f"`tuner` must be one of {list(TUNERS)}; received {tuner!r}.")
-    _positive_int(max_trials, "max_trials")
+    validation.check_positive_int(max_trials, "max_trials")
     config = {"task": task.name, "tuner": tuner, "max_trials": int(max_trials),
               "objective": objective.to_dict(), "space": space.to_dict(),
               "thresholds": list(thresholds), "epochs": epochs, "seed": seed,
