@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 import rc_keras as rk
-from rc_keras import opcount
+from rc_keras import opcount, tradeoff
 from rc_keras.cells import SpikingLIFCell
 
 TEST_SEED = 999
@@ -51,8 +51,9 @@ SETTINGS = {
     # Synthesized keywords (10 keywords + unknown, voices disjoint across splits), 20
     # log-mel bands per 10 ms frame, 98 frames a clip; the set is made once and reused.
     "keywords": {"units": 64, "output_bits": 3, "learning_rate": 3e-3, "beta": 0.1,
-                 "threshold": 0.9, "epochs": 15, "classes": 11, "keyword_voices": 60,
-                 "keyword_root": "/tmp/rc_keras_bench_keywords"},
+                 "threshold": 0.9, "epochs": 20, "batch_size": 32, "classes": 11,
+                 "keyword_voices": 120,
+                 "keyword_root": "/tmp/rc_keras_bench_keywords_120"},
 }
 QUICK = {"two-sequence": {"units": 32, "epochs": 1, "train_size": 1024, "test_size": 500},
          "keywords": {"units": 32, "epochs": 1, "keyword_voices": 12,
@@ -123,7 +124,7 @@ def build_model(cell_name, mode, cfg):
     model = rk.RCModel(CELLS[cell_name](cfg["units"], cfg["output_bits"]),
                        keras.layers.Dense(cfg["classes"], activation="softmax"),
                        threshold=cfg["threshold"], training_mode=mode)
-    steps = max(cfg["epochs"] * (cfg["train_size"] // BATCH_SIZE), 1)
+    steps = max(cfg["epochs"] * (cfg["train_size"] // cfg.get("batch_size", BATCH_SIZE)), 1)
     schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], decay_steps=steps,
                                                       alpha=0.05)
     model.compile(keras.optimizers.Adam(schedule, clipnorm=1.0), rk.ConfidencePenalty(cfg["beta"]),
@@ -139,7 +140,7 @@ def train(task, cell_name, mode, cfg, seed=0, log=print):
     for epoch in range(cfg["epochs"]):
         x, y, lengths = load_task(task, "train", cfg, seed=10_000 * (seed + 1) + epoch)
         inputs = x if lengths is None else {"inputs": x, "lengths": lengths}
-        logs = model.fit(inputs, y, batch_size=BATCH_SIZE, epochs=1, verbose=0,
+        logs = model.fit(inputs, y, batch_size=cfg.get("batch_size", BATCH_SIZE), epochs=1, verbose=0,
                          shuffle=lengths is not None).history
     log(f"  {cell_name} {mode}: loss {logs['loss'][0]:.4f}, spike acc "
         f"{logs['spike_accuracy'][0]:.4f}, {time.perf_counter() - start:.0f} s")
@@ -157,7 +158,7 @@ def step_probabilities(model, x, batch_size=1000):
 
 def first_crossing(step_probs, threshold, lengths=None):
     """0-based answer step at ``threshold`` (the last valid step when never crossed)."""
-    return rk.tradeoff.first_crossing(step_probs, threshold, lengths=lengths).spike_time
+    return tradeoff.first_crossing(step_probs, threshold, lengths=lengths).spike_time
 
 
 def cell_params(model):
