@@ -278,8 +278,7 @@ def plot(result, path):
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("multiplications per sequence (event-driven count, log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{result['task']}: spiking LIF needs fewer multiplications; "
-                 "halting at the spike cuts more", fontsize=9)
+    ax.set_title(f"{result['task']}: test accuracy vs. multiplications per sequence", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
