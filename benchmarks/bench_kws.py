@@ -120,8 +120,9 @@ def end_of_clip_accuracy(step_probs, lengths, y):
 
 def run(args):
     config = dict(QUICK if args.quick else FULL)
-    if args.epochs:
-        config["epochs"] = args.epochs
+    for key in ("epochs", "voices", "noise"):
+        if getattr(args, key, None) is not None:
+            config[key] = getattr(args, key)
     wall = time.perf_counter()
     data_root = Path(args.data or f"/tmp/rc_keras_kws/data_v{config['voices']}")
     info, synth_seconds = make_data(data_root, config)
@@ -288,6 +289,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="tiny data and 2 epochs (smoke)")
     parser.add_argument("--data", help="synthesized dataset folder (made if missing)")
     parser.add_argument("--epochs", type=int, help="override the number of epochs")
+    parser.add_argument("--voices", type=int, help="override the number of voices")
+    parser.add_argument("--noise", type=float, help="override the synthesis noise level")
     parser.add_argument("--work", default="/tmp/rc_keras_kws/work",
                         help="models, histories and the feature cache")
     parser.add_argument("--out", default=str(RESULTS), help="results folder")
