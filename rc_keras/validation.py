@@ -21,15 +21,20 @@ def check_threshold(threshold, name="threshold"):
     return value
 
 
+def check_non_negative(value, name):
+    """Returns ``value`` as a float after checking it is finite and >= 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a non-negative number; received {value!r}.") from None
+    if not np.isfinite(number) or number < 0:
+        raise ValueError(f"`{name}` must be a finite number >= 0; received {number}.")
+    return number
+
+
 def check_beta(beta):
     """Returns ``beta`` as a float after checking it is finite and >= 0."""
-    try:
-        value = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"`beta` must be a non-negative number; received {beta!r}.") from None
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"`beta` must be a finite number >= 0; received {value}.")
-    return value
+    return check_non_negative(beta, "beta")
 
 
 def check_choice(value, choices, name):

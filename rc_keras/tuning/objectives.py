@@ -23,6 +23,8 @@ from typing import Optional
 
 import numpy as np
 
+from rc_keras import validation
+
 OBJECTIVES = ("budget", "weighted")
 METRIC_NAMES = {"budget": "budget_accuracy", "weighted": "weighted_score"}
 
@@ -183,11 +185,6 @@ def make_objective(objective="weighted", sequence_length=None, max_spike_time=No
                 "possible answer is after 1 step: no trial can meet this budget.")
     elif objective == "budget":
         raise ValueError("`max_spike_time` is required for objective='budget'; received None.")
-    try:
-        weight = float(weight)
-    except (TypeError, ValueError):
-        raise ValueError(f"`weight` must be a number >= 0; received {weight!r}.") from None
-    if not math.isfinite(weight) or weight < 0:
-        raise ValueError(f"`weight` must be a finite number >= 0; received {weight}.")
+    weight = validation.check_non_negative(weight, "weight")
     return TuningObjective(kind=objective, sequence_length=int(sequence_length),
                            max_spike_time=budget, weight=weight)
