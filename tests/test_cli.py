@@ -99,7 +99,7 @@ def test_demo_quick(tmp_path, capsys):
     assert report["quick"] is True
     assert set(report["test"]) >= {"accuracy", "mean_spike_time", "no_spike_rate"}
     for name in ("model.keras", "saved_model/saved_model.pb", "step_float32.tflite",
-                 "step_int8.tflite", "report.json"):
+                 "step_int8.tflite", "step_int16x8.tflite", "report.json"):
         assert (out_dir / name).exists(), name
     rows = {(r["model"], r["runtime"]): r for r in report["exports"]["verify"]["rows"]}
     # The float32 step model answers exactly like Keras in both interpreters.
