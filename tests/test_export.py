@@ -13,6 +13,7 @@ import pytest
 import rc_keras as rk
 from rc_keras.cells import SpikingLIFCell
 from rc_keras import export
+from rc_keras.export.bundle import verify_agreement
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -108,6 +109,11 @@ def test_stream_with_lengths_never_reads_padding(trained, tmp_path):
     stream = export.run_tflite_stream(tmp_path / "step.tflite", padded, lengths=lengths)
     np.testing.assert_array_equal(stream["spike_time"], out["spike_time"])
     np.testing.assert_array_equal(stream["label"], out["label"])
+    rows = verify_agreement(model, padded, step_models=[tmp_path / "step.tflite"],
+                            runtimes=("litert",), lengths=lengths)
+    assert [r["model"] for r in rows] == ["keras", "step.tflite"]
+    assert rows[1]["class_agreement"] == rows[1]["step_exact"] == 1.0
+    assert rows[1]["mean_frames"] == pytest.approx(np.mean(out["spike_time"] + 1))
     with pytest.raises(ValueError, match="lengths"):
         export.run_tflite_stream(tmp_path / "step.tflite", padded, lengths=lengths[:-1])
     with pytest.raises(ValueError, match="lengths"):
