@@ -29,7 +29,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import rc_keras as rk
 from rc_keras import opcount, tradeoff
@@ -87,33 +86,27 @@ def load_task(task, split, cfg, seed=0):
     raise ValueError(f"unknown task {task!r}")
 
 
-_KEYWORD_CACHE = {}
-
-
 def keyword_arrays(split, cfg):
     """Log-mel features (20 per 10 ms frame, no context) of the synthesized keyword set.
 
     The set (``cfg["keyword_voices"]`` espeak-ng voices x the ten keywords and the
     default unknown words, voices disjoint across splits) is synthesized once into
-    ``cfg["keyword_root"]`` and reused by later runs. Features are standardized with
-    the training split's mean and standard deviation (per band).
+    ``cfg["keyword_root"]`` and reused by later runs; the features of each split are
+    cached beside it (`rc_keras.kws_training.load_split_arrays`). Every split is
+    standardized with the raw training split's per-band mean and standard deviation
+    over valid frames.
     """
-    from rc_keras.datasets import speech_commands, synthesize_keywords
+    from rc_keras import kws_training
+    from rc_keras.datasets import synthesize_keywords
     from rc_keras.features import FrontEndParams
 
     root = Path(cfg["keyword_root"])
     if not (root / "testing_list.txt").exists():
         synthesize_keywords(root, voices=cfg["keyword_voices"], seed=0, noise=0.05)
-    if split not in _KEYWORD_CACHE:
-        params = FrontEndParams(context_frames=0)
-        xs, ys, ns = [], [], []
-        for inputs, label in speech_commands(root, split, features=params, batch_size=256):
-            xs.append(inputs["inputs"].numpy())
-            ns.append(inputs["lengths"].numpy())
-            ys.append(label.numpy())
-        _KEYWORD_CACHE[split] = [np.concatenate(xs), np.concatenate(ys), np.concatenate(ns)]
-    x, y, lengths = _KEYWORD_CACHE[split]
-    train_x, _, train_n = _KEYWORD_CACHE.get("train") or keyword_arrays("train", cfg)
+    options = {"features": FrontEndParams(context_frames=0),
+               "cache_dir": root.parent / (root.name + "_features")}
+    x, lengths, y = kws_training.load_split_arrays(root, split, **options)
+    train_x, train_n, _ = kws_training.load_split_arrays(root, "train", **options)
     valid = np.arange(train_x.shape[1])[None, :] < train_n[:, None]
     mean, std = train_x[valid].mean(0), train_x[valid].std(0) + 1e-6
     return ((x - mean) / std).astype(np.float32), y, lengths
@@ -147,15 +140,6 @@ def train(task, cell_name, mode, cfg, seed=0, log=print):
     return model, time.perf_counter() - start
 
 
-def step_probabilities(model, x, batch_size=1000):
-    """(n, T, classes) readout at every step, no halting."""
-    run = tf.function(lambda batch: model.step_probabilities(batch),
-                      input_signature=[tf.TensorSpec((None,) + x.shape[1:], tf.float32)],
-                      reduce_retracing=True)
-    return np.concatenate([run(x[i:i + batch_size]).numpy()
-                           for i in range(0, len(x), batch_size)])
-
-
 def first_crossing(step_probs, threshold, lengths=None):
     """0-based answer step at ``threshold`` (the last valid step when never crossed)."""
     return tradeoff.first_crossing(step_probs, threshold, lengths=lengths).spike_time
@@ -167,7 +151,7 @@ def cell_params(model):
 
 def evaluate(model, x, y, lengths=None):
     """One row: accuracies, parameters, firing rate, multiplications, spike step."""
-    probs = step_probabilities(model, x)
+    probs = tradeoff.all_step_probabilities(model, x, batch_size=1000)
     spike = first_crossing(probs, model.threshold, lengths)
     rc_labels = probs[np.arange(len(y)), spike].argmax(-1)
     last = np.full(len(y), x.shape[1] - 1) if lengths is None else np.asarray(lengths) - 1
