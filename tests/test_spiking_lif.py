@@ -14,7 +14,7 @@ def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _numpy_step(x, u, s, kernel, recurrent, bias, bits):
+def _numpy_step(x, u, s, kernel, recurrent, bias, bits, reset="subtract"):
     """The docstring's equations, written out in numpy."""
     units = u.shape[-1]
     z = x @ kernel + s @ recurrent + bias
@@ -22,7 +22,7 @@ def _numpy_step(x, u, s, kernel, recurrent, bias, bits):
     v = f * u + (1.0 - f) * c
     levels = 2 ** bits - 1
     out = np.clip(np.floor(levels * v), 0, levels) / levels
-    return out, v - out
+    return out, (v - out if reset == "subtract" else v)
 
 
 def test_forward_matches_hand_computed_step():
@@ -43,17 +43,45 @@ def test_forward_matches_hand_computed_step():
     np.testing.assert_array_equal(s_new.numpy(), out.numpy())
 
 
-def test_forward_matches_numpy_equations_over_a_sequence():
+@pytest.mark.parametrize("reset", ["subtract", "none"])
+def test_forward_matches_numpy_equations_over_a_sequence(reset):
     rng = np.random.default_rng(0)
-    cell = SpikingLIFCell(5, output_bits=3)
+    cell = SpikingLIFCell(5, output_bits=3, reset=reset)
     x = rng.normal(size=(4, 7, 3)).astype(np.float32) * 2
     outputs = keras.layers.RNN(cell, return_sequences=True)(x).numpy()
     kernel, recurrent, bias = (w.numpy() for w in (cell.kernel, cell.recurrent_kernel, cell.bias))
     u = s = np.zeros((4, 5), np.float32)
     for t in range(7):
-        s, u = _numpy_step(x[:, t], u, s, kernel, recurrent, bias, 3)
+        s, u = _numpy_step(x[:, t], u, s, kernel, recurrent, bias, 3, reset)
         np.testing.assert_allclose(outputs[:, t], s, atol=1e-6)
     assert 0 < np.count_nonzero(outputs) < outputs.size
+
+
+def _hold_then_silence(reset, silent_steps=20):
+    """One unit that integrates a pulse of input, then sees nothing: its outputs over time."""
+    cell = SpikingLIFCell(1, output_bits=3, reset=reset)
+    cell.build((None, 1))
+    # Leak gate sigmoid(6 - 12 x): open (f ~ 0) while the input is 1, closed (f ~ 1) after.
+    cell.kernel.assign([[-12.0, 0.8]])
+    cell.recurrent_kernel.assign([[0.0, 0.0]])
+    cell.bias.assign([6.0, 0.0])
+    x = np.zeros((1, 1 + silent_steps, 1), np.float32)
+    x[0, 0, 0] = 1.0
+    return keras.layers.RNN(cell, return_sequences=True)(x).numpy()[0, :, 0]
+
+
+def test_without_reset_the_potential_holds_a_value_through_silence():
+    """reset="none": the potential keeps 0.8 and the unit keeps emitting its level."""
+    held = _hold_then_silence("none")
+    np.testing.assert_allclose(held[0], 5 / 7, atol=1e-6)        # floor(0.8 * 7) / 7
+    assert np.all(held[1:] == held[0])
+
+
+def test_soft_reset_drains_a_held_value():
+    """reset="subtract": what fired is taken off the potential, so the value is gone."""
+    drained = _hold_then_silence("subtract")
+    np.testing.assert_allclose(drained[0], 5 / 7, atol=1e-6)
+    assert np.all(drained[1:] == 0.0)                               # 0.8 - 5/7 < 1/7
 
 
 def test_leak_bias_starts_at_forget_bias():
@@ -120,15 +148,18 @@ def test_bad_arguments():
         SpikingLIFCell(0)
     with pytest.raises(ValueError, match="output_bits"):
         SpikingLIFCell(4, output_bits=0)
+    with pytest.raises(ValueError, match="`reset` must be one of"):
+        SpikingLIFCell(4, reset="hard")
 
 
 def test_config_round_trip():
-    cell = SpikingLIFCell(7, output_bits=3, forget_bias=0.5, recurrent_initializer="zeros",
+    cell = SpikingLIFCell(7, output_bits=3, forget_bias=0.5, reset="none",
+                          recurrent_initializer="zeros",
                           kernel_regularizer=keras.regularizers.L2(1e-3), name="lif")
     config = cell.get_config()
     clone = SpikingLIFCell.from_config(config)
     assert clone.get_config() == config
-    assert (clone.units, clone.output_bits, clone.forget_bias) == (7, 3, 0.5)
+    assert (clone.units, clone.output_bits, clone.forget_bias, clone.reset) == (7, 3, 0.5, "none")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cell))
     assert isinstance(restored, SpikingLIFCell) and restored.get_config() == config
 
@@ -166,8 +197,9 @@ def test_step_converts_to_tflite_with_builtin_ops():
 
 
 # ---------------------------------------------------------------- RC exactness
-@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
-def test_rc_gradients_equal_full_sequence_reference(mode):
-    model, x, y = rc_setup(SpikingLIFCell(6, output_bits=2))
+@pytest.mark.parametrize("mode,reset", [("eager", "subtract"), ("graph", "subtract"),
+                                        ("xla", "subtract"), ("graph", "none")])
+def test_rc_gradients_equal_full_sequence_reference(mode, reset):
+    model, x, y = rc_setup(SpikingLIFCell(6, output_bits=2, reset=reset))
     assert len(model.trainable_weights) == 5
     assert_rc_matches_reference(model, x, y, mode, nonzero=True)

@@ -43,6 +43,9 @@ def quantize_spikes(potential, output_bits):
     return _quantize(potential)
 
 
+RESETS = ("subtract", "none")
+
+
 @keras.saving.register_keras_serializable(package="rc_keras")
 class SpikingLIFCell(keras.layers.Layer):
     """A spiking LIF cell with a learned, input-dependent leak and multi-bit outputs.
@@ -59,6 +62,8 @@ class SpikingLIFCell(keras.layers.Layer):
     u_t = v_t - stop_gradient(s_t)                  # soft reset: subtract what fired
     ```
 
+    With ``reset="none"`` the last line is ``u_t = v_t``.
+
     The firing threshold is 1 (its scale is absorbed by the weights). Choices where the
     paper leaves room:
 
@@ -73,6 +78,15 @@ class SpikingLIFCell(keras.layers.Layer):
     - The reset is excluded from the gradient (Zenke & Vogels, 2021). With a
       straight-through surrogate it must be: ``d(v - s)/dv`` would be ``1 - 1 = 0``
       inside the quantizer's range, cutting the potential's memory path.
+    - The reset is optional (``reset="none"``). Subtracting what fired turns a neuron
+      into a rate coder of its recent input current: a potential that holds a value
+      drains as it fires, so the value cannot outlast the leak's time constant. Tasks
+      whose answer is read long after the evidence (a keyword followed by half a
+      second of silence) need the potential itself to hold it; there, measured in
+      ``benchmarks/bench_spiking.py --task keywords``, the cell with the reset stays at
+      the majority class while the cell without it trains like a GRU. Without the
+      reset the potential still leaks through ``f_t`` and the outputs stay quantized,
+      so the recurrence remains event-driven.
     - The surrogate gradient is a box of height 1 on ``[0, 1]`` (see
       `quantize_spikes`).
 
@@ -87,6 +101,8 @@ class SpikingLIFCell(keras.layers.Layer):
         output_bits: bits per output (``2**output_bits - 1`` non-zero levels);
             1 gives binary spikes.
         forget_bias: initial bias of the leak gate.
+        reset: ``"subtract"`` (soft reset by what fired) or ``"none"`` (the potential
+            only leaks); see above for when to pick which.
         kernel_initializer: initializer of the input weights ``[W_f, W_c]``.
         recurrent_initializer: initializer of the recurrent weights ``[U_f, U_c]``.
         bias_initializer: initializer of the current's bias ``b_c``.
@@ -103,7 +119,8 @@ class SpikingLIFCell(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, units, output_bits=2, forget_bias=1.0, kernel_initializer="glorot_uniform",
+    def __init__(self, units, output_bits=2, forget_bias=1.0, reset="subtract",
+                 kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros",
                  kernel_regularizer=None, recurrent_regularizer=None, **kwargs):
         super().__init__(**kwargs)
@@ -111,7 +128,10 @@ class SpikingLIFCell(keras.layers.Layer):
             raise ValueError(f"`units` must be a positive integer; received {units!r}.")
         if int(output_bits) != output_bits or not 1 <= output_bits <= 16:
             raise ValueError(f"`output_bits` must be an integer in [1, 16]; received {output_bits!r}.")
+        if reset not in RESETS:
+            raise ValueError(f"`reset` must be one of {RESETS}; received {reset!r}.")
         self.units = int(units)
+        self.reset = reset
         self.output_bits = int(output_bits)
         self.forget_bias = float(forget_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -156,7 +176,8 @@ class SpikingLIFCell(keras.layers.Layer):
         # f * u + (1 - f) * c with one multiplication.
         potential = current + leak * (potential - current)
         spikes = quantize_spikes(potential, self.output_bits)
-        potential = potential - tf.stop_gradient(spikes)
+        if self.reset == "subtract":
+            potential = potential - tf.stop_gradient(spikes)
         return spikes, [potential, spikes]
 
     def get_initial_state(self, batch_size=None):
@@ -169,6 +190,7 @@ class SpikingLIFCell(keras.layers.Layer):
             "units": self.units,
             "output_bits": self.output_bits,
             "forget_bias": self.forget_bias,
+            "reset": self.reset,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
