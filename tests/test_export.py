@@ -318,3 +318,62 @@ def test_tflm_refusal_names_the_op(tmp_path):
         [spectrum.get_concrete_function()], spectrum)
     with pytest.raises(ValueError, match="RFFT2D"):
         export.tflm_interpreter(converter.convert())
+
+
+# ---------------------------------------------------------------- int8 cell-state clip
+def _integrator_model():
+    """An LSTM unit whose cell state counts frames (i = f = 1, g = 1): c_t = t."""
+    model = _model(keras.layers.LSTMCell(2), threshold=0.9)
+    model(np.zeros((1, 20, 1), np.float32))
+    kernel, recurrent, bias = model.cell.get_weights()
+    bias[:] = 0.0
+    bias[0:2] = bias[2:4] = 30.0   # input and forget gates open
+    bias[4:6] = 30.0               # g = tanh(30) = 1
+    bias[6:8] = 30.0               # output gate open
+    model.cell.set_weights([kernel * 0, recurrent * 0, bias])
+    return model
+
+
+def test_resolve_state_clip():
+    model = _integrator_model()
+    resolve = export.step_model.resolve_state_clip
+    assert resolve(model, "auto", "int8") == {"state_1": export.step_model.INT8_CELL_CLIP}
+    assert resolve(model, "auto", "float32") == {} and resolve(model, "auto", "int16x8") == {}
+    assert resolve(model, None, "int8") == {}
+    assert resolve(model, 4, "float32") == {"state_1": 4.0}
+    assert resolve(model, {"state_0": 2.0}, "int8") == {"state_0": 2.0}
+    with pytest.raises(ValueError, match="unknown states"):
+        resolve(model, {"c": 2.0}, "int8")
+    with pytest.raises(ValueError, match="positive"):
+        resolve(model, -1.0, "int8")
+    with pytest.raises(ValueError, match="'auto'"):
+        resolve(model, "always", "int8")
+
+
+def test_int8_clips_lstm_cell_state_and_records_it(tmp_path):
+    model = _integrator_model()
+    x = np.random.default_rng(0).normal(size=(8, 20, 1)).astype(np.float32)
+    side = export.export_tflite_step(model, tmp_path / "s.tflite", "int8", calibration=x)
+    clip = export.step_model.INT8_CELL_CLIP
+    assert [s["clip"] for s in side["states"]] == [None, clip]
+    c = side["states"][1]
+    # The cell state's int8 range covers [-8, 8] and no more (c reaches 20 unclipped).
+    high = (127 - c["zero_point"]) * c["scale"]
+    assert clip <= high <= clip * 1.02
+    for quantization, bound in (("int8", clip), ("float32", None), ("float32", 3.0)):
+        path = tmp_path / f"{quantization}_{bound}.tflite"
+        side = export.export_tflite_step(model, path, quantization, calibration=x,
+                                         state_clip="auto" if bound == clip else bound)
+        assert [s["clip"] for s in side["states"]] == [None, bound]
+        runner = export.StepRunner(path)
+        for _ in range(20):
+            runner.invoke(runner.quantize_frames(np.zeros(1, np.float32)))
+        q = runner._state_values[1].astype(np.float32)
+        spec = side["states"][1]
+        c = (q - spec.get("zero_point", 0)) * spec.get("scale", 1.0)
+        # Unclipped, the cell state counts the 20 frames; clipped, it stops at the bound.
+        np.testing.assert_allclose(c, 20.0 if bound is None else bound, rtol=0.02)
+    unclipped = export.export_tflite_step(model, tmp_path / "u.tflite", "int8", calibration=x,
+                                          state_clip=None)
+    c = unclipped["states"][1]
+    assert (127 - c["zero_point"]) * c["scale"] >= 19.0

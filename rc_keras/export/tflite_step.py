@@ -148,7 +148,7 @@ def _tensor_entry(name, position, tensor):
 
 
 def build_sidecar(model, data, quantization, class_names=None, feature_params=None,
-                  threshold=None, feedback=None, model_file=None):
+                  threshold=None, feedback=None, model_file=None, state_clip=None):
     """The JSON sidecar of a step model (see `export_tflite_step`)."""
     info = _flatbuffer.describe(data)
     signature = info["signature"]
@@ -173,6 +173,7 @@ def build_sidecar(model, data, quantization, class_names=None, feature_params=No
         tensor_in = info["tensors"][signature["inputs"][name]]
         tensor_out = info["tensors"][signature["outputs"][name]]
         entry["dtype"] = tensor_in["dtype"]
+        entry["clip"] = (state_clip or {}).get(name)
         if quantization in _QUANT_BITS:
             entry.update(scale=tensor_in["scale"], zero_point=tensor_in["zero_point"],
                          output_scale=tensor_out["scale"], output_zero_point=tensor_out["zero_point"],
@@ -211,7 +212,8 @@ def build_sidecar(model, data, quantization, class_names=None, feature_params=No
 
 
 def export_tflite_step(model, path, quantization="float32", calibration=None, class_names=None,
-                       feature_params=None, threshold=None, max_calibration_samples=2000):
+                       feature_params=None, threshold=None, max_calibration_samples=2000,
+                       state_clip="auto"):
     """Writes the per-frame streaming TFLite model and its JSON sidecar.
 
     The model maps ``(frame, state_0, ...)`` to ``(probs, state_0, ...)`` with batch 1:
@@ -225,6 +227,11 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     unchanged (the sidecar's ``feedback`` says "direct"). ``quantization="int16x8"`` is
     TFLite's 16x8 mode (int16 activations, inputs, outputs and states; int8 weights):
     about 1.5x the int8 size, much closer to float on error-sensitive recurrent models.
+
+    In int8, LSTM cell states are clipped to ``[-8, 8]`` by default (``state_clip="auto"``,
+    `rc_keras.export.step_model.INT8_CELL_CLIP`): tanh(c) is saturated there, and a
+    per-tensor int8 scale that spans the largest |c| a trained LSTM reaches (~80) leaves
+    the other units a handful of levels. The sidecar records each state's ``clip``.
 
     The sidecar (same path, ``.json``) holds: ``format_version``, feature shape and
     parameters, class names, readout, threshold (float, and for int8 ``threshold_q``:
@@ -240,6 +247,9 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
         feature_params: optional dataclass or dict describing the front end.
         threshold: theta for the sidecar; defaults to ``model.threshold``.
         max_calibration_samples: calibration (frame, state) samples kept.
+        state_clip: ``"auto"``, a positive bound for every LSTM cell state, a dict
+            ``{state name: bound}`` or ``None`` (see
+            `rc_keras.export.step_model.resolve_state_clip`).
 
     Returns:
         The sidecar dict (also written to disk).
@@ -251,15 +261,17 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     params = step_model.to_plain(feature_params)
     step_model.check_feature_params(params, model)
     step_model.check_class_names(class_names, model)
+    clips = step_model.resolve_state_clip(model, state_clip, quantization)
     samples = None
     if quantization in _QUANT_BITS:
         if calibration is None:
             raise ValueError(f"{quantization} export needs `calibration` sequences (n, time, *features): the "
                              "int8 ranges come from the states the model visits on real inputs.")
-        samples = step_model.state_trajectories(model, calibration, max_calibration_samples)
+        samples = step_model.state_trajectories(model, calibration, max_calibration_samples,
+                                                state_clip=clips)
     elif calibration is not None:
         step_model.check_sequences(calibration, model, "calibration")
-    step = step_model.build_step_model(model, batch_size=1)
+    step = step_model.build_step_model(model, batch_size=1, state_clip=clips)
     data = _convert(step, quantization, samples)
     feedback = None
     if quantization in _QUANT_BITS:
@@ -271,7 +283,7 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bytes(data))
     sidecar = build_sidecar(model, data, quantization, class_names, params, threshold, feedback,
-                            model_file=path.name)
+                            model_file=path.name, state_clip=clips)
     if quantization in _QUANT_BITS and not sidecar["threshold_reachable"]:
         warnings.warn(f"threshold {sidecar['threshold']} is above the largest {quantization} output "
                       "value: the quantized model never spikes and always answers at the last frame.")
