@@ -9,9 +9,9 @@ extern "C" {
 #endif
 
 #define RC_MODEL_FORMAT_VERSION 1
-#define RC_MODEL_BYTES 13216
+#define RC_MODEL_BYTES 13824
 #define RC_MODEL_INT8 1
-#define RC_MODEL_ARENA_BYTES 8656
+#define RC_MODEL_ARENA_BYTES 8880
 #define RC_MODEL_FRAME_SIZE 1
 #define RC_MODEL_FRAME_INPUT 2
 #define RC_MODEL_PROBS_OUTPUT 1
@@ -51,11 +51,13 @@ extern const rc_model_state_t rc_model_states[RC_MODEL_NUM_STATES];
 extern const char* const rc_model_class_names[RC_MODEL_NUM_CLASSES];
 
 /* Registers the ops the model uses on a tflite::MicroMutableOpResolver<RC_MODEL_NUM_OPS>. */
-#define RC_MODEL_NUM_OPS 8
+#define RC_MODEL_NUM_OPS 10
 #define RC_MODEL_REGISTER_OPS(resolver) \
     (resolver).AddAdd(); \
     (resolver).AddFullyConnected(); \
     (resolver).AddLogistic(); \
+    (resolver).AddMaximum(); \
+    (resolver).AddMinimum(); \
     (resolver).AddMul(); \
     (resolver).AddReshape(); \
     (resolver).AddSoftmax(); \
