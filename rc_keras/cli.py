@@ -306,17 +306,19 @@ DEMO_SIZES = {
 }
 
 
-def export_model(model, out_dir, calibration, held_out, int8=True, verify=True, int16x8=False):
+def export_model(model, out_dir, calibration, held_out, int8=True, verify=True, int16x8=False,
+                 c_array=None):
     """Writes the deployment bundle of `rc_keras.export.export_bundle` into ``out_dir``.
 
     The bundle holds the .keras model, the SavedModel, the float32 and int8 (and with
     ``int16x8`` the 16x8) streaming TFLite step models with their sidecars, the C array
-    and ``report.json``; with ``verify`` the held-out sequences run through Keras,
-    LiteRT and TFLM.
+    (of the ``c_array`` model: "int8", "int16x8" or "float32"; default int8 with
+    ``int8``) and ``report.json``; with ``verify`` the held-out sequences run through
+    Keras, LiteRT and TFLM.
     """
     from rc_keras import export  # noqa: PLC0415 - pulls in the TFLite converter
 
-    return export.export_bundle(model, out_dir, int8=int8, int16x8=int16x8,
+    return export.export_bundle(model, out_dir, int8=int8, int16x8=int16x8, c_array=c_array,
                                 calibration=calibration, verify=verify,
                                 verify_sequences=held_out if verify else None)
 
@@ -512,6 +514,9 @@ def build_parser():
     p.add_argument("--int16x8", action="store_true",
                    help="also write the 16x8 integer model (int16 activations and states, int8 "
                         "weights): tracks the float model's exits where int8 does not")
+    p.add_argument("--c-array", choices=["int8", "int16x8", "float32"], default=None,
+                   help="the step model in rc_model_data.{c,h} (default: int8 with --int8, "
+                        "else float32); int16x8 needs --int16x8")
     p.add_argument("--calibration", help="calibration sequences for --int8 (.npy, or .npz with x); "
                                          "default with --task: the task's validation data")
     p.add_argument("--verify", action="store_true",
@@ -567,7 +572,7 @@ def _cmd_sweep(args):
 
 
 def export_command(model_path, out_dir, int8=False, calibration=None, verify=False,
-                   verify_sequences=None, task=None, seed=0, int16x8=False):
+                   verify_sequences=None, task=None, seed=0, int16x8=False, c_array=None):
     """`rc-keras export`: the bundle of a saved model, with data defaults from ``task``."""
     model = load_model(model_path)
     quantized = int8 or int16x8
@@ -583,13 +588,14 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
     if verify and verify_sequences is None:
         raise CLIError("--verify needs --verify-sequences FILE (or --task to use its test data).")
     return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify,
-                        int16x8=int16x8)
+                        int16x8=int16x8, c_array=c_array)
 
 
 def _cmd_export(args):
     report = export_command(args.model, args.out, int8=args.int8, calibration=args.calibration,
                             verify=args.verify, verify_sequences=args.verify_sequences,
-                            task=args.task, seed=args.seed, int16x8=args.int16x8)
+                            task=args.task, seed=args.seed, int16x8=args.int16x8,
+                            c_array=args.c_array)
     if "verify" in report:
         print(report["verify"]["table"])
     print(f"wrote the bundle to {args.out} (report.json)")

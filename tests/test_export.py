@@ -258,6 +258,41 @@ def test_bundle_writes_everything_and_c_array_compiles(trained, tmp_path):
                     "-o", str(tmp_path / "data.o")], check=True)
 
 
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_c_array_of_the_int16x8_model_compiles_with_int16_types(trained, tmp_path):
+    model, x_cal, _, _ = trained
+    out = tmp_path / "bundle16"
+    report = export.export_bundle(model, out, int8=False, int16x8=True, c_array="int16x8",
+                                  calibration=x_cal)
+    assert report["c_array"]["model"] == "int16x8"
+    side = json.loads((out / "step_int16x8.json").read_text())
+    check = tmp_path / "check16.c"
+    check.write_text(textwrap.dedent("""
+        #include <stdio.h>
+        #include "rc_model_data.h"
+        int main(void) {
+          rc_model_q_t q = RC_MODEL_Q_MAX;
+          if (sizeof(rc_model_q_t) != 2 || !RC_MODEL_QUANTIZED || !RC_MODEL_INT16 || RC_MODEL_INT8)
+            return 1;
+          if (rc_model_tflite_len != RC_MODEL_BYTES) return 2;
+          printf("%d %d %d\\n", (int)q, RC_MODEL_THRESHOLD_Q, rc_model_states[0].zero_point);
+          return 0;
+        }
+    """))
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(check),
+                    str(out / "rc_model_data.c"), "-o", str(tmp_path / "check16")], check=True)
+    printed = subprocess.run([str(tmp_path / "check16")], check=True, capture_output=True,
+                             text=True).stdout.split()
+    assert printed == ["32767", str(side["threshold_q"]), "0"]
+    assert side["threshold_q"] > 127     # an int16 output value: would not fit int8
+    with pytest.raises(ValueError, match="int16x8"):
+        export.export_bundle(model, tmp_path / "b2", int8=True, c_array="int16x8",
+                             calibration=x_cal)
+    with pytest.raises(ValueError, match="c_array"):
+        export.export_bundle(model, tmp_path / "b3", int8=True, c_array="int4",
+                             calibration=x_cal)
+
+
 def test_bundle_loads_a_keras_file_and_npz(trained, tmp_path):
     model, x_cal, x, y = trained
     model.save(tmp_path / "m.keras")

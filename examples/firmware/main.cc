@@ -2,8 +2,10 @@
 //
 // Template for a board. It uses the files `rc-keras export --int8` writes:
 // rc_model_data.h / rc_model_data.c (the int8 step model as an aligned byte array and
-// the sidecar constants). Per frame: quantize the features, feed them with the current
-// states, Invoke, copy the new states back, and compare the largest int8 output with
+// the sidecar constants), or with `--int16x8 --c-array int16x8` the 16x8 model (int16
+// frames, outputs and states): the loop is written once for rc_model_q_t, the header's
+// integer type. Per frame: quantize the features, feed them with the current states,
+// Invoke, copy the new states back, and compare the largest integer output with
 // RC_MODEL_THRESHOLD_Q. At the first crossing report the class and reset the states for
 // the next clip: the rest of the clip is never computed.
 //
@@ -14,8 +16,8 @@
 #include <cstring>
 
 #include "rc_model_data.h"
-#if !RC_MODEL_INT8
-#error "main.cc expects the int8 export (rc-keras export --int8)"
+#if !RC_MODEL_QUANTIZED
+#error "main.cc expects an integer export (rc-keras export --int8, or --int16x8 --c-array int16x8)"
 #endif
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_log.h"
@@ -24,7 +26,22 @@
 
 namespace {
 
+using q_t = rc_model_q_t;  // int8_t, or int16_t for the 16x8 model
+
 alignas(16) uint8_t tensor_arena[RC_MODEL_ARENA_BYTES];
+
+q_t* InputData(tflite::MicroInterpreter& interpreter, int position) {
+  return reinterpret_cast<q_t*>(interpreter.input(position)->data.raw);
+}
+
+const q_t* OutputData(tflite::MicroInterpreter& interpreter, int position) {
+  return reinterpret_cast<const q_t*>(interpreter.output(position)->data.raw);
+}
+
+q_t Saturate(int value) {
+  return static_cast<q_t>(value < RC_MODEL_Q_MIN ? RC_MODEL_Q_MIN
+                          : value > RC_MODEL_Q_MAX ? RC_MODEL_Q_MAX : value);
+}
 
 // BOARD: fill `features` with the next frame (RC_MODEL_FRAME_SIZE floats, the same
 // front end as in training, e.g. log-mel from CMSIS-DSP). Return false at end of clip.
@@ -45,24 +62,25 @@ bool ClipFinished(bool spiked, bool more_frames) { return spiked || !more_frames
 
 void ResetStates(tflite::MicroInterpreter& interpreter) {
   for (int k = 0; k < RC_MODEL_NUM_STATES; ++k) {
-    TfLiteTensor* state = interpreter.input(rc_model_states[k].input_position);
-    memset(state->data.int8, rc_model_states[k].initial_value_q, rc_model_states[k].size);
+    q_t* state = InputData(interpreter, rc_model_states[k].input_position);
+    for (int i = 0; i < rc_model_states[k].size; ++i) {
+      state[i] = static_cast<q_t>(rc_model_states[k].initial_value_q);
+    }
   }
 }
 
-int8_t Requantize(int8_t q, const rc_model_state_t& s) {
+q_t Requantize(q_t q, const rc_model_state_t& s) {
   const float real = (q - s.output_zero_point) * s.output_scale;
-  int value = static_cast<int>(real / s.scale + (real >= 0 ? 0.5f : -0.5f)) + s.zero_point;
-  return static_cast<int8_t>(value < -128 ? -128 : value > 127 ? 127 : value);
+  return Saturate(static_cast<int>(real / s.scale + (real >= 0 ? 0.5f : -0.5f)) + s.zero_point);
 }
 
 void FeedStatesBack(tflite::MicroInterpreter& interpreter) {
   for (int k = 0; k < RC_MODEL_NUM_STATES; ++k) {
     const rc_model_state_t& s = rc_model_states[k];
-    int8_t* in = interpreter.input(s.input_position)->data.int8;
-    const int8_t* out = interpreter.output(s.output_position)->data.int8;
+    q_t* in = InputData(interpreter, s.input_position);
+    const q_t* out = OutputData(interpreter, s.output_position);
     if (s.feedback_direct) {
-      memcpy(in, out, s.size);  // export ties the scales: int8 states go straight back
+      memcpy(in, out, s.size * sizeof(q_t));  // export ties the scales: states go straight back
     } else {
       for (int i = 0; i < s.size; ++i) in[i] = Requantize(out[i], s);
     }
@@ -88,8 +106,8 @@ int main() {
   MicroPrintf("arena used: %d of %d bytes", static_cast<int>(interpreter.arena_used_bytes()),
               RC_MODEL_ARENA_BYTES);
 
-  int8_t* frame_q = interpreter.input(RC_MODEL_FRAME_INPUT)->data.int8;
-  const int8_t* probs_q = interpreter.output(RC_MODEL_PROBS_OUTPUT)->data.int8;
+  q_t* frame_q = InputData(interpreter, RC_MODEL_FRAME_INPUT);
+  const q_t* probs_q = OutputData(interpreter, RC_MODEL_PROBS_OUTPUT);
   float features[RC_MODEL_FRAME_SIZE];
   ResetStates(interpreter);
   int frames_run = 0;
@@ -97,8 +115,8 @@ int main() {
     const bool more = GetNextFrame(features);
     for (int i = 0; i < RC_MODEL_FRAME_SIZE; ++i) {
       const float scaled = features[i] / RC_MODEL_FRAME_SCALE;
-      int q = static_cast<int>(scaled + (scaled >= 0 ? 0.5f : -0.5f)) + RC_MODEL_FRAME_ZERO_POINT;
-      frame_q[i] = static_cast<int8_t>(q < -128 ? -128 : q > 127 ? 127 : q);
+      frame_q[i] = Saturate(static_cast<int>(scaled + (scaled >= 0 ? 0.5f : -0.5f)) +
+                            RC_MODEL_FRAME_ZERO_POINT);
     }
     if (interpreter.Invoke() != kTfLiteOk) return 1;
     ++frames_run;

@@ -169,7 +169,7 @@ def _versions():
 
 def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=False,
                   verify_sequences=None, class_names=None, feature_params=None, threshold=None,
-                  name="rc_model", runtimes=("litert", "tflm"), int16x8=False):
+                  name="rc_model", runtimes=("litert", "tflm"), int16x8=False, c_array=None):
     """Writes a deployment bundle into ``out_dir`` and returns its report.
 
     Files: ``model.keras``, ``saved_model/`` (serve + step signatures),
@@ -193,7 +193,9 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
         runtimes: interpreters used by ``verify``.
         int16x8: also export ``step_int16x8.tflite`` (int16 activations and states, int8
             weights; needs ``calibration``): closer to float than int8 on models whose
-            early exit is sensitive to small state errors. The C array stays int8.
+            early exit is sensitive to small state errors.
+        c_array: which step model goes into the C source: "int8", "int16x8" or
+            "float32" (it must be exported too); default int8 when ``int8``, else float32.
 
     Returns:
         The report dict (also written to ``report.json``).
@@ -206,6 +208,11 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
     params = step_model.to_plain(feature_params)
     step_model.check_feature_params(params, model)
     step_model.check_class_names(class_names, model)
+    firmware_q = c_array or ("int8" if int8 else "float32")
+    validation.check_choice(firmware_q, ("int8", "int16x8", "float32"), "c_array")
+    if firmware_q != "float32" and not {"int8": int8, "int16x8": int16x8}[firmware_q]:
+        raise ValueError(f"c_array={firmware_q!r} needs that model exported too "
+                         f"({firmware_q}=True, --{firmware_q}).")
     x_cal, _ = load_sequences(calibration, "calibration")
     if (int8 or int16x8) and x_cal is None:
         raise ValueError("int8 export needs calibration sequences (`calibration`, --calibration): "
@@ -235,7 +242,6 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
             sidecars["int16x8"] = export_tflite_step(model, out / "step_int16x8.tflite",
                                                      "int16x8", calibration=x_cal, **kwargs)
         step_paths = [out / f"step_{q}.tflite" for q in sidecars]
-        firmware_q = "int8" if int8 else "float32"
         firmware_data = (out / f"step_{firmware_q}.tflite").read_bytes()
         arenas = {q: tflm_arena((out / f"step_{q}.tflite").read_bytes()) for q in sidecars}
         arena = arenas[firmware_q]["min_arena_bytes"] + ARENA_MARGIN_BYTES

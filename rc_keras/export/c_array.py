@@ -41,8 +41,11 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
     to 16 bytes (TFLM reads the flatbuffer in place), its length, the state table and
     class names; the header defines the sidecar constants as macros (``<NAME>_THRESHOLD_Q``,
     frame and probs quantization, tensor positions, ``<NAME>_ARENA_BYTES``...) and
-    ``<NAME>_REGISTER_OPS(resolver)`` with exactly the ops the model uses. Both compile
-    as C99 and as C++.
+    ``<NAME>_REGISTER_OPS(resolver)`` with exactly the ops the model uses. For a
+    quantized model (int8 or int16x8) ``<NAME>_QUANTIZED`` is 1 and ``<name>_q_t`` is the
+    integer type of its frames, outputs and states (``int8_t`` or ``int16_t``, range
+    ``<NAME>_Q_MIN``..``<NAME>_Q_MAX``), so one firmware loop serves both. Both files
+    compile as C99 and as C++.
 
     Args:
         data: the .tflite bytes.
@@ -60,6 +63,8 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     upper = name.upper()
     int8 = sidecar["quantization"] == "int8"
+    int16 = sidecar["quantization"] == "int16x8"
+    quantized = int8 or int16
     frame, probs, states = sidecar["inputs"]["frame"], sidecar["outputs"]["probs"], sidecar["states"]
     frame_size = 1
     for d in sidecar["feature_shape"]:
@@ -68,6 +73,8 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
         ("FORMAT_VERSION", sidecar["format_version"]),
         ("BYTES", len(data)),
         ("INT8", int(int8)),
+        ("INT16", int(int16)),
+        ("QUANTIZED", int(quantized)),
         ("ARENA_BYTES", int(arena_bytes) if arena_bytes else 32 * 1024),
         ("FRAME_SIZE", frame_size),
         ("FRAME_INPUT", frame["position"]),
@@ -78,15 +85,17 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
         ("THRESHOLD", _c_float(sidecar["threshold"])),
         ("NUM_STATES", len(states)),
     ]
-    if int8:
+    if quantized:
         macros += [
+            ("Q_MIN", -32768 if int16 else -128),
+            ("Q_MAX", 32767 if int16 else 127),
             ("FRAME_SCALE", _c_float(frame["scale"])),
             ("FRAME_ZERO_POINT", frame["zero_point"]),
             ("PROBS_SCALE", _c_float(probs["scale"])),
             ("PROBS_ZERO_POINT", probs["zero_point"]),
             ("THRESHOLD_Q", sidecar["threshold_q"]),
             ("THRESHOLD_Q_LOW", sidecar["threshold_q_low"] if sidecar["threshold_q_low"] is not None
-             else -129),
+             else (-32769 if int16 else -129)),
         ]
     ops = sidecar["ops"]
     register = " \\\n".join(f"    (resolver).{resolver_method(op)}();" for op in ops)
@@ -100,6 +109,9 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
     ]
     header += [f"#define {upper}_{key} " + (f"({value})" if isinstance(value, int) and value < 0 else str(value))
                for key, value in macros]
+    if quantized:
+        header += ["", f"/* Integer type of frames, outputs and states. */",
+                   f"typedef {'int16_t' if int16 else 'int8_t'} {name}_q_t;"]
     header += [
         "",
         "/* Spike test: softmax readout: max(probs) >= THRESHOLD (int8: >= THRESHOLD_Q);",
