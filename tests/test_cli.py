@@ -123,6 +123,17 @@ def test_export_command_writes_the_bundle(tmp_path, capsys):
     assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out", str(out_dir),
                      "--int8"]) == 2
     assert "--int8/--int16x8 need --calibration" in capsys.readouterr().err
+    assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out",
+                     str(tmp_path / "c16"), "--int16x8", "--c-array", "int16x8", "--task",
+                     "spotting"]) == 0
+    assert json.loads((tmp_path / "c16" / "report.json").read_text())["c_array"]["model"] == \
+        "int16x8"
+    assert "typedef int16_t rc_model_q_t;" in (tmp_path / "c16" / "rc_model_data.h").read_text()
+    capsys.readouterr()
+    assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out",
+                     str(tmp_path / "c8"), "--int8", "--c-array", "int16x8", "--task",
+                     "spotting"]) != 0
+    assert "c_array='int16x8' needs that model exported too" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
