@@ -70,6 +70,8 @@ QUICK = {"eos_epochs": {"lstm340": 1, "conv20": 1, "conv10": 1},
          "slow_epochs": {"lstm340": 1, "conv20": 1, "conv10": 1},
          "fast_epochs": {"lstm340": 1, "conv20": 1, "conv10": 1},
          "train_size": 256, "test_size": 128, "validation_size": 64}
+# Images per forward pass when scoring.
+BATCH = 250
 FAST_MAX_STEPS = 1.5
 ACCURACY_GAP_POINTS = 1.5
 # Thetas swept on the validation split for the fast operating point.
@@ -101,34 +103,29 @@ def compile_model(model, beta, cfg):
     return model
 
 
-def step_probabilities(model, x, batch_size=250):
-    return np.concatenate([model.step_probabilities(x[i:i + batch_size]).numpy()
-                           for i in range(0, len(x), batch_size)])
-
-
 def fast_operating_point(model, validation, test):
     """Theta chosen on validation (highest with mean spike time <= 1.5 steps), read on test."""
-    sweep = tradeoff.sweep_from_probabilities(step_probabilities(model, validation[0]),
-                                              validation[1], FAST_THRESHOLDS)
+    sweep = tradeoff.sweep_from_probabilities(
+        tradeoff.all_step_probabilities(model, validation[0], BATCH), validation[1],
+        FAST_THRESHOLDS)
     fast = [p for p in sweep if p["mean_spike_time"] <= FAST_MAX_STEPS]
     chosen = (max(fast, key=lambda p: p["threshold"]) if fast
               else min(sweep, key=lambda p: p["mean_spike_time"]))
-    on_test = tradeoff.sweep_from_probabilities(step_probabilities(model, test[0]), test[1],
-                                                [chosen["threshold"]])[0]
+    on_test = tradeoff.sweep_from_probabilities(
+        tradeoff.all_step_probabilities(model, test[0], BATCH), test[1],
+        [chosen["threshold"]])[0]
     return {"threshold": chosen["threshold"], "validation": chosen,
             "accuracy": on_test["accuracy"], "mean_steps": on_test["mean_spike_time"],
             "spike_time_fraction": on_test["mean_spike_time"] / NUM_STEPS}
 
 
-def score(model, x, y, threshold, batch_size=250):
+def score(model, x, y, threshold):
     """Accuracy at step 10 and at the first crossing of ``threshold``, from one full pass."""
-    probs = step_probabilities(model, x, batch_size)
-    crossed = probs.max(-1) >= threshold
-    first = np.where(crossed.any(1), crossed.argmax(1), probs.shape[1] - 1)
-    rows = np.arange(len(x))
+    probs = tradeoff.all_step_probabilities(model, x, BATCH)
+    crossing = tradeoff.first_crossing(probs, threshold)
     return {"accuracy_last_step": float(np.mean(probs[:, -1].argmax(-1) == y)),
-            "accuracy_first_crossing": float(np.mean(probs[rows, first].argmax(-1) == y)),
-            "mean_steps_first_crossing": float(np.mean(first + 1))}
+            "accuracy_first_crossing": float(np.mean(crossing.probs.argmax(-1) == y)),
+            "mean_steps_first_crossing": float(np.mean(crossing.spike_time + 1))}
 
 
 def run_model(key, data, cfg, log=print):
