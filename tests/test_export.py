@@ -385,6 +385,65 @@ def test_resolve_state_clip():
         resolve(model, "always", "int8")
 
 
+def test_resolve_gate_clip():
+    resolve = export.step_model.resolve_gate_clip
+    lstm = _integrator_model()
+    gru = _model(keras.layers.GRUCell(3))
+    gru(np.zeros((1, 4, 1), np.float32))
+    assert resolve(lstm, "auto", "int8") == rk.quantization.INT8_GATE_CLIP
+    assert resolve(lstm, "auto", "float32") is None and resolve(lstm, "auto", "int16x8") is None
+    assert resolve(gru, "auto", "int8") is None and resolve(lstm, None, "int8") is None
+    assert resolve(lstm, 5, "float32") == 5.0
+    with pytest.raises(ValueError, match="LSTMCell"):
+        resolve(gru, 5.0, "int8")
+    with pytest.raises(ValueError, match="positive"):
+        resolve(lstm, 0.0, "int8")
+    with pytest.raises(ValueError, match="'auto'"):
+        resolve(lstm, "always", "int8")
+
+
+def test_int8_lstm_gate_product_gets_the_clip_scale(trained, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    model, x_cal, x, _ = trained
+    units = model.cell.units
+
+    def gate_product_scale(path):
+        interpreter = Interpreter(str(path))
+        details = {d["index"]: d for d in interpreter.get_tensor_details()}
+        for op in interpreter._get_ops_details():
+            output = details[op["outputs"][0]]
+            if op["op_name"] == "FULLY_CONNECTED" and output["shape"][-1] == 4 * units:
+                return output["quantization_parameters"]["scales"][0]
+        raise AssertionError("no gate product in the model")
+
+    # Large weights: pre-activations far beyond +-8 in calibration.
+    large = _model(keras.layers.LSTMCell(units), threshold=0.8)
+    large(x_cal[:1])
+    large.cell.set_weights([w * 20.0 for w in model.cell.get_weights()])
+    clipped = export.export_tflite_step(large, tmp_path / "g.tflite", "int8", calibration=x_cal)
+    plain = export.export_tflite_step(large, tmp_path / "p.tflite", "int8", calibration=x_cal,
+                                      gate_clip=None)
+    assert clipped["gate_clip"] == rk.quantization.INT8_GATE_CLIP and plain["gate_clip"] is None
+    assert "CONCATENATION" in clipped["ops"] and "CONCATENATION" not in plain["ops"]
+    # One product over [frame, h] saturating at +-8: 16/255 per int8 level.
+    np.testing.assert_allclose(gate_product_scale(tmp_path / "g.tflite"), 16 / 255, rtol=1e-3)
+    assert gate_product_scale(tmp_path / "p.tflite") > 2 * 16 / 255
+    clipped = export.export_tflite_step(model, tmp_path / "g.tflite", "int8", calibration=x_cal)
+    # h keeps its own [-1, 1] resolution although it is concatenated with the frame.
+    assert clipped["states"][0]["scale"] <= 2 / 255 * 1.01
+    label, spike = _reference(model, x)
+    for runtime in ("litert", "tflm"):
+        out = export.run_tflite_stream(tmp_path / "g.tflite", x, runtime=runtime)
+        assert np.mean(out["label"] == label) >= 0.97, runtime
+        assert np.mean(np.abs(out["spike_time"] - spike) <= 1) >= 0.97, runtime
+    float_step = export.export_tflite_step(model, tmp_path / "f.tflite", gate_clip=8.0)
+    assert float_step["gate_clip"] == 8.0
+    out = export.run_tflite_stream(tmp_path / "f.tflite", x, runtime="tflm")
+    np.testing.assert_array_equal(out["spike_time"], spike)
+    np.testing.assert_array_equal(out["label"], label)
+
+
 def test_int8_clips_lstm_cell_state_and_records_it(tmp_path):
     model = _integrator_model()
     x = np.random.default_rng(0).normal(size=(8, 20, 1)).astype(np.float32)

@@ -8,6 +8,7 @@ import contextlib
 import os
 import pathlib
 import re
+import subprocess
 import sys
 import tempfile
 
@@ -74,6 +75,47 @@ def tflm_interpreter(data, arena_size=None):
     return interpreter
 
 
+# Tries arena sizes from argv[2] upwards in argv[3]-byte steps up to argv[4]; prints each.
+_ARENA_PROBE = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+data = open(sys.argv[1], "rb").read()
+size, step, limit = (int(a) for a in sys.argv[2:5])
+while size <= limit:
+    try:
+        runtime.Interpreter.from_bytes(data, arena_size=size)
+        print("fits", size, flush=True)
+        break
+    except RuntimeError:
+        print("fails", size, flush=True)
+    size += step
+"""
+
+
+def _smallest_arena(data, start, step=256, limit=64 * 1024 * 1024):
+    """Smallest arena (start + k * step) that TFLM allocates the model in.
+
+    Runs in a child process: for some sizes just below what a graph needs, TFLM aborts
+    the whole process instead of failing ("All temp buffers must be freed", seen with
+    CONCATENATION); such a size counts as too small and probing goes on after it.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        model = pathlib.Path(folder) / "model.tflite"
+        model.write_bytes(data)
+        size = start
+        while size <= limit:
+            done = subprocess.run([sys.executable, "-c", _ARENA_PROBE, str(model), str(size),
+                                   str(step), str(limit)], capture_output=True, text=True)
+            results = [line.split() for line in done.stdout.splitlines() if line.strip()]
+            fitting = [int(value) for word, value in results if word == "fits"]
+            if fitting:
+                return fitting[0]
+            if done.returncode == 0:
+                break
+            size += (len(results) + 1) * step   # skip the size that killed the child
+    raise RuntimeError(f"TFLM did not allocate this model even with a {limit >> 20} MB arena.")
+
+
 def tflm_arena(data, start=1024):
     """TFLM arena figures: bytes the allocator records, and the smallest arena that loads.
 
@@ -89,20 +131,9 @@ def tflm_arena(data, start=1024):
     match = re.search(r"Arena allocation total (\d+) bytes", text[0])
     used = int(match.group(1)) if match else None
 
-    def fits(size):
-        try:
-            tflm_interpreter(data, arena_size=size)
-            return True
-        except RuntimeError:
-            return False
-
     # Probe upwards from the recorded total only: an arena far too small can hang the
     # TFLM Python interpreter (seen with float LSTM models).
-    high = max(start, (used or start) // 16 * 16)
-    while not fits(high):
-        if high > 64 * 1024 * 1024:
-            raise RuntimeError("TFLM did not allocate this model even with a 64 MB arena.")
-        high += 256
+    high = _smallest_arena(data, max(start, (used or start) // 16 * 16))
     return {"used_bytes": used, "min_arena_bytes": int(high)}
 
 

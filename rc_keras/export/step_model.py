@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from rc_keras import validation
+from rc_keras.quantization import int8_lstm
 
 FORMAT_VERSION = 1
 
@@ -120,7 +121,67 @@ def resolve_state_clip(model, state_clip, quantization="float32"):
     return {name: float(bound) for name, bound in clips.items()}
 
 
-def build_step_model(model, batch_size=1, state_clip=None):
+def resolve_gate_clip(model, gate_clip, quantization="float32"):
+    """The bound on LSTM gate pre-activations a step model applies, or None.
+
+    Args:
+        model: a built `rc_keras.RCModel`.
+        gate_clip: ``"auto"`` (`rc_keras.quantization.INT8_GATE_CLIP` for int8 when every
+            LSTMCell of the model is a plain one, else nothing), a positive number, or None.
+        quantization: the export's quantization, for ``"auto"``.
+    """
+    lstms = [cell for cell in _cell_list(model.cell) if isinstance(cell, keras.layers.LSTMCell)]
+    plain = [cell for cell in lstms if int8_lstm.supports_lstm_step(cell)]
+    if gate_clip is None:
+        return None
+    if isinstance(gate_clip, str):
+        if gate_clip != "auto":
+            raise ValueError(f"`gate_clip` must be 'auto', a positive number or None; received "
+                             f"{gate_clip!r}.")
+        usable = quantization == "int8" and plain and len(plain) == len(lstms)
+        return int8_lstm.INT8_GATE_CLIP if usable else None
+    if isinstance(gate_clip, bool) or not isinstance(gate_clip, (int, float)) or not gate_clip > 0:
+        raise ValueError(f"`gate_clip` must be a positive number; received {gate_clip!r}.")
+    if not plain or len(plain) != len(lstms):
+        raise ValueError("`gate_clip` needs keras.layers.LSTMCell cells with their default "
+                         "activations (tanh, sigmoid); this model's cells are "
+                         f"{[type(c).__name__ for c in _cell_list(model.cell)]}.")
+    return float(gate_clip)
+
+
+def input_divisor(sequences):
+    """What the first LSTM's input is divided by before it is concatenated with ``h``.
+
+    The largest |value| of the calibration frames (at least 1): then frames and ``h``
+    (within [-1, 1]) fit one int8 scale without costing ``h`` resolution.
+    """
+    if sequences is None:
+        return 1.0
+    return max(1.0, float(np.max(np.abs(np.asarray(sequences, np.float32)))))
+
+
+def _call_cell(cell, inputs, states, gate_clip, divisor):
+    """``cell(inputs, states)``, with plain LSTMCells written out op by op when
+    ``gate_clip`` is set (see `rc_keras.quantization.lstm_step`)."""
+    if isinstance(cell, keras.layers.StackedRNNCells):
+        new_states = []
+        for index, (inner, inner_states) in enumerate(zip(cell.cells, states)):
+            nested = tf.nest.is_nested(inner_states)
+            inputs, inner_new = _call_cell(inner, inputs, list(inner_states) if nested
+                                           else [inner_states], gate_clip,
+                                           divisor if index == 0 else 1.0)
+            new_states.append(inner_new if nested or len(inner_new) != 1 else inner_new[0])
+        return inputs, new_states
+    if gate_clip is not None and int8_lstm.supports_lstm_step(cell):
+        h, c = states
+        bias = cell.bias if cell.use_bias else None
+        h, c = int8_lstm.lstm_step(cell.kernel, cell.recurrent_kernel, bias, inputs, h, c,
+                                   input_divisor=divisor, gate_clip=gate_clip)
+        return h, [h, c]
+    return cell(inputs, states, training=False)
+
+
+def build_step_model(model, batch_size=1, state_clip=None, gate_clip=None, divisor=1.0):
     """A functional Keras model sharing ``model``'s weights: one step of the RC network.
 
     Args:
@@ -128,6 +189,9 @@ def build_step_model(model, batch_size=1, state_clip=None):
         batch_size: static batch (1 for TFLite / TFLM) or ``None``.
         state_clip: optional ``{state name: bound}``: those new states are clipped to
             ``[-bound, bound]`` (see `resolve_state_clip`).
+        gate_clip: optional bound on LSTM gate pre-activations (see `resolve_gate_clip`);
+            LSTMCells are then computed by `rc_keras.quantization.lstm_step`.
+        divisor: the first LSTM's input divisor under ``gate_clip`` (see `input_divisor`).
 
     Returns:
         ``keras.Model`` with inputs ``[frame, state_0, ...]`` and a dict output
@@ -139,8 +203,9 @@ def build_step_model(model, batch_size=1, state_clip=None):
     frame = keras.Input(batch_shape=(batch_size,) + tuple(model.feature_shape), name="frame")
     states = [keras.Input(batch_shape=(batch_size,) + tuple(s["shape"]), name=s["name"])
               for s in layout]
-    output, new_states = model.cell(frame, tf.nest.pack_sequence_as(structure, states),
-                                    training=False)
+    output, new_states = _call_cell(model.cell, frame,
+                                    tf.nest.pack_sequence_as(structure, states),
+                                    gate_clip, divisor)
     probs = model.head(output, training=False)
     outputs = {"probs": probs}
     for spec, state in zip(layout, tf.nest.flatten(new_states)):
@@ -170,20 +235,23 @@ def check_sequences(sequences, model, name):
     return array
 
 
-def state_trajectories(model, sequences, max_samples=2000, seed=0, state_clip=None):
+def state_trajectories(model, sequences, max_samples=2000, seed=0, state_clip=None,
+                       gate_clip=None):
     """Per-step (frame, states) samples from running ``model`` over ``sequences``.
 
     Int8 calibration must see the states the network actually visits: random states
     put the activations in the wrong ranges and nothing crosses the threshold any more.
     Every step of every sequence is run (no halting), so states after a spike are
     covered too; at most ``max_samples`` samples are kept, drawn evenly at random.
-    ``state_clip`` (``{state name: bound}``) runs the clipped step that will be exported.
+    ``state_clip`` (``{state name: bound}``) and ``gate_clip`` run the clipped step that
+    will be exported.
 
     Returns:
         list of dicts ``{"frame": (1, *F), "state_0": (1, ...), ...}`` (float32).
     """
     sequences = check_sequences(sequences, model, "calibration")
-    step = build_step_model(model, batch_size=None, state_clip=state_clip)
+    step = build_step_model(model, batch_size=None, state_clip=state_clip, gate_clip=gate_clip,
+                            divisor=input_divisor(sequences))
     layout = state_layout(model)
     n, time = sequences.shape[:2]
     states = [np.zeros((n,) + tuple(s["shape"]), np.float32) for s in layout]

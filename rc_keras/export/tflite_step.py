@@ -148,7 +148,8 @@ def _tensor_entry(name, position, tensor):
 
 
 def build_sidecar(model, data, quantization, class_names=None, feature_params=None,
-                  threshold=None, feedback=None, model_file=None, state_clip=None):
+                  threshold=None, feedback=None, model_file=None, state_clip=None,
+                  gate_clip=None):
     """The JSON sidecar of a step model (see `export_tflite_step`)."""
     info = _flatbuffer.describe(data)
     signature = info["signature"]
@@ -198,6 +199,7 @@ def build_sidecar(model, data, quantization, class_names=None, feature_params=No
         "inputs": {"frame": frame},
         "outputs": {"probs": probs},
         "states": states,
+        "gate_clip": gate_clip,
         "ops": info["op_names"],
         "model_bytes": len(data),
     }
@@ -213,7 +215,7 @@ def build_sidecar(model, data, quantization, class_names=None, feature_params=No
 
 def export_tflite_step(model, path, quantization="float32", calibration=None, class_names=None,
                        feature_params=None, threshold=None, max_calibration_samples=2000,
-                       state_clip="auto"):
+                       state_clip="auto", gate_clip="auto"):
     """Writes the per-frame streaming TFLite model and its JSON sidecar.
 
     The model maps ``(frame, state_0, ...)`` to ``(probs, state_0, ...)`` with batch 1:
@@ -232,6 +234,10 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     `rc_keras.export.step_model.INT8_CELL_CLIP`): tanh(c) is saturated there, and a
     per-tensor int8 scale that spans the largest |c| a trained LSTM reaches (~80) leaves
     the other units a handful of levels. The sidecar records each state's ``clip``.
+    Plain LSTMCells are also written out op by op with their gate pre-activations
+    clipped to ``[-8, 8]`` (``gate_clip="auto"``; `rc_keras.quantization.int8_lstm` says
+    why): on the keyword network this took exit steps within +-1 frame of Keras from
+    89.7% to 95.1% of clips. The sidecar records ``gate_clip``.
 
     The sidecar (same path, ``.json``) holds: ``format_version``, feature shape and
     parameters, class names, readout, threshold (float, and for int8 ``threshold_q``:
@@ -250,6 +256,8 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
         state_clip: ``"auto"``, a positive bound for every LSTM cell state, a dict
             ``{state name: bound}`` or ``None`` (see
             `rc_keras.export.step_model.resolve_state_clip`).
+        gate_clip: ``"auto"``, a positive bound on LSTM gate pre-activations, or None
+            (see `rc_keras.export.step_model.resolve_gate_clip`).
 
     Returns:
         The sidecar dict (also written to disk).
@@ -262,16 +270,19 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     step_model.check_feature_params(params, model)
     step_model.check_class_names(class_names, model)
     clips = step_model.resolve_state_clip(model, state_clip, quantization)
+    gates = step_model.resolve_gate_clip(model, gate_clip, quantization)
     samples = None
     if quantization in _QUANT_BITS:
         if calibration is None:
             raise ValueError(f"{quantization} export needs `calibration` sequences (n, time, *features): the "
                              "int8 ranges come from the states the model visits on real inputs.")
         samples = step_model.state_trajectories(model, calibration, max_calibration_samples,
-                                                state_clip=clips)
+                                                state_clip=clips, gate_clip=gates)
     elif calibration is not None:
         step_model.check_sequences(calibration, model, "calibration")
-    step = step_model.build_step_model(model, batch_size=1, state_clip=clips)
+    divisor = step_model.input_divisor(calibration) if gates is not None else 1.0
+    step = step_model.build_step_model(model, batch_size=1, state_clip=clips, gate_clip=gates,
+                                       divisor=divisor)
     data = _convert(step, quantization, samples)
     feedback = None
     if quantization in _QUANT_BITS:
@@ -283,7 +294,7 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bytes(data))
     sidecar = build_sidecar(model, data, quantization, class_names, params, threshold, feedback,
-                            model_file=path.name, state_clip=clips)
+                            model_file=path.name, state_clip=clips, gate_clip=gates)
     if quantization in _QUANT_BITS and not sidecar["threshold_reachable"]:
         warnings.warn(f"threshold {sidecar['threshold']} is above the largest {quantization} output "
                       "value: the quantized model never spikes and always answers at the last frame.")
