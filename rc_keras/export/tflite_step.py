@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from rc_keras import validation
 from rc_keras.export import _flatbuffer, step_model, versioning
+from rc_keras.quantization import fake_quant, is_quantization_aware
 
 QUANTIZATIONS = ("float32", "int8", "int16x8")
 # Integer range of each quantized mode's activations (inputs, outputs, states).
@@ -269,6 +270,11 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     params = step_model.to_plain(feature_params)
     step_model.check_feature_params(params, model)
     step_model.check_class_names(class_names, model)
+    aware = is_quantization_aware(model)
+    if aware and quantization == "int16x8":
+        raise ValueError("int16x8 export of a quantization-aware model (rc_keras.quantization."
+                         "quantize_aware) is not supported: its FakeQuant ops fix 8-bit ranges. "
+                         "Export the float model to int16x8, or this one to int8.")
     clips = step_model.resolve_state_clip(model, state_clip, quantization)
     gates = step_model.resolve_gate_clip(model, gate_clip, quantization)
     samples = None
@@ -281,9 +287,12 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     elif calibration is not None:
         step_model.check_sequences(calibration, model, "calibration")
     divisor = step_model.input_divisor(calibration) if gates is not None else 1.0
-    step = step_model.build_step_model(model, batch_size=1, state_clip=clips, gate_clip=gates,
-                                       divisor=divisor)
-    data = _convert(step, quantization, samples)
+    # A quantization-aware model's float32 step rounds with float ops TFLM runs; its int8
+    # step keeps the FakeQuant ops, whose ranges become the int8 scales.
+    with fake_quant.rounding_ops(aware and quantization == "float32"):
+        step = step_model.build_step_model(model, batch_size=1, state_clip=clips, gate_clip=gates,
+                                           divisor=divisor)
+        data = _convert(step, quantization, samples)
     feedback = None
     if quantization in _QUANT_BITS:
         info = _flatbuffer.describe(data)

@@ -41,7 +41,7 @@ def supports_lstm_step(cell):
 
 
 def lstm_step(kernel, recurrent_kernel, bias, inputs, h, c, input_divisor=1.0, gate_clip=None,
-              cell_clip=None, quantize=None):
+              cell_clip=None, quantize=None, quantize_weights=None):
     """One LSTM step (Keras gate order i, f, g, o); returns ``(h_new, c_new)``.
 
     Args:
@@ -55,12 +55,17 @@ def lstm_step(kernel, recurrent_kernel, bias, inputs, h, c, input_divisor=1.0, g
         quantize: optional ``quantize(name, tensor)`` applied to each intermediate
             tensor, named "concat", "gates", "sigmoid", "tanh", "input_times_candidate",
             "forget_times_cell", "cell", "tanh_cell", "hidden".
+        quantize_weights: optional function applied to the (features + units, 4 units)
+            matrix of the single product (the kernel rows already multiplied by
+            ``input_divisor``), the weights the int8 graph holds.
     """
     quantize = quantize or _identity
     ops = keras.ops
     inputs = ops.divide(inputs, input_divisor) if input_divisor != 1.0 else inputs
     x = quantize("concat", ops.concatenate([inputs, h], axis=-1))
     weights = ops.concatenate([ops.multiply(kernel, input_divisor), recurrent_kernel], axis=0)
+    if quantize_weights is not None:
+        weights = quantize_weights(weights)
     z = ops.matmul(x, weights)
     if bias is not None:
         z = z + bias
