@@ -517,6 +517,10 @@ def build_parser():
     p.add_argument("--c-array", choices=["int8", "int16x8", "float32"], default=None,
                    help="the step model in rc_model_data.{c,h} (default: int8 with --int8, "
                         "else float32); int16x8 needs --int16x8")
+    p.add_argument("--quantization-aware", action="store_true",
+                   help="export the model's int8-exact twin (rc_keras.quantization."
+                        "quantize_aware; implies --int8): the int8 model then agrees with the "
+                        "exported Keras model; fine-tune the twin in Python for accuracy")
     p.add_argument("--calibration", help="calibration sequences for --int8 (.npy, or .npz with x); "
                                          "default with --task: the task's validation data")
     p.add_argument("--verify", action="store_true",
@@ -572,9 +576,17 @@ def _cmd_sweep(args):
 
 
 def export_command(model_path, out_dir, int8=False, calibration=None, verify=False,
-                   verify_sequences=None, task=None, seed=0, int16x8=False, c_array=None):
-    """`rc-keras export`: the bundle of a saved model, with data defaults from ``task``."""
+                   verify_sequences=None, task=None, seed=0, int16x8=False, c_array=None,
+                   quantization_aware=False):
+    """`rc-keras export`: the bundle of a saved model, with data defaults from ``task``.
+
+    With ``quantization_aware`` the bundle is that of the model's int8-exact twin
+    (`rc_keras.quantization.quantize_aware`, calibrated on ``calibration``; int8 only).
+    """
     model = load_model(model_path)
+    if quantization_aware and int16x8:
+        raise CLIError("--quantization-aware exports int8 only; drop --int16x8.")
+    int8 = int8 or quantization_aware
     quantized = int8 or int16x8
     if task is not None:
         task = tasks.get_task(task)
@@ -587,6 +599,14 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
                        "validation data).")
     if verify and verify_sequences is None:
         raise CLIError("--verify needs --verify-sequences FILE (or --task to use its test data).")
+    if quantization_aware:
+        from rc_keras import export, quantization  # noqa: PLC0415 - pulls in the converter
+
+        x_cal, _ = export.load_sequences(calibration, "calibration")
+        try:
+            model = quantization.quantize_aware(model, x_cal)
+        except ValueError as error:
+            raise CLIError(f"--quantization-aware: {error}") from None
     return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify,
                         int16x8=int16x8, c_array=c_array)
 
@@ -595,7 +615,7 @@ def _cmd_export(args):
     report = export_command(args.model, args.out, int8=args.int8, calibration=args.calibration,
                             verify=args.verify, verify_sequences=args.verify_sequences,
                             task=args.task, seed=args.seed, int16x8=args.int16x8,
-                            c_array=args.c_array)
+                            c_array=args.c_array, quantization_aware=args.quantization_aware)
     if "verify" in report:
         print(report["verify"]["table"])
     print(f"wrote the bundle to {args.out} (report.json)")

@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
+import rc_keras as rk
 from rc_keras import cli, tasks
 
 
@@ -134,6 +136,19 @@ def test_export_command_writes_the_bundle(tmp_path, capsys):
                      str(tmp_path / "c8"), "--int8", "--c-array", "int16x8", "--task",
                      "spotting"]) != 0
     assert "c_array='int16x8' needs that model exported too" in capsys.readouterr().err
+    # The int8-exact twin: the exported Keras model is the quantization-aware one.
+    assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out",
+                     str(tmp_path / "qat"), "--quantization-aware", "--verify", "--task",
+                     "spotting"]) == 0
+    capsys.readouterr()
+    twin = keras.models.load_model(tmp_path / "qat" / "model.keras")
+    assert rk.quantization.is_quantization_aware(twin)
+    rows = json.loads((tmp_path / "qat" / "report.json").read_text())["verify"]["rows"]
+    assert {r["model"] for r in rows} >= {"step_int8.tflite", "step_float32.tflite"}
+    assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out",
+                     str(tmp_path / "q16"), "--quantization-aware", "--int16x8", "--task",
+                     "spotting"]) == 2
+    assert "--quantization-aware exports int8 only" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
