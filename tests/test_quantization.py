@@ -162,7 +162,7 @@ def test_quantize_aware_twin_is_the_int8_model(trained_pair, tmp_path):
     # The FakeQuant range is the int8 scale: 8/128 per step, [-128, 127] steps.
     assert cell_state["scale"] == pytest.approx(1 / 16, rel=1e-5)
     assert cell_state["zero_point"] == 0
-    for runtime in ("litert", "tflm"):
+    for runtime in ("litert", "litert-builtin", "tflm"):
         out = export.run_tflite_stream(tmp_path / "q.tflite", x_test, runtime=runtime)
         assert np.mean(out["label"] == ours["label"]) >= 0.99, runtime
         assert np.mean(np.abs(out["spike_time"] - ours["spike_time"]) <= 1) >= 0.99, runtime

@@ -18,7 +18,11 @@ from rc_keras import validation
 from rc_keras.export import _flatbuffer
 from rc_keras.export.tflite_step import _QUANT_BITS, load_sidecar, quantized_threshold
 
-RUNTIMES = ("litert", "tflm")
+# "litert": ai-edge-litert as a server runs it (its default XNNPACK delegate);
+# "litert-builtin": LiteRT's own kernels, without the delegate. XNNPACK requantizes int8
+# MUL in float and rounds about 1% of products differently from the TFLite kernels
+# (measured on random inputs); "litert-builtin" and TFLM follow the TFLite reference.
+RUNTIMES = ("litert", "litert-builtin", "tflm")
 # Ops the TFLM Python interpreter cannot run usefully even when registered.
 _TFLM_UNUSABLE = {"WHILE": "WHILE loops (Keras LSTM layers) hang in TFLM; export the per-frame step",
                   "RFFT2D": "TFLM has no RFFT2D kernel; compute the FFT in C on the board"}
@@ -142,7 +146,7 @@ class StepRunner:
 
     Args:
         path: the step .tflite (its .json sidecar next to it).
-        runtime: "litert" or "tflm".
+        runtime: "litert", "litert-builtin" (LiteRT without its XNNPACK delegate) or "tflm".
         threshold: theta; defaults to the sidecar's.
         arena_size: TFLM arena in bytes (default: the interpreter's heuristic).
     """
@@ -170,13 +174,17 @@ class StepRunner:
         self.dtype = {"int8": np.int8, "int16x8": np.int16}.get(self.sidecar["quantization"],
                                                                np.float32)
         data = path.read_bytes()
-        if runtime == "litert":
+        if runtime.startswith("litert"):
             try:
-                from ai_edge_litert.interpreter import Interpreter
+                from ai_edge_litert.interpreter import Interpreter, OpResolverType
             except ImportError as error:
                 raise ImportError("runtime='litert' needs ai-edge-litert: "
                                   "pip install ai-edge-litert") from error
-            self._interp = Interpreter(model_content=data)
+            options = {}
+            if runtime == "litert-builtin":
+                options["experimental_op_resolver_type"] = (
+                    OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            self._interp = Interpreter(model_content=data, **options)
             self._interp.allocate_tensors()
             ins = [d["index"] for d in self._interp.get_input_details()]
             outs = [d["index"] for d in self._interp.get_output_details()]
@@ -213,7 +221,7 @@ class StepRunner:
         """One step on an already quantized frame (shape ``feature_shape``); raw probs."""
         frame = frame.reshape([1] + list(frame.shape))
         interp = self._interp
-        if self.runtime == "litert":
+        if self.runtime.startswith("litert"):
             interp.set_tensor(self._in(self._frame_pos), frame)
             for spec, value in zip(self.states, self._state_values):
                 interp.set_tensor(self._in(spec["input_position"]), value)
@@ -275,7 +283,8 @@ def run_tflite_stream(path, frames, threshold=None, runtime="litert", arena_size
         frames: float frames of one clip (time, *features) or of many clips
             (clips, time, *features); int8 models quantize them with the sidecar's scale.
         threshold: theta in (0, 1); defaults to the sidecar's threshold.
-        runtime: "litert" (ai-edge-litert) or "tflm" (tflite-micro Python interpreter).
+        runtime: "litert" (ai-edge-litert, default delegates), "litert-builtin" (its own
+            kernels, no XNNPACK delegate) or "tflm" (tflite-micro Python interpreter).
         arena_size: TFLM arena bytes (default: 10x the model size).
         lengths: optional (clips,) valid frame counts of padded clips: clip ``i`` ends
             after ``lengths[i]`` frames (the padding is never fed), as ``RCModel``'s
