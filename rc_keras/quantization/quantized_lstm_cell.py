@@ -38,15 +38,17 @@ class QuantizedLSTMCell(keras.layers.LSTMCell):
         gate_clip: bound on gate pre-activations.
         cell_clip: bound on the cell state.
         **kwargs: other `keras.layers.LSTMCell` arguments (activations must stay the
-            defaults, tanh and sigmoid).
+            defaults, tanh and sigmoid; dropout is not applied: the int8 step has none).
     """
 
     def __init__(self, units, input_range=(-1.0, 1.0), input_divisor=1.0,
                  gate_clip=int8_lstm.INT8_GATE_CLIP, cell_clip=8.0, **kwargs):
         super().__init__(units, **kwargs)
-        if not int8_lstm.supports_lstm_step(keras.layers.LSTMCell(
-                units, activation=self.activation, recurrent_activation=self.recurrent_activation)):
-            raise ValueError("QuantizedLSTMCell needs the default activations (tanh, sigmoid).")
+        names = (getattr(self.activation, "__name__", ""),
+                 getattr(self.recurrent_activation, "__name__", ""))
+        if names != ("tanh", "sigmoid"):
+            raise ValueError(f"QuantizedLSTMCell needs the default activations (tanh, sigmoid); "
+                             f"received {names}.")
         low, high = (float(v) for v in input_range)
         if not low < high:
             raise ValueError(f"`input_range` must be (low, high) with low < high; received "
