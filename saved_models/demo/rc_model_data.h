@@ -9,9 +9,11 @@ extern "C" {
 #endif
 
 #define RC_MODEL_FORMAT_VERSION 1
-#define RC_MODEL_BYTES 13824
+#define RC_MODEL_BYTES 13872
 #define RC_MODEL_INT8 1
-#define RC_MODEL_ARENA_BYTES 8880
+#define RC_MODEL_INT16 0
+#define RC_MODEL_QUANTIZED 1
+#define RC_MODEL_ARENA_BYTES 7840
 #define RC_MODEL_FRAME_SIZE 1
 #define RC_MODEL_FRAME_INPUT 2
 #define RC_MODEL_PROBS_OUTPUT 1
@@ -20,12 +22,17 @@ extern "C" {
 #define RC_MODEL_READOUT_SIGMOID 0
 #define RC_MODEL_THRESHOLD 0.9f
 #define RC_MODEL_NUM_STATES 2
-#define RC_MODEL_FRAME_SCALE 0.003921568859368563f
-#define RC_MODEL_FRAME_ZERO_POINT (-128)
+#define RC_MODEL_Q_MIN (-128)
+#define RC_MODEL_Q_MAX 127
+#define RC_MODEL_FRAME_SCALE 0.007839453406631947f
+#define RC_MODEL_FRAME_ZERO_POINT (-1)
 #define RC_MODEL_PROBS_SCALE 0.00390625f
 #define RC_MODEL_PROBS_ZERO_POINT (-128)
 #define RC_MODEL_THRESHOLD_Q 103
 #define RC_MODEL_THRESHOLD_Q_LOW (-129)
+
+/* Integer type of frames, outputs and states. */
+typedef int8_t rc_model_q_t;
 
 /* Spike test: softmax readout: max(probs) >= THRESHOLD (int8: >= THRESHOLD_Q);
    sigmoid readout: p >= THRESHOLD or p <= 1 - THRESHOLD (int8: q <= THRESHOLD_Q_LOW). */
@@ -51,9 +58,10 @@ extern const rc_model_state_t rc_model_states[RC_MODEL_NUM_STATES];
 extern const char* const rc_model_class_names[RC_MODEL_NUM_CLASSES];
 
 /* Registers the ops the model uses on a tflite::MicroMutableOpResolver<RC_MODEL_NUM_OPS>. */
-#define RC_MODEL_NUM_OPS 10
+#define RC_MODEL_NUM_OPS 11
 #define RC_MODEL_REGISTER_OPS(resolver) \
     (resolver).AddAdd(); \
+    (resolver).AddConcatenation(); \
     (resolver).AddFullyConnected(); \
     (resolver).AddLogistic(); \
     (resolver).AddMaximum(); \
