@@ -520,7 +520,14 @@ def build_parser():
     p.add_argument("--quantization-aware", action="store_true",
                    help="export the model's int8-exact twin (rc_keras.quantization."
                         "quantize_aware; implies --int8): the int8 model then agrees with the "
-                        "exported Keras model; fine-tune the twin in Python for accuracy")
+                        "exported Keras model")
+    p.add_argument("--qat-epochs", type=_non_negative_int, default=0,
+                   help="fine-tune the twin this many epochs with the model's loss "
+                        "(quantization-aware training) on --train-data or the task's training "
+                        "data (default: %(default)s)")
+    p.add_argument("--qat-learning-rate", type=float, default=1e-3,
+                   help="Adam learning rate of that fine-tuning (default: %(default)s)")
+    p.add_argument("--train-data", help="training sequences for --qat-epochs (.npz with x and y)")
     p.add_argument("--calibration", help="calibration sequences for --int8 (.npy, or .npz with x); "
                                          "default with --task: the task's validation data")
     p.add_argument("--verify", action="store_true",
@@ -575,17 +582,50 @@ def _cmd_sweep(args):
     print(f"\nwrote {result['json']} and {result['png']}")
 
 
+def _fine_tuned_twin(model, calibration, epochs, train_data, task, seed, learning_rate):
+    """The int8-exact twin of ``model``, fine-tuned ``epochs`` epochs (see export_command)."""
+    from rc_keras import export, losses, metrics, quantization  # noqa: PLC0415 - converter
+
+    x_cal, _ = export.load_sequences(calibration, "calibration")
+    try:
+        twin = quantization.quantize_aware(model, x_cal)
+    except ValueError as error:
+        raise CLIError(f"--quantization-aware: {error}") from None
+    if not epochs:
+        return twin
+    if train_data is not None:
+        x, y = export.load_sequences(train_data, "train_data")
+    elif task is not None:
+        x, y = task.data("train", seed=seed)
+    else:
+        raise CLIError("--qat-epochs needs --train-data FILE (.npz with x and y) or --task.")
+    if y is None:
+        raise CLIError("--train-data must hold labels: an .npz with x and y.")
+    # The model's own loss (its beta) when it was saved compiled; else beta 0.
+    loss = model.loss if isinstance(getattr(model, "loss", None), losses.ConfidencePenalty) \
+        else losses.ConfidencePenalty(0.0)
+    twin.compile(keras.optimizers.Adam(learning_rate), loss,
+                 metrics=[metrics.SpikeAccuracy(), metrics.MeanSpikeTime()])
+    twin.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=0)
+    return twin
+
+
 def export_command(model_path, out_dir, int8=False, calibration=None, verify=False,
                    verify_sequences=None, task=None, seed=0, int16x8=False, c_array=None,
-                   quantization_aware=False):
+                   quantization_aware=False, qat_epochs=0, train_data=None,
+                   qat_learning_rate=1e-3):
     """`rc-keras export`: the bundle of a saved model, with data defaults from ``task``.
 
     With ``quantization_aware`` the bundle is that of the model's int8-exact twin
-    (`rc_keras.quantization.quantize_aware`, calibrated on ``calibration``; int8 only).
+    (`rc_keras.quantization.quantize_aware`, calibrated on ``calibration``; int8 only),
+    fine-tuned ``qat_epochs`` epochs on ``train_data`` (or the task's training data)
+    with the model's own loss.
     """
     model = load_model(model_path)
     if quantization_aware and int16x8:
         raise CLIError("--quantization-aware exports int8 only; drop --int16x8.")
+    if qat_epochs and not quantization_aware:
+        raise CLIError("--qat-epochs fine-tunes the int8-exact twin: add --quantization-aware.")
     int8 = int8 or quantization_aware
     quantized = int8 or int16x8
     if task is not None:
@@ -600,13 +640,8 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
     if verify and verify_sequences is None:
         raise CLIError("--verify needs --verify-sequences FILE (or --task to use its test data).")
     if quantization_aware:
-        from rc_keras import export, quantization  # noqa: PLC0415 - pulls in the converter
-
-        x_cal, _ = export.load_sequences(calibration, "calibration")
-        try:
-            model = quantization.quantize_aware(model, x_cal)
-        except ValueError as error:
-            raise CLIError(f"--quantization-aware: {error}") from None
+        model = _fine_tuned_twin(model, calibration, qat_epochs, train_data, task, seed,
+                                 qat_learning_rate)
     return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify,
                         int16x8=int16x8, c_array=c_array)
 
@@ -615,7 +650,9 @@ def _cmd_export(args):
     report = export_command(args.model, args.out, int8=args.int8, calibration=args.calibration,
                             verify=args.verify, verify_sequences=args.verify_sequences,
                             task=args.task, seed=args.seed, int16x8=args.int16x8,
-                            c_array=args.c_array, quantization_aware=args.quantization_aware)
+                            c_array=args.c_array, quantization_aware=args.quantization_aware,
+                            qat_epochs=args.qat_epochs, train_data=args.train_data,
+                            qat_learning_rate=args.qat_learning_rate)
     if "verify" in report:
         print(report["verify"]["table"])
     print(f"wrote the bundle to {args.out} (report.json)")

@@ -149,6 +149,23 @@ def test_export_command_writes_the_bundle(tmp_path, capsys):
                      str(tmp_path / "q16"), "--quantization-aware", "--int16x8", "--task",
                      "spotting"]) == 2
     assert "--quantization-aware exports int8 only" in capsys.readouterr().err
+    # Fine-tuned on given training data: the twin's weights move, its int8 still agrees.
+    x, y = tasks.get_task("spotting").data("train", 128, seed=1)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out",
+                     str(tmp_path / "qat1"), "--quantization-aware", "--qat-epochs", "1",
+                     "--train-data", str(tmp_path / "train.npz"), "--task", "spotting"]) == 0
+    tuned = keras.models.load_model(tmp_path / "qat1" / "model.keras")
+    assert not np.allclose(tuned.cell.get_weights()[0], twin.cell.get_weights()[0])
+    capsys.readouterr()
+    assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out",
+                     str(tmp_path / "q2"), "--qat-epochs", "1", "--task", "spotting"]) == 2
+    assert "add --quantization-aware" in capsys.readouterr().err
+    np.savez(tmp_path / "x_only.npz", x=x)
+    assert cli.main(["export", "--model", str(run_dir / "model.keras"), "--out",
+                     str(tmp_path / "q3"), "--quantization-aware", "--qat-epochs", "1",
+                     "--train-data", str(tmp_path / "x_only.npz"), "--task", "spotting"]) == 2
+    assert "must hold labels" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
