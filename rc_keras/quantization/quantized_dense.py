@@ -33,10 +33,7 @@ class QuantizedDense(keras.layers.Dense):
         if name not in _FUSED and name not in _FIXED_OUTPUT:
             raise ValueError(f"QuantizedDense supports the activations "
                              f"{sorted(_FUSED + tuple(_FIXED_OUTPUT))}; received {name!r}.")
-        low, high = (float(v) for v in output_range)
-        if not low < high:
-            raise ValueError(f"`output_range` must be (low, high) with low < high; received "
-                             f"{output_range!r}.")
+        low, high = fake_quant.check_range(output_range, "output_range")
         self.output_range = (low, high)
         self._activation_name = name
 

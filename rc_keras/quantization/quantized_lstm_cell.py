@@ -49,10 +49,7 @@ class QuantizedLSTMCell(keras.layers.LSTMCell):
         if names != ("tanh", "sigmoid"):
             raise ValueError(f"QuantizedLSTMCell needs the default activations (tanh, sigmoid); "
                              f"received {names}.")
-        low, high = (float(v) for v in input_range)
-        if not low < high:
-            raise ValueError(f"`input_range` must be (low, high) with low < high; received "
-                             f"{input_range!r}.")
+        low, high = fake_quant.check_range(input_range, "input_range")
         for name, value in (("input_divisor", input_divisor), ("gate_clip", gate_clip),
                             ("cell_clip", cell_clip)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
