@@ -88,9 +88,12 @@ from rc_keras.quantization import fake_quant  # noqa: E402
 
 
 @pytest.mark.parametrize("value_range", [(-8.0, 8.0), (-13.8, 4.6), (-1.0, 1.0), (0.0, 3.1),
+                                         (-126.5, 128.5),   # zero point exactly 126.5
                                          fake_quant.SIGMOID_RANGE, fake_quant.TANH_RANGE])
 def test_rounding_ops_equal_the_fake_quant_op(value_range):
-    x = tf.constant(np.random.default_rng(0).normal(size=20000).astype(np.float32) * 8)
+    # Gaussian values across the grid, and two far outside it so both ends saturate.
+    values = np.random.default_rng(0).normal(size=20000) * 8 * max(1.0, abs(value_range[0]) / 8)
+    x = tf.constant(np.concatenate([values, [-1e4, 1e4]]).astype(np.float32))
     with_op = fake_quant.fake_quant(x, value_range).numpy()
     with fake_quant.rounding_ops():
         with_floor = fake_quant.fake_quant(x, value_range).numpy()

@@ -66,13 +66,14 @@ def nudged_range(value_range):
     """(low, high, scale, 1 / scale) of TensorFlow's 8-bit FakeQuant over ``value_range``.
 
     The range is shifted so that 0 falls on the grid (TensorFlow's "nudging"), computed
-    in float32 as TensorFlow does: for (-8, 8) the zero point is 127, not 128.
+    in float32 as TensorFlow does: for (-8, 8) the zero point is 127, not 128; an exact
+    half (-126.5, 128.5) rounds up, to 127.
     """
     low, high = np.float32(value_range[0]), np.float32(value_range[1])
     scale = (high - low) / np.float32(255.0)
-    zero_point = np.float32(0.0) - low / scale
-    zero_point = np.float32(min(max(float(np.round(zero_point)) if zero_point >= 0 else 0.0, 0.0),
-                                255.0))
+    # std::round: halves go up (away from zero), where numpy's round goes to even.
+    zero_point = np.clip(np.floor(np.float32(0.0) - low / scale + np.float32(0.5)), 0.0, 255.0)
+    zero_point = np.float32(zero_point)
     return ((np.float32(0.0) - zero_point) * scale, (np.float32(255.0) - zero_point) * scale,
             scale, np.float32(255.0) / (high - low))
 
