@@ -1,10 +1,15 @@
-"""The int8-friendly LSTM step: same math as keras.layers.LSTMCell, clips where asked."""
+"""Quantization: the int8-friendly LSTM step (same math as keras.layers.LSTMCell, clips
+where asked), fake quantization, and quantization-aware twins that agree with their int8
+export."""
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from rc_keras import quantization
+import rc_keras as rk
+from rc_keras import export, quantization
+from rc_keras.quantization import fake_quant
 
 
 def _cell(units=5, features=4, scale=1.0, seed=0):
@@ -78,13 +83,6 @@ def test_lstm_step_passes_each_named_tensor_to_quantize():
 def test_supports_lstm_step(cell, supported):
     assert quantization.supports_lstm_step(cell()) is supported
 
-
-# --- fake quantization and quantization-aware twins -------------------------------------
-
-import rc_keras as rk  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from rc_keras import export  # noqa: E402
-from rc_keras.quantization import fake_quant  # noqa: E402
 
 
 @pytest.mark.parametrize("value_range", [(-8.0, 8.0), (-13.8, 4.6), (-1.0, 1.0), (0.0, 3.1),

@@ -8,8 +8,12 @@ from rc_keras.quantization.quantized_dense import QuantizedDense
 from rc_keras.quantization.quantized_lstm_cell import QuantizedLSTMCell
 
 
+def _head_layers(head):
+    return list(head.layers) if isinstance(head, keras.Sequential) else [head]
+
+
 def _dense_layers(head):
-    layers = list(head.layers) if isinstance(head, keras.Sequential) else [head]
+    layers = _head_layers(head)
     if not layers or not all(type(layer) is keras.layers.Dense for layer in layers):
         raise ValueError("quantize_aware needs a head made of keras.layers.Dense layers (a Dense "
                          f"or a Sequential of them); received {head!r} with layers "
@@ -25,9 +29,7 @@ def _range(values):
 
 def is_quantization_aware(model):
     """True when ``model`` holds layers built by `quantize_aware` (FakeQuant inside)."""
-    layers = [getattr(model, "cell", None)]
-    head = getattr(model, "head", None)
-    layers += list(head.layers) if isinstance(head, keras.Sequential) else [head]
+    layers = [getattr(model, "cell", None)] + _head_layers(getattr(model, "head", None))
     return any(isinstance(layer, (QuantizedLSTMCell, QuantizedDense)) for layer in layers)
 
 
