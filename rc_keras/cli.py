@@ -582,11 +582,10 @@ def _cmd_sweep(args):
     print(f"\nwrote {result['json']} and {result['png']}")
 
 
-def _fine_tuned_twin(model, calibration, epochs, train_data, task, seed, learning_rate):
+def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate):
     """The int8-exact twin of ``model``, fine-tuned ``epochs`` epochs (see export_command)."""
     from rc_keras import export, losses, metrics, quantization  # noqa: PLC0415 - converter
 
-    x_cal, _ = export.load_sequences(calibration, "calibration")
     try:
         twin = quantization.quantize_aware(model, x_cal)
     except ValueError as error:
@@ -640,6 +639,10 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
     if verify and verify_sequences is None:
         raise CLIError("--verify needs --verify-sequences FILE (or --task to use its test data).")
     if quantization_aware:
+        from rc_keras import export  # noqa: PLC0415 - pulls in the converter
+
+        # Loaded once: the twin's ranges and the bundle's int8 calibration use the same array.
+        calibration, _ = export.load_sequences(calibration, "calibration")
         model = _fine_tuned_twin(model, calibration, qat_epochs, train_data, task, seed,
                                  qat_learning_rate)
     return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify,
