@@ -25,6 +25,16 @@ QUANTIZATIONS = ("float32", "int8", "int16x8", "int8-qat")
 KEYWORD_QAT_EPOCHS, KEYWORD_QAT_LR = 5, 1e-3
 
 
+def export_steps(model, quantizations, calibration, tmp, prefix):
+    """Writes ``<prefix>_step_<q>.tflite`` for each quantization; returns their paths."""
+    paths = []
+    for q in quantizations:
+        path = tmp / f"{prefix}_step_{q}.tflite"
+        export.export_tflite_step(model, path, q, calibration=None if q == "float32" else calibration)
+        paths.append(path)
+    return paths
+
+
 def twin_agreement(model, calibration, fine_tune, x, y, tmp, name, lengths=None):
     """Agreement of the int8-exact twin (`rc_keras.quantization.quantize_aware`) with its
     int8 and float32 step models in LiteRT (with and without its XNNPACK delegate) and
@@ -34,11 +44,7 @@ def twin_agreement(model, calibration, fine_tune, x, y, tmp, name, lengths=None)
     twin = rk.quantization.quantize_aware(model, calibration)
     if fine_tune is not None:
         fine_tune(twin)
-    paths = []
-    for q in ("float32", "int8"):
-        path = tmp / f"{name}_qat_step_{q}.tflite"
-        export.export_tflite_step(twin, path, q, calibration=None if q == "float32" else calibration)
-        paths.append(path)
+    paths = export_steps(twin, ("float32", "int8"), calibration, tmp, f"{name}_qat")
     return verify_agreement(twin, x, y, step_models=paths, lengths=lengths,
                             runtimes=("litert", "litert-builtin", "tflm"))
 
@@ -95,11 +101,7 @@ def keyword_agreement(root, epochs, tmp, voices=120, seed=0):
     model.fit({"inputs": x, "lengths": n}, y, epochs=epochs, batch_size=64, shuffle=True,
               verbose=0)
     train_s = time.time() - started
-    paths = []
-    for q in ("float32", "int8", "int16x8"):
-        path = tmp / f"kws_step_{q}.tflite"
-        export.export_tflite_step(model, path, q, calibration=None if q == "float32" else x)
-        paths.append(path)
+    paths = export_steps(model, ("float32", "int8", "int16x8"), x, tmp, "kws")
     rows = verify_agreement(model, xh, yh, step_models=paths, lengths=nh)
     qat_epochs = 2 if epochs < 30 else KEYWORD_QAT_EPOCHS
 
