@@ -89,8 +89,9 @@ class RCModel(keras.Model):
     @property
     def threshold(self):
         """The spike threshold theta, a Python float."""
-        # Round off float32 noise so that 0.9 reads back as 0.9.
-        return float(f"{float(self._threshold.numpy()):.6g}")
+        # The shortest decimal of the stored float32: 0.9 reads back as 0.9, and every
+        # value reads back (and saves) as exactly the float32 the spike test uses.
+        return validation.float32_value(self._threshold.numpy())
 
     @threshold.setter
     def threshold(self, value):

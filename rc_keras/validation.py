@@ -10,15 +10,38 @@ READOUTS = ("softmax", "sigmoid")
 MODES = ("rc", "eos")
 
 
+# The extreme thresholds a float32 variable can hold strictly inside (0, 1).
+FLOAT32_THRESHOLD_RANGE = (float(np.nextafter(np.float32(0), np.float32(1))),
+                           float(np.nextafter(np.float32(1), np.float32(0))))
+
+
 def check_threshold(threshold, name="threshold"):
-    """Returns ``threshold`` as a float after checking it lies in (0, 1)."""
+    """Returns ``threshold`` as a float after checking it lies in (0, 1).
+
+    Thresholds are stored and compared in float32, so the check is made on the
+    float32 value as well: 1 - 1e-9 lies below 1 but is 1.0 in float32 and is refused.
+    """
     try:
         value = float(threshold)
     except (TypeError, ValueError):
         raise ValueError(f"`{name}` must be a number in (0, 1); received {threshold!r}.") from None
     if not 0.0 < value < 1.0:
         raise ValueError(f"`{name}` must lie strictly between 0 and 1; received {value}.")
+    stored = np.float32(value)
+    if not 0.0 < stored < 1.0:
+        low, high = FLOAT32_THRESHOLD_RANGE
+        raise ValueError(f"`{name}` is stored in float32, where {value!r} becomes {float(stored)}; "
+                         f"use a value in [{low!r}, {high!r}].")
     return value
+
+
+def float32_value(value):
+    """The shortest decimal that reads back as the same float32 as ``value``.
+
+    ``float32_value(0.9) == 0.9`` while ``np.float32(0.9)`` widens to 0.8999999761581421;
+    either way ``np.float32(float32_value(v)) == np.float32(v)`` exactly.
+    """
+    return float(str(np.float32(value)))
 
 
 def check_non_negative(value, name):

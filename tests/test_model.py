@@ -163,3 +163,30 @@ def test_model_export_writes_the_rc_serving_endpoint(tmp_path):
     served = loaded.serve(tf.constant(x))
     np.testing.assert_array_equal(served["spike_time"].numpy(),
                                   model.predict(x, verbose=0)["spike_time"])
+
+
+# ----------------------------------------------------------------------------- threshold
+@pytest.mark.parametrize("theta", [0.9, 0.9999999, float(np.nextafter(np.float32(1), 0)),
+                                   0.7000001])
+def test_threshold_round_trips_exactly_through_save_load_and_export(theta, tmp_path):
+    import tensorflow as tf
+    model = rk.RCModel(keras.layers.SimpleRNNCell(2), keras.layers.Dense(2, activation="softmax"),
+                       threshold=theta)
+    model.build((None, 3, 1))
+    stored = np.float32(model._threshold.numpy())
+    assert stored == np.float32(theta) and np.float32(model.threshold) == stored
+    assert model.get_config()["threshold"] == model.threshold
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.threshold == model.threshold
+    assert np.float32(loaded._threshold.numpy()) == stored
+    model.export(tmp_path / "sm")  # checks the threshold again before writing
+    saved = tf.saved_model.load(str(tmp_path / "sm"))
+    assert saved.serve(tf.zeros((1, 3, 1)))["spike_time"].shape == (1,)
+
+
+@pytest.mark.parametrize("theta", [1 - 1e-9, 1e-46])
+def test_threshold_that_float32_rounds_to_zero_or_one_is_refused(theta):
+    with pytest.raises(ValueError, match=r"`threshold` is stored in float32, where .* becomes"):
+        rk.RCModel(keras.layers.SimpleRNNCell(2), keras.layers.Dense(2, activation="softmax"),
+                   threshold=theta)
