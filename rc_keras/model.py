@@ -145,12 +145,43 @@ class RCModel(keras.Model):
             self.build(tuple(x.shape))
         validation.check_sequences(_StaticShape(x.shape), self.feature_shape, name="inputs")
         x = tf.debugging.check_numerics(x, "RCModel inputs contain NaN or Inf values")
+        if x.shape[1] is None:
+            with tf.control_dependencies([tf.debugging.assert_positive(
+                    tf.shape(x)[1], message="`inputs` must hold at least one time step")]):
+                x = tf.identity(x)
+        if tf.executing_eagerly():  # concrete values: a ValueError naming the argument
+            self._check_step_mask_arrays(x.shape, lengths, mask)
+            if mask is None and lengths is None:
+                self._check_padding_rows(x)
         if mask is None and lengths is None and self.mask_value is not None:
             axes = list(range(2, x.shape.rank))
             mask = tf.reduce_any(tf.not_equal(x, self.mask_value), axis=axes)
         if mask is None and lengths is None:
             return x, None
         return x, rank_coding.step_mask_from(x, lengths=lengths, mask=mask)
+
+    def _check_padding_rows(self, inputs):
+        """With ``mask_value``: every sequence needs a step that is not padding."""
+        if self.mask_value is None:
+            return
+        values = np.asarray(inputs)
+        padding = np.all(values.reshape(values.shape[:2] + (-1,)) == self.mask_value, axis=2)
+        empty = np.flatnonzero(padding.all(axis=1))
+        if empty.size:
+            raise ValueError(f"sequence {empty[0]} of `x` is all padding (every step equals "
+                             f"mask_value={self.mask_value}); every sequence needs at least "
+                             "one valid step.")
+
+    @staticmethod
+    def _check_step_mask_arrays(shape, lengths, mask):
+        """Host-side check of explicit lengths or a mask against an input of ``shape``."""
+        batch, time = shape[0], shape[1]
+        if lengths is not None and mask is not None:
+            raise ValueError("give `lengths` or `mask`, not both.")
+        if lengths is not None:
+            validation.check_lengths(lengths, batch, time)
+        if mask is not None:
+            validation.check_step_mask(mask, batch, time)
 
     def _initial_states(self, x):
         batch = tf.shape(x)[0]
@@ -335,6 +366,10 @@ class RCModel(keras.Model):
         inputs = x["inputs"] if isinstance(x, dict) else x
         if isinstance(inputs, (np.ndarray, list)) or tf.is_tensor(inputs) and tf.executing_eagerly():
             validation.check_sequences(inputs, self.feature_shape, name="x")
+            if isinstance(x, dict) and ("lengths" in x or "mask" in x):
+                self._check_step_mask_arrays(np.shape(inputs), x.get("lengths"), x.get("mask"))
+            else:
+                self._check_padding_rows(inputs)
             if y is not None and self.built:
                 validation.check_labels(y, self.num_classes, name="y")
 

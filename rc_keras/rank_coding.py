@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from rc_keras import validation
+
 
 class RCOutput(NamedTuple):
     """Result of a rank-coded unroll.
@@ -49,18 +51,59 @@ def crosses_threshold(probs, threshold, readout):
 
 
 def step_mask_from(inputs, lengths=None, mask=None):
-    """Returns the (batch, time) bool mask of valid steps.
+    """Returns the (batch, time) bool mask of valid steps, checked against ``inputs``.
+
+    Shapes known while tracing are checked at once (``ValueError``); values, and
+    shapes known only at run time, by graph assertions with the same message
+    (``InvalidArgumentError``). Every sequence needs at least one valid step: a
+    sequence without one would answer from padding.
 
     Args:
         inputs: (batch, time, ...) tensor.
-        lengths: optional (batch,) integer valid lengths (padding at the end).
-        mask: optional (batch, time) bool Keras-style mask.
+        lengths: optional (batch,) or (batch, 1) integer valid lengths in [1, time]
+            (padding at the end).
+        mask: optional (batch, time) bool or 0/1 Keras-style mask; invalid steps may
+            sit anywhere and are skipped.
+
+    Raises:
+        ValueError: for both ``lengths`` and ``mask``, a wrong rank, dtype or static shape.
     """
+    if lengths is not None and mask is not None:
+        raise ValueError("give `lengths` or `mask`, not both.")
     batch, time = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    static = (inputs.shape[0], inputs.shape[1])
     if mask is not None:
-        return tf.cast(mask, tf.bool)
+        mask = tf.convert_to_tensor(mask)
+        message = validation.mask_message(*static)
+        if not mask.shape.is_compatible_with(static):
+            raise ValueError(f"{message}; received shape {tuple(mask.shape)}.")
+        if not (mask.dtype == tf.bool or mask.dtype.is_integer or mask.dtype.is_floating):
+            raise ValueError(f"{message}; received dtype {mask.dtype.name}.")
+        checks = [tf.debugging.assert_equal(tf.shape(mask), tf.stack([batch, time]),
+                                            message=message)]
+        if mask.dtype != tf.bool:
+            checks.append(tf.debugging.assert_equal(
+                tf.reduce_all(tf.equal(mask, 0) | tf.equal(mask, 1)), True, message=message))
+            mask = tf.not_equal(mask, 0)
+        checks.append(tf.debugging.assert_equal(tf.reduce_all(tf.reduce_any(mask, axis=1)),
+                                                True, message=message))
+        with tf.control_dependencies(checks):
+            return tf.identity(mask)
     if lengths is not None:
-        return tf.sequence_mask(tf.reshape(lengths, [-1]), maxlen=time)
+        lengths = tf.convert_to_tensor(lengths)
+        message = validation.lengths_message(*static)
+        if not lengths.dtype.is_integer:
+            raise ValueError(f"{message}; received dtype {lengths.dtype.name}.")
+        if lengths.shape.rank == 2 and lengths.shape[1] == 1:
+            lengths = lengths[:, 0]
+        if not lengths.shape.is_compatible_with(static[:1]):
+            raise ValueError(f"{message}; received shape {tuple(lengths.shape)}.")
+        lengths = tf.cast(lengths, tf.int32)
+        checks = [tf.debugging.assert_equal(tf.shape(lengths), batch[tf.newaxis], message=message),
+                  tf.debugging.assert_greater_equal(lengths, 1, message=message),
+                  tf.debugging.assert_less_equal(lengths, time, message=message)]
+        with tf.control_dependencies(checks):
+            return tf.sequence_mask(lengths, maxlen=time)
     return tf.ones((batch, time), dtype=tf.bool)
 
 

@@ -48,20 +48,18 @@ class Crossing(NamedTuple):
 
 
 def _valid_steps(batch, time, lengths=None, mask=None):
-    """(batch, time) bool mask of valid steps from lengths or an explicit mask."""
+    """(batch, time) bool mask of valid steps from lengths or an explicit mask.
+
+    The model's rules (`rc_keras.validation`): lengths in [1, time], a mask with a
+    valid step in every row.
+    """
+    if lengths is not None and mask is not None:
+        raise ValueError("give `lengths` or `mask`, not both.")
     if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != (batch, time):
-            raise ValueError(f"`mask` must have shape {(batch, time)}; received {mask.shape}.")
-        return mask
+        return validation.check_step_mask(mask, batch, time)
     if lengths is None:
         return np.ones((batch, time), dtype=bool)
-    lengths = np.asarray(lengths).reshape(-1)
-    if lengths.shape[0] != batch:
-        raise ValueError(f"`lengths` must have {batch} entries (one per sequence); "
-                         f"received {lengths.shape[0]}.")
-    if np.any(lengths < 0):
-        raise ValueError("`lengths` must be >= 0.")
+    lengths = validation.check_lengths(lengths, batch, time)
     return np.arange(time)[None, :] < lengths[:, None]
 
 
@@ -87,14 +85,15 @@ def first_crossing(step_probs, threshold, readout="softmax", lengths=None, mask=
     the first valid step where its readout crosses ``threshold`` (softmax: the largest
     probability >= theta; sigmoid: p >= theta or p <= 1 - theta); an example that never
     crosses answers at its last valid step, with ``spiked`` False. A spike never lands
-    on padding; an example with no valid step answers at step 0, unspiked.
+    on padding; every example needs at least one valid step.
 
     Args:
         step_probs: (batch, time, outputs) probabilities, e.g. from
             `RCModel.step_probabilities`.
         threshold: theta in (0, 1).
         readout: "softmax" or "sigmoid" (one output).
-        lengths: optional (batch,) valid lengths; steps at and after a length are padding.
+        lengths: optional (batch,) valid lengths in [1, time]; steps at and after a
+            length are padding.
         mask: optional (batch, time) bool mask of valid steps, instead of ``lengths``.
 
     Returns:
@@ -119,7 +118,7 @@ def first_crossing(step_probs, threshold, readout="softmax", lengths=None, mask=
     crossed = _crossed(step_probs, threshold, readout) & valid
     spiked = crossed.any(axis=1)
     first = np.argmax(crossed, axis=1)
-    # Last valid step, 0 for a row without valid steps (as `rank_coding.last_valid_step`).
+    # Last valid step (as `rank_coding.last_valid_step`).
     last = np.where(valid, np.arange(time)[None, :], 0).max(axis=1)
     spike_time = np.where(spiked, first, last).astype(np.int32)
     probs = step_probs[np.arange(batch), spike_time]

@@ -85,6 +85,8 @@ def check_sequences(x, feature_shape=None, name="x"):
         raise ValueError(
             f"`{name}` must have shape (batch, time, *features) with rank >= 3; "
             f"received shape {shape}.")
+    if len(shape) >= 2 and shape[1] == 0:
+        raise ValueError(f"`{name}` must hold at least one time step; received shape {shape}.")
     if feature_shape is not None:
         if len(shape) != expected_rank:
             raise ValueError(
@@ -175,3 +177,61 @@ def check_sample_weight(sample_weight, num_examples, name="sample_weight"):
         raise ValueError(f"`{name}` contains {bad} NaN or Inf value(s); weights must be finite.")
     if np.any(weights < 0):
         raise ValueError(f"`{name}` must be >= 0; received a minimum of {weights.min():g}.")
+
+
+def lengths_message(batch, time, name="lengths"):
+    """The one error text for bad ``lengths`` (host loops, models and sweeps share it)."""
+    return (f"`{name}` must hold one integer in [1, {time}] per sequence ({batch} sequences): "
+            "every sequence needs at least one valid step and no more steps than `x` holds")
+
+
+def mask_message(batch, time, name="mask"):
+    """The one error text for a bad step ``mask``."""
+    return (f"`{name}` must be a (batch, time) = ({batch}, {time}) array of 0/1 or bool "
+            "marking at least one valid step in every sequence")
+
+
+def check_lengths(lengths, batch, time, name="lengths"):
+    """Checks explicit valid lengths against a (batch, time, ...) input.
+
+    Args:
+        lengths: array-like of shape (batch,) or (batch, 1): integers in [1, time].
+        batch, time: the input's batch size and number of steps.
+        name: argument name used in the messages.
+
+    Returns:
+        The lengths as an int64 array of shape (batch,).
+    """
+    values = np.asarray(lengths)
+    if values.dtype.kind not in "iu":
+        raise ValueError(f"{lengths_message(batch, time, name)}; received dtype {values.dtype}.")
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.shape != (batch,):
+        raise ValueError(f"{lengths_message(batch, time, name)}; received shape {values.shape}.")
+    if values.size and (values.min() < 1 or values.max() > time):
+        bad = np.flatnonzero((values < 1) | (values > time))
+        raise ValueError(f"{lengths_message(batch, time, name)}; received {values[bad[0]]!r} for "
+                         f"sequence {bad[0]}.")
+    return values.astype(np.int64)
+
+
+def check_step_mask(mask, batch, time, name="mask"):
+    """Checks a (batch, time) mask of valid steps against a (batch, time, ...) input.
+
+    Steps marked invalid may sit anywhere (as with a Keras mask); the network skips them.
+
+    Returns:
+        The mask as a bool array of shape (batch, time).
+    """
+    values = np.asarray(mask)
+    if values.shape != (batch, time):
+        raise ValueError(f"{mask_message(batch, time, name)}; received shape {values.shape}.")
+    if values.dtype.kind not in "biuf" or not np.all((values == 0) | (values == 1)):
+        raise ValueError(f"{mask_message(batch, time, name)}; received values other than 0 and 1.")
+    values = values.astype(bool)
+    empty = np.flatnonzero(~values.any(axis=1))
+    if empty.size:
+        raise ValueError(f"{mask_message(batch, time, name)}; sequence {empty[0]} has no valid "
+                         "step.")
+    return values

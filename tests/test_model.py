@@ -190,3 +190,89 @@ def test_threshold_that_float32_rounds_to_zero_or_one_is_refused(theta):
     with pytest.raises(ValueError, match=r"`threshold` is stored in float32, where .* becomes"):
         rk.RCModel(keras.layers.SimpleRNNCell(2), keras.layers.Dense(2, activation="softmax"),
                    threshold=theta)
+
+
+# ----------------------------------------------------------------------------- masks, lengths
+def _small(**kwargs):
+    model = rk.RCModel(keras.layers.SimpleRNNCell(3), keras.layers.Dense(3, activation="softmax"),
+                       threshold=0.5, **kwargs)
+    model.compile("sgd", rk.ConfidencePenalty(beta=0.1))
+    return model
+
+
+@pytest.mark.parametrize("shape", [(4, 8), (4, 4), (6, 4), (4, 6, 1), (4,)])
+def test_mask_of_the_wrong_shape_is_refused(shape):
+    import tensorflow as tf
+    x = np.random.default_rng(0).normal(size=(4, 6, 1)).astype("float32")
+    y = np.array([0, 1, 2, 0])
+    mask = np.ones(shape, bool)
+    model = _small()
+    match = r"`mask` must be a \(batch, time\) = \(4, 6\) array.*received shape"
+    with pytest.raises(ValueError, match=match):
+        model.predict({"inputs": x, "mask": mask}, verbose=0)
+    with pytest.raises(ValueError, match=match):
+        model.evaluate({"inputs": x, "mask": mask}, y, verbose=0)
+    with pytest.raises(ValueError, match=match):
+        model.rank_code({"inputs": x, "mask": mask})
+    if shape[0] == 4:  # a tf.data pipeline: the static shapes disagree while tracing
+        ds = tf.data.Dataset.from_tensor_slices(({"inputs": x, "mask": mask}, y)).batch(2)
+        with pytest.raises(ValueError, match=r"`mask` must be a \(batch, time\)"):
+            model.evaluate(ds, verbose=0)
+
+
+def test_mask_row_without_a_valid_step_is_refused():
+    import tensorflow as tf
+    x = np.ones((2, 3, 1), "float32")
+    mask = np.array([[1, 1, 0], [0, 0, 0]], bool)
+    model = _small()
+    with pytest.raises(ValueError, match="sequence 1 has no valid step"):
+        model.predict({"inputs": x, "mask": mask}, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices({"inputs": x, "mask": mask}).batch(2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least one valid step"):
+        model.predict(ds, verbose=0)
+    masked = _small(mask_value=0.0)
+    with pytest.raises(ValueError, match=r"sequence 1 of `x` is all padding \(every step equals "
+                                         r"mask_value=0.0\)"):
+        masked.predict(np.stack([np.ones((3, 1)), np.zeros((3, 1))]).astype("float32"), verbose=0)
+
+
+@pytest.mark.parametrize("lengths", [[0, -3, 6, 2], [6, 6, 7, 1], [0, 0, 0, 0]])
+def test_lengths_outside_one_to_t_are_refused_everywhere(lengths):
+    import tensorflow as tf
+    x = np.random.default_rng(0).normal(size=(4, 6, 1)).astype("float32")
+    y = np.array([0, 1, 2, 0])
+    model = _small()
+    model.build(x.shape)
+    before = [w.numpy() for w in model.weights]
+    inputs = {"inputs": x, "lengths": np.array(lengths, "int32")}
+    match = r"`lengths` must hold one integer in \[1, 6\] per sequence \(4 sequences\)"
+    with pytest.raises(ValueError, match=match):
+        model.predict(inputs, verbose=0)
+    with pytest.raises(ValueError, match=match):
+        model.fit(inputs, y, verbose=0)
+    with pytest.raises(ValueError, match=match):
+        model.rank_code(inputs)
+    for w, b in zip(model.weights, before):
+        np.testing.assert_array_equal(w.numpy(), b)
+    ds = tf.data.Dataset.from_tensor_slices((inputs, y)).batch(4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"`lengths` must hold one integer"):
+        model.fit(ds, verbose=0)
+    for w, b in zip(model.weights, before):
+        np.testing.assert_array_equal(w.numpy(), b)
+
+
+def test_lengths_of_the_wrong_count_or_dtype_and_empty_time_are_refused():
+    x = np.zeros((4, 6, 1), "float32")
+    model = _small()
+    with pytest.raises(ValueError, match=r"`lengths` must hold .*received shape \(3,\)"):
+        model.predict({"inputs": x, "lengths": np.array([1, 2, 3])}, verbose=0)
+    with pytest.raises(ValueError, match=r"`lengths` must hold .*received dtype float"):
+        model.predict({"inputs": x, "lengths": np.array([1.0, 2.0, 3.0, 4.0])}, verbose=0)
+    with pytest.raises(ValueError, match="give `lengths` or `mask`, not both"):
+        model.predict({"inputs": x, "lengths": np.ones(4, "int32"),
+                       "mask": np.ones((4, 6), bool)}, verbose=0)
+    with pytest.raises(ValueError, match=r"`x` must hold at least one time step; received shape "
+                                         r"\(4, 0, 1\)"):
+        model.predict(np.zeros((4, 0, 1), "float32"), verbose=0)
+    with pytest.raises(ValueError, match="at least one time step"):
+        model.fit(np.zeros((4, 0, 1), "float32"), np.zeros(4, "int32"), verbose=0)

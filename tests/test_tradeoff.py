@@ -34,13 +34,17 @@ def test_first_crossing_lengths_never_spike_in_padding():
     probs = _softmax_probs([
         [0.6, 0.7, 0.8, 0.99, 0.99],   # length 3: the crossing at 3 is padding
         [0.6, 0.97, 0.8, 0.99, 0.99],  # length 3: crosses at 1
-        [0.99, 0.99, 0.99, 0.99, 0.99],  # length 0: step 0, unspiked
-        [0.6, 0.6, 0.6, 0.6, 0.99],    # length 9 > time: all steps valid
+        [0.99, 0.99, 0.99, 0.99, 0.99],  # length 1: spikes at 0
+        [0.6, 0.6, 0.6, 0.6, 0.99],    # length 5 = time: all steps valid
     ])
-    out = tradeoff.first_crossing(probs, 0.95, lengths=[3, 3, 0, 9])
+    out = tradeoff.first_crossing(probs, 0.95, lengths=[3, 3, 1, 5])
     np.testing.assert_array_equal(out.spike_time, [2, 1, 0, 4])
-    np.testing.assert_array_equal(out.spiked, [False, True, False, True])
+    np.testing.assert_array_equal(out.spiked, [False, True, True, True])
     np.testing.assert_allclose(out.probs[0, 1], 0.8, atol=1e-6)
+    # The model's rule: a length of 0 (an answer from padding) or beyond the input is refused.
+    for lengths in ([3, 3, 0, 5], [3, 3, 1, 9]):
+        with pytest.raises(ValueError, match=r"`lengths` must hold one integer in \[1, 5\]"):
+            tradeoff.first_crossing(probs, 0.95, lengths=lengths)
 
 
 def test_first_crossing_mask_matches_lengths():
@@ -93,7 +97,7 @@ def test_first_crossing_matches_the_model_unroll():
         else:
             probs = rng.uniform(size=(32, 9, 1))
         probs = probs.astype(np.float32)
-        lengths = rng.integers(0, 10, size=32)
+        lengths = rng.integers(1, 10, size=32)
         x = tf.constant(probs)
         step_mask = rank_coding.step_mask_from(x, lengths=tf.constant(lengths))
         out = rank_coding.rank_code(lambda x_t, s: (x_t, s), x, [tf.zeros((32, 1))], outputs,
