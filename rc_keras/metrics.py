@@ -80,7 +80,12 @@ class NoSpikeRate(RCMetric):
 
 @keras.saving.register_keras_serializable(package="rc_keras")
 class StepsRun(RCMetric):
-    """Mean over batches of the loop iterations actually executed (the halting cost)."""
+    """Mean over batches of the loop iterations actually executed (the halting cost).
+
+    Each non-empty batch counts once, whatever its size and sample weights. An empty
+    batch does not count: Keras reads one past the end of a dataset of unknown
+    cardinality (a generator, ``.filter()``) and hands that empty batch to the metrics.
+    """
 
     def __init__(self, name="steps_run", dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -88,4 +93,7 @@ class StepsRun(RCMetric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         if not isinstance(y_pred, dict) or "steps_run" not in y_pred:
             raise ValueError("StepsRun expects `y_pred` to be a dict with a 'steps_run' entry.")
-        return keras.metrics.Mean.update_state(self, tf.cast(y_pred["steps_run"], self.dtype))
+        batch = tf.size(tf.reshape(y_pred.get("spike_time", y_pred["probs"]), [-1]))
+        return keras.metrics.Mean.update_state(
+            self, tf.cast(y_pred["steps_run"], self.dtype),
+            sample_weight=tf.cast(batch > 0, self.dtype))
