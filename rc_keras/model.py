@@ -223,14 +223,15 @@ class RCModel(keras.Model):
             self._reset_dropout_masks()
 
     def step_probabilities(self, inputs, training=False):
-        """Probabilities at every step, no halting: (batch, time, outputs).
+        """Probabilities at every step, no halting: (batch, time, outputs), float32.
 
         One pass serves a whole threshold sweep (see `rc_keras.tradeoff`).
         """
         x, step_mask = self._split_inputs(inputs)
         structure = self._initial_states(x)
+        # float32, as the spike test of `rank_code`: sweeps over these match predict.
         return rank_coding.unroll_all_steps(self._step_fn(structure, training), x,
-                                            _flat_states(structure), dtype=self.compute_dtype,
+                                            _flat_states(structure), dtype=tf.float32,
                                             step_mask=step_mask)
 
     def _dropout_cells(self):

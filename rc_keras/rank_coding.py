@@ -153,7 +153,10 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
     inputs_tm = swap_batch_time(inputs)
     batch = tf.shape(inputs)[0]
     time = tf.shape(inputs)[1]
-    probs_dtype = tf.float32 if not inputs.dtype.is_floating else inputs.dtype
+    # The spike test runs in float32 whatever the input or compute dtype: a threshold
+    # rounded to bfloat16 (0.95 -> 0.949) would let p = 0.948 spike, and the answer
+    # would depend on the dtype the caller happened to feed.
+    probs_dtype = tf.float32
     theta = tf.cast(threshold, probs_dtype)
     # Every op in the body runs once per step forward and again backward, so the
     # unmasked case (the common one) skips the mask bookkeeping altogether.
@@ -230,7 +233,7 @@ def unroll_all_steps(step_fn, inputs, initial_states, dtype=tf.float32, step_mas
     def body(t, out, states):
         probs, new_states = step_fn(inputs_tm[t], states)
         states = [_where_rows(mask_tm[t], n, o) for n, o in zip(new_states, states)]
-        return t + 1, out.write(t, probs), states
+        return t + 1, out.write(t, tf.cast(probs, dtype)), states
 
     _, out, _ = tf.while_loop(lambda t, *_: t < time, body,
                               (tf.constant(0), out, list(initial_states)))

@@ -104,7 +104,7 @@ def check_sequences(x, feature_shape=None, name="x"):
 def check_finite(x, name):
     """Raises ``ValueError`` when a concrete floating array holds NaN or Inf."""
     try:
-        values = np.asarray(x)
+        values = _widened(np.asarray(x))
     except Exception:  # symbolic tensors: checked in the graph instead
         return
     if values.dtype.kind not in "biuf":  # strings, objects: TensorFlow would fail deep inside
@@ -112,6 +112,18 @@ def check_finite(x, name):
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
         raise ValueError(f"`{name}` contains {bad} NaN or Inf value(s); inputs must be finite.")
+
+
+def _widened(values):
+    """bfloat16 and the other ml_dtypes floats (numpy kind "V") as float32, for checks."""
+    if values.dtype.kind == "V":
+        try:
+            import ml_dtypes  # noqa: PLC0415 - TensorFlow's dependency; only for such arrays
+            ml_dtypes.finfo(values.dtype)
+        except (ImportError, ValueError, TypeError):
+            return values
+        return values.astype(np.float32)
+    return values
 
 
 def check_labels(y, num_classes, name="y"):

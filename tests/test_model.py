@@ -276,3 +276,39 @@ def test_lengths_of_the_wrong_count_or_dtype_and_empty_time_are_refused():
         model.predict(np.zeros((4, 0, 1), "float32"), verbose=0)
     with pytest.raises(ValueError, match="at least one time step"):
         model.fit(np.zeros((4, 0, 1), "float32"), np.zeros(4, "int32"), verbose=0)
+
+
+# ----------------------------------------------------------------------------- dtypes
+def test_spike_test_runs_in_float32_for_bfloat16_inputs():
+    import tensorflow as tf
+    from helpers import PassThroughCell, identity_head
+    # bfloat16(0.948) = 0.94921875 < 0.95, but bfloat16(0.95) is 0.94921875 too: compared in
+    # bfloat16 it spiked; in float32 (the threshold's own precision) it must not.
+    x = np.array([[[0.948, 0.052]] * 3], "float32")
+    model = rk.RCModel(PassThroughCell(2), identity_head(), threshold=0.95)
+    out = model.rank_code(tf.constant(x, tf.bfloat16))
+    assert out.probs.dtype == tf.float32 and not out.spiked.numpy()[0]
+    predicted = model.predict(tf.constant(x, tf.bfloat16), verbose=0)
+    assert predicted["probs"].dtype == np.float32 and not predicted["spiked"][0]
+    assert predicted["spike_time"][0] == 2
+
+
+def test_mixed_bfloat16_answers_the_same_for_int_and_float_inputs():
+    import tensorflow as tf
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        rng = np.random.default_rng(0)
+        x = rng.integers(-3, 4, size=(32, 8, 3))
+        for seed in range(4):
+            keras.utils.set_random_seed(seed)
+            model = rk.RCModel(keras.layers.LSTMCell(4),
+                               keras.layers.Dense(2, activation="softmax"), threshold=0.6)
+            a = model.rank_code(tf.constant(x, tf.int32))
+            b = model.rank_code(tf.constant(x, tf.float32))
+            assert a.probs.dtype == b.probs.dtype == tf.float32
+            np.testing.assert_array_equal(a.spike_time.numpy(), b.spike_time.numpy())
+            np.testing.assert_array_equal(a.spiked.numpy(), b.spiked.numpy())
+            np.testing.assert_array_equal(a.probs.numpy(), b.probs.numpy())
+    finally:
+        keras.config.set_dtype_policy(previous)
