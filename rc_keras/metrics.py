@@ -45,6 +45,7 @@ class SpikeAccuracy(RCMetric):
 
     def __init__(self, name="spike_accuracy", dtype=None):
         super().__init__(name=name, dtype=dtype)
+        self._direction = "up"  # lets Keras callbacks pick mode="auto"
 
     def values(self, y_true, y_pred):
         probs = tf.convert_to_tensor(y_pred["probs"])
@@ -62,6 +63,7 @@ class MeanSpikeTime(RCMetric):
 
     def __init__(self, name="mean_spike_time", dtype=None):
         super().__init__(name=name, dtype=dtype)
+        self._direction = "down"  # lets Keras callbacks pick mode="auto"
 
     def values(self, y_true, y_pred):
         return tf.cast(tf.reshape(y_pred["spike_time"], [-1]) + 1, self.dtype)
@@ -73,6 +75,7 @@ class NoSpikeRate(RCMetric):
 
     def __init__(self, name="no_spike_rate", dtype=None):
         super().__init__(name=name, dtype=dtype)
+        self._direction = "down"  # lets Keras callbacks pick mode="auto"
 
     def values(self, y_true, y_pred):
         return 1.0 - tf.cast(tf.reshape(y_pred["spiked"], [-1]), self.dtype)
@@ -89,6 +92,7 @@ class StepsRun(RCMetric):
 
     def __init__(self, name="steps_run", dtype=None):
         super().__init__(name=name, dtype=dtype)
+        self._direction = "down"  # lets Keras callbacks pick mode="auto"
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         if not isinstance(y_pred, dict) or "steps_run" not in y_pred:

@@ -6,6 +6,8 @@ import tensorflow as tf
 # Keras scales the loss by the number of replicas under tf.distribute; its own train_step
 # undoes that for the loss tracker with this helper, and so do we.
 from keras.src.losses.loss import unscale_loss_for_distribution
+# Its MetricsList is the container Keras's callbacks search for a metric's direction.
+from keras.src.trainers import compile_utils
 from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from rc_keras import rank_coding, validation
@@ -83,7 +85,12 @@ class RCModel(keras.Model):
     def _init_rc_metrics(self):
         # RC metrics are tracked by hand in `self._metrics` (see `compile`), not by
         # attribute tracking, so that re-compiling a built model replaces them.
-        self._rc_metrics = []
+        self._rc_metric_lists = []
+
+    @property
+    def _rc_metrics(self):
+        """Every compiled RC metric, unweighted ones first."""
+        return [m for group in self._rc_metric_lists for m in group.metrics]
 
     # ------------------------------------------------------------------ threshold
     @property
@@ -266,20 +273,31 @@ class RCModel(keras.Model):
 
     # ------------------------------------------------------------------ training
     @no_automatic_dependency_tracking
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None,
+                **kwargs):
         """Like ``keras.Model.compile``; RC metrics (`rc_keras.metrics`) may be listed
-        in ``metrics`` next to ordinary Keras metrics."""
+        in ``metrics`` and ``weighted_metrics`` next to ordinary Keras metrics.
+
+        As in Keras, ``sample_weight`` and ``class_weight`` weigh the metrics of
+        ``weighted_metrics`` only; those of ``metrics`` count every example once.
+        """
         metrics = list(metrics or [])
-        rc_metrics = [m for m in metrics if isinstance(m, RCMetric)]
-        plain = [m for m in metrics if not isinstance(m, RCMetric)]
-        super().compile(optimizer=optimizer, loss=loss, metrics=plain or None, **kwargs)
-        # Keep the user's full metric list in the saved compile config.
+        weighted = list(weighted_metrics or [])
+        super().compile(optimizer=optimizer, loss=loss,
+                        metrics=[m for m in metrics if not isinstance(m, RCMetric)] or None,
+                        weighted_metrics=[m for m in weighted if not isinstance(m, RCMetric)]
+                        or None, **kwargs)
+        # Keep the user's full metric lists in the saved compile config.
         self._compile_config.config["metrics"] = metrics or None
-        for old in self._rc_metrics:
+        self._compile_config.config["weighted_metrics"] = weighted or None
+        for old in self._rc_metric_lists:
             if old in self._metrics:
                 self._metrics.remove(old)
-        self._rc_metrics = rc_metrics
-        self._metrics.extend(rc_metrics)
+        plain = _RCMetricsList([m for m in metrics if isinstance(m, RCMetric)], weighted=False)
+        self._rc_metric_lists = [plain, _RCMetricsList(
+            [m for m in weighted if isinstance(m, RCMetric)], weighted=True,
+            taken={m.name for m in plain.metrics})]
+        self._metrics.extend(self._rc_metric_lists)
 
     def compile_from_config(self, config):
         """Re-compiles a loaded model from ``get_compile_config()`` (RC metrics included)."""
@@ -315,8 +333,8 @@ class RCModel(keras.Model):
 
     def _metric_results(self, x, y, out, sample_weight):
         prediction = self._rc_prediction(out)
-        for metric in self._rc_metrics:
-            metric.update_state(y, prediction, sample_weight=sample_weight)
+        for group in self._rc_metric_lists:
+            group.update_state(y, prediction, sample_weight=sample_weight)
         results = self.compute_metrics(x, y, out.probs, sample_weight=sample_weight)
         if _multi_worker(self.distribute_strategy):
             # Keras averages logs across workers with strategy.reduce(..., axis=0),
@@ -429,6 +447,31 @@ class RCModel(keras.Model):
         config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
         config["head"] = keras.saving.deserialize_keras_object(config["head"])
         return cls(**config)
+
+
+class _RCMetricsList(compile_utils.MetricsList):
+    """The RC metrics of ``metrics`` (unweighted) or of ``weighted_metrics``.
+
+    A Keras ``MetricsList`` so that callbacks with ``mode="auto"`` find each metric and
+    its direction, as they do for compiled Keras metrics. A weighted metric whose name
+    an unweighted one already has is logged as ``weighted_<name>``, as in Keras.
+    """
+
+    def __init__(self, metrics, weighted, taken=()):
+        super().__init__(list(metrics), name="rc_weighted_metrics" if weighted else "rc_metrics")
+        self.weighted = weighted
+        self._log_names = [f"weighted_{m.name}" if m.name in taken else m.name
+                           for m in self.metrics]
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        for metric in self.metrics:
+            metric.update_state(y_true, y_pred,
+                                sample_weight=sample_weight if self.weighted else None)
+
+    def result(self):
+        return {name: m.result() for name, m in zip(self._log_names, self.metrics)}
+
+    get_result = result
 
 
 def _multi_worker(strategy):

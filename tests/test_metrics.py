@@ -60,3 +60,58 @@ def test_steps_run_ignores_an_empty_batch():
                                      "spike_time": PREDICTION["spike_time"][:0],
                                      "spiked": PREDICTION["spiked"][:0], "steps_run": np.int32(0)})
     assert float(metric.result()) == 10.0
+
+
+def _compiled(metrics=None, weighted_metrics=None, learning_rate=0.0):
+    import keras
+    keras.utils.set_random_seed(0)
+    model = rk.RCModel(keras.layers.SimpleRNNCell(4), keras.layers.Dense(2, activation="softmax"),
+                       threshold=0.55)
+    model.compile(keras.optimizers.SGD(learning_rate), rk.ConfidencePenalty(),
+                  metrics=metrics, weighted_metrics=weighted_metrics)
+    return model
+
+
+def _toy(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5, 2)).astype("float32")
+    return x, (x[:, :, 0].sum(1) > 0).astype("int32")
+
+
+def test_weights_apply_to_weighted_metrics_only_as_in_keras():
+    x, y = _toy()
+    model = _compiled(metrics=[rk.metrics.SpikeAccuracy()],
+                      weighted_metrics=[rk.metrics.SpikeAccuracy(), rk.metrics.MeanSpikeTime()])
+    out = model.predict(x, verbose=0)
+    right = (out["label"] == y).astype(float)
+    weights = np.where(right == 1, 1.0, 0.0) + np.where(y == 1, 0.25, 0.0)
+    logs = model.evaluate(x, y, sample_weight=weights, batch_size=8, verbose=0, return_dict=True)
+    assert logs["spike_accuracy"] == pytest.approx(right.mean(), abs=1e-6)
+    assert logs["weighted_spike_accuracy"] == pytest.approx(np.average(right, weights=weights),
+                                                            abs=1e-6)
+    assert logs["mean_spike_time"] == pytest.approx(
+        np.average(out["spike_time"] + 1, weights=weights), abs=1e-5)
+    # class_weight becomes a sample weight in Keras: the same rule (SGD at rate 0: no change).
+    history = model.fit(x, y, class_weight={0: 0.0, 1: 1.0}, batch_size=8, epochs=1,
+                        shuffle=False, verbose=0)
+    assert history.history["spike_accuracy"][0] == pytest.approx(right.mean(), abs=1e-6)
+    assert history.history["weighted_spike_accuracy"][0] == pytest.approx(
+        right[y == 1].mean(), abs=1e-6)
+
+
+@pytest.mark.parametrize("monitor, best", [("val_spike_accuracy", max),
+                                           ("val_mean_spike_time", min),
+                                           ("val_no_spike_rate", min)])
+def test_callbacks_tell_the_direction_of_rc_metrics(monitor, best, tmp_path):
+    import keras
+    x, y = _toy(64)
+    metrics = [rk.metrics.SpikeAccuracy(), rk.metrics.MeanSpikeTime(), rk.metrics.NoSpikeRate()]
+    model = _compiled(metrics=metrics, learning_rate=0.05)
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=5)
+    checkpoint = keras.callbacks.ModelCheckpoint(str(tmp_path / "best.keras"), monitor=monitor,
+                                                 save_best_only=True)
+    history = model.fit(x, y, validation_data=_toy(32, 1), epochs=3, batch_size=16, verbose=0,
+                        callbacks=[stop, checkpoint])
+    assert stop.best == best(history.history[monitor])
+    assert checkpoint.best == best(history.history[monitor])
+    assert (tmp_path / "best.keras").is_file()
