@@ -95,14 +95,40 @@ class RCModel(keras.Model):
     # ------------------------------------------------------------------ threshold
     @property
     def threshold(self):
-        """The spike threshold theta, a Python float."""
+        """The spike threshold theta: a Python float (in graph code, a float32 tensor).
+
+        Set it in eager or graph code (``model.threshold = 0.9``, or a scalar tensor
+        inside a ``tf.function``); a value outside (0, 1) is refused, in graph code by
+        an assertion.
+        """
+        if not tf.executing_eagerly():
+            return self._threshold.value
         # The shortest decimal of the stored float32: 0.9 reads back as 0.9, and every
         # value reads back (and saves) as exactly the float32 the spike test uses.
         return validation.float32_value(self._threshold.numpy())
 
     @threshold.setter
     def threshold(self, value):
+        if tf.is_tensor(value) and not tf.executing_eagerly():
+            self._threshold.assign(self._checked_threshold_tensor(value))
+            return
+        if tf.is_tensor(value):
+            value = value.numpy()
         self._threshold.assign(validation.check_threshold(value))
+
+    @staticmethod
+    def _checked_threshold_tensor(value):
+        """A symbolic threshold as float32, with the checks of `check_threshold` in the graph."""
+        if value.shape.rank not in (None, 0) or not (value.dtype.is_floating
+                                                    or value.dtype.is_integer):
+            raise ValueError(f"`threshold` must be a scalar number in (0, 1); received a "
+                             f"{value.dtype.name} tensor of shape {tuple(value.shape)}.")
+        theta = tf.cast(tf.reshape(value, []), tf.float32)
+        check = tf.debugging.assert_equal(
+            (theta > 0.0) & (theta < 1.0), True,
+            message="`threshold` must lie strictly between 0 and 1 (in float32)")
+        with tf.control_dependencies([check]):
+            return tf.identity(theta)
 
     # ------------------------------------------------------------------ building
     def build(self, input_shape):

@@ -312,3 +312,30 @@ def test_mixed_bfloat16_answers_the_same_for_int_and_float_inputs():
             np.testing.assert_array_equal(a.probs.numpy(), b.probs.numpy())
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def test_threshold_can_be_set_inside_a_tf_function():
+    import tensorflow as tf
+    model = _small()
+    x = np.random.default_rng(0).normal(size=(4, 6, 1)).astype("float32")
+    model.build(x.shape)
+
+    @tf.function
+    def predict_at(theta):
+        model.threshold = theta
+        return model.rank_code(x).spike_time, model.threshold
+
+    times, read = predict_at(tf.constant(0.7))
+    assert model.threshold == pytest.approx(0.7) and float(read) == np.float32(0.7)
+    model.threshold = 0.7
+    np.testing.assert_array_equal(times.numpy(), model.rank_code(x).spike_time.numpy())
+
+    @tf.function
+    def set_python_float():
+        model.threshold = 0.85
+        return model.threshold
+
+    assert float(set_python_float()) == np.float32(0.85) and model.threshold == 0.85
+    with pytest.raises(tf.errors.InvalidArgumentError, match="strictly between 0 and 1"):
+        predict_at(tf.constant(1.5))
+    assert model.threshold == 0.85  # the bad value was never assigned
