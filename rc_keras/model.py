@@ -76,7 +76,8 @@ class RCModel(keras.Model):
         self.mask_value = None if mask_value is None else float(mask_value)
         self._threshold = self.add_weight(
             name="threshold", shape=(), trainable=False, dtype="float32",
-            initializer=keras.initializers.Constant(validation.check_threshold(threshold)))
+            initializer=keras.initializers.Constant(
+                validation.check_threshold_for(threshold, self.readout)))
         self.feature_shape = None
         self.num_outputs = None
         self._init_rc_metrics()
@@ -114,20 +115,26 @@ class RCModel(keras.Model):
             return
         if tf.is_tensor(value):
             value = value.numpy()
-        self._threshold.assign(validation.check_threshold(value))
+        self._threshold.assign(validation.check_threshold_for(value, self.readout,
+                                                              self.num_outputs))
 
-    @staticmethod
-    def _checked_threshold_tensor(value):
+    def _checked_threshold_tensor(self, value):
         """A symbolic threshold as float32, with the checks of `check_threshold` in the graph."""
         if value.shape.rank not in (None, 0) or not (value.dtype.is_floating
                                                     or value.dtype.is_integer):
             raise ValueError(f"`threshold` must be a scalar number in (0, 1); received a "
                              f"{value.dtype.name} tensor of shape {tuple(value.shape)}.")
         theta = tf.cast(tf.reshape(value, []), tf.float32)
-        check = tf.debugging.assert_equal(
+        checks = [tf.debugging.assert_equal(
             (theta > 0.0) & (theta < 1.0), True,
-            message="`threshold` must lie strictly between 0 and 1 (in float32)")
-        with tf.control_dependencies([check]):
+            message="`threshold` must lie strictly between 0 and 1 (in float32)")]
+        bound = validation.lowest_useful_threshold(self.readout, self.num_outputs)
+        if bound is not None:
+            checks.append(tf.debugging.assert_greater(
+                theta, tf.constant(bound, tf.float32),  # float32, as the host check
+                message=f"`threshold` must be above {bound:g} for this model: at or below it "
+                        "every sequence would answer at its first step"))
+        with tf.control_dependencies(checks):
             return tf.identity(theta)
 
     # ------------------------------------------------------------------ building
@@ -153,6 +160,7 @@ class RCModel(keras.Model):
         if self.readout == "sigmoid" and self.num_outputs != 1:
             raise ValueError(f"readout='sigmoid' needs a head with one output; this head has "
                              f"{self.num_outputs}.")
+        validation.check_threshold_for(self.threshold, self.readout, self.num_outputs)
         self.built = True
 
     @property

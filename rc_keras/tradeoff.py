@@ -103,7 +103,6 @@ def first_crossing(step_probs, threshold, readout="softmax", lengths=None, mask=
         ValueError: on a threshold outside (0, 1), an unknown readout, or shapes that
             do not fit.
     """
-    threshold = validation.check_threshold(threshold)
     validation.check_choice(readout, validation.READOUTS, "readout")
     step_probs = np.asarray(step_probs)
     if step_probs.ndim != 3:
@@ -114,6 +113,7 @@ def first_crossing(step_probs, threshold, readout="softmax", lengths=None, mask=
         raise ValueError(f"readout='sigmoid' needs one output; `step_probs` has {outputs}.")
     if time == 0:
         raise ValueError("`step_probs` has no time steps.")
+    threshold = validation.check_threshold_for(threshold, readout, outputs)
     valid = _valid_steps(batch, time, lengths, mask)
     crossed = _crossed(step_probs, threshold, readout) & valid
     spiked = crossed.any(axis=1)

@@ -35,6 +35,44 @@ def check_threshold(threshold, name="threshold"):
     return value
 
 
+def check_threshold_for(threshold, readout, num_outputs=None, name="threshold"):
+    """`check_threshold`, and refuses a theta at which every sequence answers at step 0.
+
+    With a sigmoid readout the spike test ``p >= theta or p <= 1 - theta`` holds for
+    every p once theta <= 0.5; with a softmax over C outputs the largest probability is
+    never below 1/C, so theta <= 1/C spikes everywhere at once.
+
+    Args:
+        threshold: theta.
+        readout: "softmax" or "sigmoid".
+        num_outputs: the readout's width; None when not known yet (softmax unchecked).
+        name: argument name used in the messages.
+
+    Returns:
+        The threshold as a float.
+    """
+    value = check_threshold(threshold, name)
+    bound = lowest_useful_threshold(readout, num_outputs)
+    # Compared in float32, as the spike test: float32(1/3) lies above 1/3.
+    if bound is not None and np.float32(value) <= np.float32(bound):
+        why = ("readout='sigmoid' spikes when p >= theta or p <= 1 - theta, true of every p"
+               if readout == "sigmoid" else
+               f"the largest of {num_outputs} softmax probabilities is never below 1/{num_outputs}")
+        raise ValueError(f"`{name}` must be above {bound:g} for this model; received {value}: "
+                         f"{why}, so every sequence would answer at its first step.")
+    return value
+
+
+def lowest_useful_threshold(readout, num_outputs=None):
+    """The bound theta must exceed: 0.5 for a sigmoid readout, 1/C for a softmax over C
+    outputs (None when C is not known yet)."""
+    if readout == "sigmoid":
+        return 0.5
+    if num_outputs:
+        return 1.0 / int(num_outputs)
+    return None
+
+
 def float32_value(value):
     """The shortest decimal that reads back as the same float32 as ``value``.
 
@@ -85,8 +123,6 @@ def check_sequences(x, feature_shape=None, name="x"):
         raise ValueError(
             f"`{name}` must have shape (batch, time, *features) with rank >= 3; "
             f"received shape {shape}.")
-    if len(shape) >= 2 and shape[1] == 0:
-        raise ValueError(f"`{name}` must hold at least one time step; received shape {shape}.")
     if feature_shape is not None:
         if len(shape) != expected_rank:
             raise ValueError(
@@ -98,6 +134,8 @@ def check_sequences(x, feature_shape=None, name="x"):
             raise ValueError(
                 f"`{name}` has feature shape {received} but the model was built for "
                 f"{tuple(feature_shape)}.")
+    if shape[1] == 0:
+        raise ValueError(f"`{name}` must hold at least one time step; received shape {shape}.")
     check_finite(x, name)
 
 

@@ -336,6 +336,11 @@ def test_threshold_outside_unit_interval(trained, tmp_path):
             export.run_tflite_stream(tmp_path / "s.tflite", x[:2], threshold=bad)
         with pytest.raises(ValueError, match="threshold"):
             export.export_tflite_step(model, tmp_path / "t.tflite", threshold=bad)
+    # A 2-class softmax spikes everywhere at theta <= 1/2: refused as by the model.
+    with pytest.raises(ValueError, match=r"`threshold` must be above 0.5 for this model"):
+        export.run_tflite_stream(tmp_path / "s.tflite", x[:2], threshold=0.5)
+    with pytest.raises(ValueError, match=r"`threshold` must be above 0.5 for this model"):
+        export.export_tflite_step(model, tmp_path / "t.tflite", threshold=0.5)
     with pytest.raises(ValueError, match="frames"):
         export.run_tflite_stream(tmp_path / "s.tflite", np.zeros((5, 3), np.float32))
     with pytest.raises(ValueError, match="runtime"):

@@ -67,6 +67,11 @@ def rc_cases(draw):
 def test_rc_model_answers_at_the_first_crossing(case):
     x, classes, threshold = case
     model = _model(x.shape[-1], classes)
+    bound = 0.5 if classes == 1 else 1 / classes
+    if np.float32(threshold) <= bound:  # every sequence would answer at step 0: refused
+        with pytest.raises(ValueError, match=f"must be above {bound:g}"):
+            model.threshold = threshold
+        return
     model.threshold = threshold
     out = model.rank_code(x)
     probs = model.step_probabilities(x).numpy()  # every step, no halting: the reference

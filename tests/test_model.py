@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import rc_keras as rk
+from rc_keras import tradeoff
 
 T, F = 9, 3
 
@@ -339,3 +340,41 @@ def test_threshold_can_be_set_inside_a_tf_function():
     with pytest.raises(tf.errors.InvalidArgumentError, match="strictly between 0 and 1"):
         predict_at(tf.constant(1.5))
     assert model.threshold == 0.85  # the bad value was never assigned
+
+
+# ----------------------------------------------------------------------------- degenerate theta
+@pytest.mark.parametrize("theta", [0.5, 0.3, 1e-6])
+def test_sigmoid_threshold_at_or_below_one_half_is_refused(theta):
+    head = keras.layers.Dense(1, activation="sigmoid")
+    with pytest.raises(ValueError, match=r"`threshold` must be above 0.5 for this model; received "
+                                         r".*readout='sigmoid'.*every sequence would answer"):
+        rk.RCModel(keras.layers.SimpleRNNCell(2), head, threshold=theta, readout="sigmoid")
+    model = rk.RCModel(keras.layers.SimpleRNNCell(2), head, threshold=0.9, readout="sigmoid")
+    with pytest.raises(ValueError, match="must be above 0.5"):
+        model.threshold = theta
+    assert model.threshold == 0.9
+
+
+@pytest.mark.parametrize("classes, theta", [(2, 0.5), (3, 1 / 3), (4, 0.2)])
+def test_softmax_threshold_at_or_below_one_over_c_is_refused(classes, theta):
+    import tensorflow as tf
+    head = keras.layers.Dense(classes, activation="softmax")
+    model = rk.RCModel(keras.layers.SimpleRNNCell(2), head, threshold=theta)  # C unknown yet
+    with pytest.raises(ValueError, match=rf"`threshold` must be above {1 / classes:g} for this "
+                                         rf"model.*{classes} softmax probabilities"):
+        model.build((None, 3, 1))
+    model = rk.RCModel(keras.layers.SimpleRNNCell(2), head, threshold=0.99)
+    model.build((None, 3, 1))
+    with pytest.raises(ValueError, match=rf"must be above {1 / classes:g}"):
+        model.threshold = theta
+    with pytest.raises(ValueError, match=rf"must be above {1 / classes:g}"):
+        tradeoff.first_crossing(np.full((1, 3, classes), 1 / classes, "float32"), theta)
+
+    @tf.function
+    def set_in_graph(value):
+        model.threshold = value
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"must be above {1 / classes:g}"):
+        set_in_graph(tf.constant(theta, tf.float32))
+    assert model.threshold == 0.99
+    model.threshold = float(np.nextafter(np.float32(1 / classes), np.float32(1)))  # just above

@@ -162,8 +162,9 @@ class StepRunner:
         self.int8 = self.sidecar["quantization"] in _QUANT_BITS
         self.bits = _QUANT_BITS.get(self.sidecar["quantization"])
         self.readout = self.sidecar["readout"]
-        self.threshold = validation.check_threshold(
-            self.sidecar["threshold"] if threshold is None else threshold)
+        self.threshold = validation.check_threshold_for(
+            self.sidecar["threshold"] if threshold is None else threshold, self.readout,
+            self.sidecar.get("num_outputs"))
         probs = self.sidecar["outputs"]["probs"]
         if self.int8:
             self.q_high, self.q_low = quantized_threshold(

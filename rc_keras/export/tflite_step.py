@@ -157,7 +157,8 @@ def build_sidecar(model, data, quantization, class_names=None, feature_params=No
     if signature is None:
         raise ValueError("the converted model has no signature; cannot map its inputs.")
     layout = step_model.state_layout(model)
-    theta = validation.check_threshold(model.threshold if threshold is None else threshold)
+    theta = validation.check_threshold_for(model.threshold if threshold is None else threshold,
+                                           model.readout, model.num_outputs)
 
     def position(kind, key):
         return info[kind].index(signature[kind][key])
