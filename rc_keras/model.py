@@ -160,7 +160,9 @@ class RCModel(keras.Model):
         if self.readout == "sigmoid" and self.num_outputs != 1:
             raise ValueError(f"readout='sigmoid' needs a head with one output; this head has "
                              f"{self.num_outputs}.")
-        validation.check_threshold_for(self.threshold, self.readout, self.num_outputs)
+        with tf.init_scope():  # build may run while predict traces: read the value eagerly
+            theta = validation.float32_value(self._threshold.numpy())
+        validation.check_threshold_for(theta, self.readout, self.num_outputs)
         self.built = True
 
     @property
@@ -345,16 +347,31 @@ class RCModel(keras.Model):
                 "steps_run": out.steps_run}
 
     def _check_labels_in_graph(self, y):
+        """The rules of `validation.check_labels`, as graph assertions (tf.data input)."""
         if y is None or self.num_classes is None:
             return y
         y = tf.convert_to_tensor(y)
-        if y.shape.rank == 2 and y.shape[-1] == self.num_outputs and self.num_outputs > 1:
+        if self.readout == "sigmoid":
+            if y.shape.rank is not None and (y.shape.rank > 2 or y.shape.rank == 2
+                                             and y.shape[1] not in (1, None)):
+                raise ValueError(validation.sigmoid_labels_message()
+                                 + f"; received shape {tuple(y.shape)}.")
+        elif y.shape.rank == 2 and y.shape[-1] == self.num_outputs and self.num_outputs > 1:
             return y
-        if y.dtype.is_integer or y.dtype.is_floating:
-            tf.debugging.assert_less(tf.cast(y, tf.float32), float(self.num_classes),
-                                     message=f"labels must be < number of classes ({self.num_classes})")
-            tf.debugging.assert_non_negative(tf.cast(y, tf.float32), message="labels must be >= 0")
-        return y
+        if not (y.dtype.is_integer or y.dtype.is_floating):
+            return y
+        values = tf.cast(y, tf.float32)
+        top = 1.0 if self.readout == "sigmoid" else float(self.num_classes - 1)
+        checks = [tf.debugging.assert_less_equal(
+                      values, top, message=f"labels must be < number of classes "
+                                           f"({self.num_classes})"),
+                  tf.debugging.assert_non_negative(values, message="labels must be >= 0")]
+        if y.dtype.is_floating and self.readout == "softmax":
+            # Sparse cross-entropy casts 1.5 to 1 silently: refuse it, as for arrays.
+            checks.append(tf.debugging.assert_equal(
+                values, tf.round(values), message="class labels must be integers"))
+        with tf.control_dependencies(checks):
+            return tf.identity(y)
 
     def _loss_and_metrics(self, x, y, sample_weight, training):
         out = self.rank_code(x, training=training)
@@ -424,13 +441,20 @@ class RCModel(keras.Model):
             else:
                 self._check_padding_rows(inputs)
             if y is not None and self.built:
-                validation.check_labels(y, self.num_classes, name="y")
+                validation.check_labels(y, self.num_classes, name="y", readout=self.readout)
+
+    @staticmethod
+    def _check_not_empty(x, what):
+        inputs = x["inputs"] if isinstance(x, dict) else x
+        if isinstance(inputs, (np.ndarray, list)) and len(inputs) == 0:
+            raise ValueError(f"`x` holds no sequences: {what} needs at least one.")
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_arrays(x, y)
+        self._check_not_empty(x, "fit")
         if y is not None and not self.built and isinstance(x, (np.ndarray, dict)):
             self.build(np.shape(x["inputs"] if isinstance(x, dict) else x))
-            validation.check_labels(y, self.num_classes, name="y")
+            validation.check_labels(y, self.num_classes, name="y", readout=self.readout)
         validation_data = kwargs.get("validation_data")
         if isinstance(validation_data, tuple) and len(validation_data) >= 2:
             self._check_arrays(validation_data[0], validation_data[1])
@@ -445,12 +469,24 @@ class RCModel(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_arrays(x, y)
+        self._check_not_empty(x, "evaluate")
         self._check_sample_weight(x, kwargs.get("sample_weight"))
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         self._check_arrays(x)
+        inputs = x["inputs"] if isinstance(x, dict) else x
+        if isinstance(inputs, (np.ndarray, list)) or tf.is_tensor(inputs):
+            if np.shape(inputs)[0] == 0:  # Keras's predict loop fails on zero batches
+                return self._empty_prediction(np.shape(inputs))
         return super().predict(x, *args, **kwargs)
+
+    def _empty_prediction(self, shape):
+        if not self.built:
+            self.build(tuple(shape))
+        return {"probs": np.zeros((0, self.num_outputs), np.float32),
+                "spike_time": np.zeros((0,), np.int32), "spiked": np.zeros((0,), bool),
+                "label": np.zeros((0,), np.int32)}
 
     def export(self, filepath, format="tf_saved_model", verbose=None, **kwargs):
         """Exports for serving. ``format="tf_saved_model"`` writes the RC SavedModel of

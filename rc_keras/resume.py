@@ -102,7 +102,8 @@ def fit_resumable(model, x, y, batch_size, epochs, backup_dir, seed=0, callbacks
     if not model.built:
         model.build(np.shape(x))
     if getattr(model, "num_classes", None):
-        validation.check_labels(y, model.num_classes, name="y")
+        validation.check_labels(y, model.num_classes, name="y",
+                                readout=getattr(model, "readout", "softmax"))
     initial_epoch = completed_epochs(backup_dir)
     dataset, steps = resumable_dataset(x, y, batch_size, epochs, seed, initial_epoch,
                                        sample_weight)

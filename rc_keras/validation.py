@@ -164,23 +164,32 @@ def _widened(values):
     return values
 
 
-def check_labels(y, num_classes, name="y"):
+def check_labels(y, num_classes, name="y", readout="softmax"):
     """Checks integer or one-hot labels against the number of classes.
 
     Args:
         y: Array-like labels: integers of shape (batch,) / (batch, 1), or one-hot
-            of shape (batch, num_classes).
+            of shape (batch, num_classes) for a softmax readout. A sigmoid readout
+            takes one target per sequence in [0, 1] (0/1, or soft targets).
         num_classes: Number of classes; 2 for a single sigmoid output.
         name: Argument name used in the messages.
+        readout: "softmax" or "sigmoid".
     """
     try:
-        labels = np.asarray(y)
+        labels = _widened(np.asarray(y))
     except Exception:
         return
     if labels.dtype.kind not in "biuf":
         raise ValueError(f"`{name}` must be numeric labels; received dtype {labels.dtype}.")
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
         raise ValueError(f"`{name}` contains NaN or Inf values.")
+    if readout == "sigmoid":
+        if labels.ndim > 2 or labels.ndim == 2 and labels.shape[1] != 1:
+            raise ValueError(sigmoid_labels_message(name) + f"; received shape {labels.shape}.")
+        if labels.size and (labels.min() < 0 or labels.max() > 1):
+            raise ValueError(f"`{name}` holds targets in [{labels.min()}, {labels.max()}]; a "
+                             "sigmoid readout takes targets in [0, 1].")
+        return
     one_hot = labels.ndim >= 2 and labels.shape[-1] == num_classes and num_classes > 1
     if one_hot:
         if np.any(labels < 0) or np.any(labels > 1):
@@ -190,8 +199,17 @@ def check_labels(y, num_classes, name="y"):
         raise ValueError(
             f"`{name}` holds labels in [{labels.min()}, {labels.max()}] but the model has "
             f"{num_classes} classes: labels must lie in [0, {num_classes - 1}].")
-    if labels.dtype.kind == "f" and np.any(labels != np.round(labels)) and num_classes > 2:
-        raise ValueError(f"`{name}` holds non-integer class labels.")
+    if labels.dtype.kind == "f" and np.any(labels != np.round(labels)):
+        raise ValueError(f"`{name}` holds non-integer class labels (e.g. "
+                         f"{labels[labels != np.round(labels)].flat[0]}); class labels are "
+                         "integers (or one-hot rows).")
+
+
+def sigmoid_labels_message(name="y"):
+    """The error text for labels a sigmoid readout cannot take."""
+    return (f"`{name}` must hold one target per sequence, shape (batch,) or (batch, 1), for a "
+            "sigmoid readout (one output); one-hot labels need a softmax head with one output "
+            "per class")
 
 
 def check_positive_int(value, name):

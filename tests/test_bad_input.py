@@ -55,3 +55,52 @@ def test_non_numeric_sequences_are_refused_by_name(x):
     model = _model()
     with pytest.raises(ValueError, match=r"`x` must hold numbers; received dtype"):
         model.predict(x, verbose=0)
+
+
+# ---------------------------------------------------------------------- issue 21, item 11
+def test_non_integer_class_labels_are_refused_through_tf_data_as_for_arrays():
+    import tensorflow as tf
+    model = _model()
+    x, y = np.zeros((4, 3, 1), "float32"), np.array([0.0, 1.5, 1.0, 0.0], "float32")
+    with pytest.raises(ValueError, match=r"`y` holds labels in \[0.0, 1.5\]"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="`y` holds non-integer class labels"):
+        model.fit(x, np.array([0.0, 0.5, 1.0, 0.0], "float32"), verbose=0)
+    before = [w.numpy() for w in model.weights]
+    for labels, match in ((y, "labels must be < number of classes"),
+                          (np.array([0.0, 0.5, 1.0, 0.0], "float32"),
+                           "class labels must be integers")):
+        ds = tf.data.Dataset.from_tensor_slices((x, labels)).batch(4)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=match):
+            model.fit(ds, verbose=0)
+    for w, b in zip(model.weights, before):
+        np.testing.assert_array_equal(w.numpy(), b)
+
+
+def test_sigmoid_readout_refuses_one_hot_labels_by_name():
+    import tensorflow as tf
+    model = rk.RCModel(keras.layers.SimpleRNNCell(2), keras.layers.Dense(1, activation="sigmoid"),
+                       readout="sigmoid")
+    model.compile("sgd", rk.ConfidencePenalty())
+    x, y = np.zeros((8, 3, 1), "float32"), np.eye(2)[np.arange(8) % 2]
+    match = r"`y` must hold one target per sequence, shape \(batch,\) or \(batch, 1\), for a " \
+            r"sigmoid readout.*received shape \(8, 2\)"
+    with pytest.raises(ValueError, match=match):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match=match):
+        model.evaluate(x, y, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    with pytest.raises(ValueError, match=r"one target per sequence.*received shape \(None, 2\)"):
+        model.fit(ds, verbose=0)
+    model.fit(x, (np.arange(8) % 2).astype("float32"), verbose=0)  # 0/1 targets train
+
+
+def test_predict_with_no_sequences_returns_empty_answers():
+    model = _model()
+    out = model.predict(np.zeros((0, 3, 1), "float32"), verbose=0)
+    assert out["probs"].shape == (0, 2) and out["probs"].dtype == np.float32
+    assert out["spike_time"].shape == out["spiked"].shape == out["label"].shape == (0,)
+    with pytest.raises(ValueError, match="`x` holds no sequences: fit needs at least one"):
+        model.fit(np.zeros((0, 3, 1), "float32"), np.zeros(0, "int32"), verbose=0)
+    with pytest.raises(ValueError, match="`x` holds no sequences: evaluate needs at least one"):
+        model.evaluate(np.zeros((0, 3, 1), "float32"), np.zeros(0, "int32"), verbose=0)

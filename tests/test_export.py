@@ -343,6 +343,14 @@ def test_threshold_outside_unit_interval(trained, tmp_path):
         export.export_tflite_step(model, tmp_path / "t.tflite", threshold=0.5)
     with pytest.raises(ValueError, match="frames"):
         export.run_tflite_stream(tmp_path / "s.tflite", np.zeros((5, 3), np.float32))
+    # The low-level runner checks too: NaN would come out as NaN (float) or any int8 value.
+    frame = np.full(tuple(model.feature_shape), np.nan, np.float32)
+    runner = export.StepRunner(tmp_path / "s.tflite")
+    with pytest.raises(ValueError, match="`frame` contains NaN or Inf"):
+        runner.invoke(frame)
+    export.export_tflite_step(model, tmp_path / "q.tflite", "int8", calibration=x_cal)
+    with pytest.raises(ValueError, match="`frames` contains 1 NaN or Inf"):
+        export.StepRunner(tmp_path / "q.tflite").quantize_frames(frame[:1])
     with pytest.raises(ValueError, match="runtime"):
         export.run_tflite_stream(tmp_path / "s.tflite", x[0], runtime="tpu")
 

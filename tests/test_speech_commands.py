@@ -325,3 +325,23 @@ def test_loader_bad_arguments(kws_copy, tmp_path):
         handle.write("yes/00000000_nohash_9.wav\n")
     with pytest.raises(FileNotFoundError, match="00000000_nohash_9.wav"):
         speech_commands(kws_copy, "test")
+
+
+def test_upper_case_wav_extension_is_read(kws_copy):
+    before = sc.list_split(kws_copy, "train")
+    clip = next(c for c in before if c.startswith("yes/"))
+    renamed = clip[:-4] + ".WAV"
+    (kws_copy / clip).rename(kws_copy / renamed)
+    after = sc.list_split(kws_copy, "train")
+    assert renamed in after and clip not in after and len(after) == len(before)
+    x, _, y = _unbatched(speech_commands(kws_copy, "train", cache=False))
+    assert len(y) == len(after)
+
+
+def test_cache_that_cannot_be_written_fails_up_front(kws_root, tmp_path):
+    # /proc accepts no new files, even from root; a file in place of a folder neither.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for cache in ("/proc/rc_keras_cache", blocker / "cache"):
+        with pytest.raises(ValueError, match=r"`cache` '.*' cannot be written"):
+            speech_commands(kws_root, "train", cache=str(cache))

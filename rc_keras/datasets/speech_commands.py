@@ -26,6 +26,7 @@ The loader only reads ``root``: caches and downloads go where the arguments say.
 
 import concurrent.futures
 import hashlib
+import tempfile
 import os
 import re
 import struct
@@ -134,8 +135,26 @@ def _check_root(root):
 def _all_clips(root):
     clips = []
     for word_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
-        clips.extend(f"{word_dir.name}/{f.name}" for f in sorted(word_dir.glob("*.wav")))
+        clips.extend(f"{word_dir.name}/{f.name}" for f in sorted(_wav_files(word_dir)))
     return clips
+
+
+def _wav_files(folder):
+    """The WAV files of a folder, whatever the case of their extension (.wav, .WAV)."""
+    return [f for f in folder.iterdir() if f.suffix.lower() == ".wav" and f.is_file()]
+
+
+def _check_cache_folder(cache):
+    """Fails now, naming ``cache``, when its folder cannot be created or written: tf.data
+    would fail only at the first iteration, deep inside training."""
+    folder = Path(cache).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".rc_keras_probe_"):
+            pass
+    except OSError as error:
+        raise ValueError(f"`cache` '{cache}' cannot be written: {error.strerror or error} "
+                         f"('{folder}'); pass a writable path, True (memory) or False.") from None
 
 
 def _read_list(root, name):
@@ -362,7 +381,7 @@ def _silence_clips(root, split, count, clip_samples, sample_rate, seed):
     generator seeded by ``seed`` and the split.
     """
     noise_dir = root / BACKGROUND_DIR
-    files = sorted(noise_dir.glob("*.wav")) if noise_dir.is_dir() else []
+    files = sorted(_wav_files(noise_dir)) if noise_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(
             f"label_set 'standard12' needs background noise in '{noise_dir}'; none found.")
@@ -459,6 +478,8 @@ def speech_commands(root, split, label_set="paper11", features=features_lib.Fron
         if not (Path(root) / VALIDATION_LIST).is_file():
             root = _download(root, origin)
     root = _check_root(root)
+    if cache is not True and cache:
+        _check_cache_folder(cache)
     params = features if features is not None else features_lib.FrontEndParams()
     clip_samples, rate_out = params.clip_samples, params.sample_rate
 
@@ -522,7 +543,6 @@ def speech_commands(root, split, label_set="paper11", features=features_lib.Fron
         fingerprint = hashlib.sha1(repr((
             str(Path(root).resolve()), split, label_set, clips, features, silence_fraction,
             seed if label_set == "standard12" else None, resample_audio)).encode()).hexdigest()
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
         ds = ds.cache(f"{cache}_{fingerprint[:12]}")
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

@@ -205,8 +205,13 @@ class StepRunner:
             self._state_values.append(np.full([1] + spec["shape"], value, self.dtype))
 
     def quantize_frames(self, frames):
-        """Float frames -> the model's input dtype (int8 / int16 with the input scale)."""
+        """Float frames -> the model's input dtype (int8 / int16 with the input scale).
+
+        Raises:
+            ValueError: on NaN or Inf (rounding would turn them into arbitrary integers).
+        """
         frames = np.asarray(frames, np.float32)
+        validation.check_finite(frames, "frames")
         if not self.int8:
             return frames
         q = np.round(frames / self.frame_spec["scale"]) + self.frame_spec["zero_point"]
@@ -219,7 +224,16 @@ class StepRunner:
                 * np.float32(self.probs_spec["scale"]))
 
     def invoke(self, frame):
-        """One step on an already quantized frame (shape ``feature_shape``); raw probs."""
+        """One step on an already quantized frame (shape ``feature_shape``); raw probs.
+
+        Raises:
+            ValueError: for a float model, on a frame with NaN or Inf (the interpreters
+                would answer NaN without a word). Quantized frames are integers; give
+                float frames to `quantize_frames`, which checks them.
+        """
+        frame = np.asarray(frame)
+        if frame.dtype.kind == "f" and not np.all(np.isfinite(frame)):
+            raise ValueError("`frame` contains NaN or Inf values; frames must be finite.")
         frame = frame.reshape([1] + list(frame.shape))
         interp = self._interp
         if self.runtime.startswith("litert"):
