@@ -113,3 +113,29 @@ def assert_rc_matches_reference(model, x, y, mode, beta=0.3, nonzero=False):
         if nonzero:
             assert float(tf.reduce_max(tf.abs(g_ref))) > 0, weight.path
         np.testing.assert_allclose(g_rc.numpy(), g_ref.numpy(), atol=1e-5, err_msg=weight.path)
+
+
+class CumulativeSumCell(keras.layers.Layer):
+    """Its state (and output) is the running sum of the input steps: exact on small
+    integers, and every row is computed alone, so a masked batch and the same rows
+    trimmed and run one by one must give identical numbers."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+        self.output_size = units
+
+    def call(self, inputs, states):
+        total = states[0] + inputs
+        return total, [total]
+
+
+class RowSoftmax(keras.layers.Layer):
+    """Softmax over the last axis, elementwise per row (no matrix product)."""
+
+    def call(self, inputs):
+        return tf.nn.softmax(inputs, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -213,3 +213,97 @@ def test_damaged_clip_in_a_dataset_folder_is_named(tmp_path):
         (root / name).write_text("")
     with pytest.raises(ValueError, match=r"no/aaaa_nohash_0.wav.*not a RIFF/WAVE file"):
         speech_commands.speech_commands(root, "train")
+
+
+# ---------------------------------------------------------------------- thresholds, masks
+_ROUND_TRIP = {}
+
+
+def _round_trip_model(classes):
+    if classes not in _ROUND_TRIP:
+        keras.utils.set_random_seed(classes)
+        model = rk.RCModel(keras.layers.SimpleRNNCell(2),
+                           keras.layers.Dense(classes, activation="softmax"), threshold=0.99)
+        model.build((None, 3, 2))
+        _ROUND_TRIP[classes] = model
+    return _ROUND_TRIP[classes]
+
+
+@settings(FUZZ, max_examples=12)
+@given(st.one_of(st.floats(0, 1, exclude_min=True, exclude_max=True),
+                 st.sampled_from([1 - 1e-9, 1e-46, 0.9999999, 0.125, 0.12500001])),
+       st.sampled_from([2, 8]))
+def test_any_accepted_threshold_round_trips_exactly(tmp_path_factory, theta, classes):
+    """Save, load and export keep the very float32 the spike test uses, for every theta
+    the model accepts; a theta it cannot use is refused with a ValueError."""
+    from rc_keras import export
+    model = _round_trip_model(classes)
+    # The oracle: theta must stay inside (0, 1) in float32 and lie above 1/C.
+    if not np.float32(1 / classes) < np.float32(theta) < np.float32(1):
+        with pytest.raises(ValueError, match="threshold"):
+            model.threshold = theta
+        return
+    model.threshold = theta
+    stored = np.float32(model._threshold.numpy())
+    assert stored == np.float32(theta) and np.float32(model.threshold) == stored
+    folder = tmp_path_factory.mktemp("theta")
+    model.save(folder / "m.keras")
+    loaded = keras.models.load_model(folder / "m.keras")
+    assert loaded.threshold == model.threshold
+    assert np.float32(loaded._threshold.numpy()) == stored
+    side = export.export_tflite_step(loaded, folder / "step.tflite")
+    assert np.float32(side["threshold"]) == stored
+    assert np.float32(export.StepRunner(folder / "step.tflite").threshold) == stored
+
+
+@st.composite
+def masked_cases(draw):
+    batch, time = draw(st.integers(1, 3)), draw(st.integers(1, 5))
+    seed = draw(st.integers(0, 2 ** 16))
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, size=(batch, time, 2)).astype("float32")
+    kind = draw(st.sampled_from(["mask", "lengths"]))
+    if kind == "mask":
+        shape = draw(st.sampled_from([(batch, time), (batch, time), (batch, time + 2),
+                                      (batch, max(time - 1, 0)), (time, batch),
+                                      (batch, time, 1), (batch,)]))
+        value = rng.random(shape) < draw(st.sampled_from([0.3, 0.7, 1.0]))
+    else:
+        shape = draw(st.sampled_from([(batch,), (batch,), (batch, 1), (batch + 1,), ()]))
+        value = rng.integers(-1, time + 2, size=shape).astype(
+            draw(st.sampled_from(["int32", "int64", "int32", "float32"])))
+    return x, kind, value
+
+
+def _valid_steps_or_none(kind, value, batch, time):
+    """The oracle: which steps are valid, or None where the input must be refused."""
+    if kind == "mask":
+        if value.shape != (batch, time) or not value.any(axis=1).all():
+            return None
+        return value
+    if value.dtype.kind != "i":
+        return None
+    lengths = value.reshape(-1) if value.shape in ((batch,), (batch, 1)) else None
+    if lengths is None or lengths.min() < 1 or lengths.max() > time:
+        return None
+    return np.arange(time)[None, :] < lengths[:, None]
+
+
+@FUZZ
+@given(masked_cases())
+def test_masks_and_lengths_are_refused_or_answer_as_the_trimmed_sequences(case):
+    from helpers import CumulativeSumCell, RowSoftmax
+    x, kind, value = case
+    model = rk.RCModel(CumulativeSumCell(2), RowSoftmax(), threshold=0.9)
+    valid = _valid_steps_or_none(kind, value, *x.shape[:2])
+    if valid is None:
+        with pytest.raises(ValueError, match=f"`{kind}` must"):
+            model.rank_code({"inputs": x, kind: value})
+        return
+    out = model.rank_code({"inputs": x, kind: value})
+    for row, keep in enumerate(valid):
+        steps = np.flatnonzero(keep)
+        alone = model.rank_code(x[row:row + 1, steps])
+        assert out.spike_time.numpy()[row] == steps[alone.spike_time.numpy()[0]]
+        assert out.spiked.numpy()[row] == alone.spiked.numpy()[0]
+        np.testing.assert_array_equal(out.probs.numpy()[row], alone.probs.numpy()[0])
