@@ -1,6 +1,9 @@
 """Training callbacks for rank-coded models."""
 
+import json
 import numbers
+import os
+from pathlib import Path
 
 import keras
 
@@ -104,3 +107,47 @@ class BetaSchedule(keras.callbacks.Callback):
         config = dict(config)
         config["schedule"] = {int(k): v for k, v in config["schedule"].items()}
         return cls(**config)
+
+
+class BestEpochCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint(save_best_only=True)`` whose best value survives a restart.
+
+    A restarted ``fit`` (``BackupAndRestore``) builds its callbacks afresh, and a plain
+    ``ModelCheckpoint`` would then take the first resumed epoch as the best, overwriting
+    a better checkpoint from before the kill. This one writes the best value and its
+    epoch to ``state_path`` after every save and starts from them when the file exists:
+    keep it inside the backup folder, which is removed once training completes, so a
+    new run starts fresh.
+
+    Args:
+        filepath: the ``.keras`` file of the best epoch.
+        monitor: the log entry to watch, e.g. "val_spike_accuracy".
+        mode: "auto", "min" or "max" (RC metrics tell Keras their direction).
+        state_path: JSON file of the best value and epoch, or None (no resume).
+        verbose: Keras verbosity.
+
+    Attributes:
+        best_epoch: 0-based epoch of the saved checkpoint, or None.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", mode="auto", state_path=None, verbose=0):
+        self.state_path = None if state_path is None else Path(state_path)
+        state = None
+        if self.state_path is not None and self.state_path.is_file():
+            state = json.loads(self.state_path.read_text())
+        super().__init__(str(filepath), monitor=monitor, mode=mode, save_best_only=True,
+                         verbose=verbose,
+                         initial_value_threshold=None if state is None else state["best"])
+        self.best_epoch = None if state is None else int(state["epoch"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        before = self.best
+        super().on_epoch_end(epoch, logs)
+        if self.best is not before:  # saved: a new best
+            self.best_epoch = int(epoch)
+            if self.state_path is not None:
+                self.state_path.parent.mkdir(parents=True, exist_ok=True)
+                partial = self.state_path.with_name("partial-" + self.state_path.name)
+                partial.write_text(json.dumps({"best": float(self.best), "epoch": int(epoch),
+                                               "monitor": self.monitor}))
+                os.replace(partial, self.state_path)

@@ -96,9 +96,12 @@ def evaluate_model(model, x, y, threshold=None, batch_size=256):
 
 
 def format_summary(metrics, time_unit="steps"):
-    """One line: accuracy, mean spike time out of the sequence length, no-spike rate."""
+    """One line: accuracy, mean spike time out of the sequence length (and in ms when
+    known), no-spike rate."""
+    ms = (f" ({metrics['mean_spike_time_ms']:.0f} ms)" if "mean_spike_time_ms" in metrics
+          else "")
     return (f"accuracy {metrics['accuracy']:.4f} | mean spike time "
-            f"{metrics['mean_spike_time']:.2f} of {metrics['sequence_length']} {time_unit} | "
+            f"{metrics['mean_spike_time']:.2f} of {metrics['sequence_length']} {time_unit}{ms} | "
             f"no-spike rate {metrics['no_spike_rate']:.4f} | theta {metrics['threshold']:g} | "
             f"n={metrics['num_sequences']}")
 
@@ -110,8 +113,14 @@ def _history_dict(history):
 # ---------------------------------------------------------------------- train
 def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, train_size=None,
           units=None, seed=0, learning_rate=None, val_size=None, test_size=None, verbose=1,
-          backup=True, deterministic=False, callbacks=None):
+          backup=True, deterministic=False, callbacks=None, data_root=None,
+          context_frames=None, batch_size=None):
     """Trains the task's default model, evaluates it on fresh test data and saves it.
+
+    Every task trains here, with the same guards and backups; a task's hooks
+    (`rc_keras.tasks.Task`: ``load``, ``compile_model``, ``plan_fit``, ``evaluate``) add
+    its own data source and recipe, e.g. the keyword recipe of speech-commands (best
+    validation epoch kept, majority-class stop rule).
 
     Writes ``out_dir/model.keras``, ``out_dir/history.json`` (per-epoch Keras logs) and
     ``out_dir/summary.json`` (configuration and test metrics). During training,
@@ -132,37 +141,60 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
         backup: back up every epoch into ``out_dir/backup`` and resume from it.
         deterministic: enable TensorFlow's deterministic kernels (bit-exact reruns).
         callbacks: more Keras callbacks for ``fit``.
+        data_root: dataset folder of a folder-based task (speech-commands).
+        context_frames: speech-commands: frames of context stacked each side (default 10).
+        batch_size: training batch size; the task's if None.
 
     Returns:
         The summary dict (also in summary.json): "task", "config", "test",
-        "train_seconds", "model_path".
+        "train_seconds", "model_path", and "recipe" from a task's ``plan_fit``.
+
+    Raises:
+        ValueError: for an option the task does not take (``data_root`` for a task that
+            generates its data...), naming it and its flag.
     """
     task = tasks.get_task(task)
-    epochs = task.epochs if epochs is None else int(epochs)
+    task.check_options(data_root=data_root, context_frames=context_frames)
+    epochs = validation.check_positive_int(task.epochs if epochs is None else epochs, "epochs")
+    batch_size = validation.check_positive_int(
+        task.batch_size if batch_size is None else batch_size, "batch_size")
+    out_dir = Path(out_dir)
+    options = {"data_root": data_root, "context_frames": context_frames,
+               "cache_dir": out_dir / "cache"}
+    options = {key: value for key, value in options.items() if key in task.options}
     if deterministic:
         import tensorflow as tf  # noqa: PLC0415
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(int(seed))
-    x_train, y_train = task.data("train", train_size, seed)
-    x_val, y_val = task.data("val", val_size, seed)
-    x_test, y_test = task.data("test", test_size, seed)
+    x_train, y_train = task.data("train", train_size, seed, **options)
+    x_val, y_val = task.data("val", val_size, seed, **options)
+    x_test, y_test = task.data("test", test_size, seed, **options)
+    inputs = x_train["inputs"] if isinstance(x_train, dict) else x_train
     model = tasks.build_model(task, units=units, threshold=threshold, beta=beta,
-                              training_mode=mode, learning_rate=learning_rate)
+                              training_mode=mode, learning_rate=learning_rate,
+                              input_shape=np.shape(inputs))
     start = time.perf_counter()
-    out_dir = Path(out_dir)
+    plan = (task.plan_fit(task, out_dir=out_dir, y_train=y_train,
+                          state_dir=out_dir / "backup" if backup else None)
+            if task.plan_fit is not None else tasks.FitPlan())
     guard = StopOnNonFiniteLoss(out_dir / "last_good.weights.h5")
-    callbacks = [guard] + list(callbacks or [])
+    callbacks = [guard] + list(plan.callbacks) + list(callbacks or [])
     if backup:
-        history = fit_resumable(model, x_train, y_train, task.batch_size, epochs,
+        history = fit_resumable(model, x_train, y_train, batch_size, epochs,
                                 out_dir / "backup", seed=seed, callbacks=callbacks,
                                 validation_data=(x_val, y_val), verbose=verbose)
     else:
-        history = model.fit(x_train, y_train, batch_size=task.batch_size, epochs=epochs,
+        history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs,
                             validation_data=(x_val, y_val), shuffle=True, verbose=verbose,
                             callbacks=callbacks)
+    recipe = None
+    if plan.finish is not None:
+        model, recipe = plan.finish(model)
     train_seconds = time.perf_counter() - start
-    test = evaluate_model(model, x_test, y_test, batch_size=max(task.batch_size, 256))
-    out_dir = Path(out_dir)
+    if task.evaluate is not None:
+        test = task.evaluate(model, x_test, y_test)
+    else:
+        test = evaluate_model(model, x_test, y_test, batch_size=max(batch_size, 256))
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / "model.keras"
     model.save(str(model_path))
@@ -175,18 +207,24 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
             "beta": task.beta if beta is None else float(beta),
             "mode": mode,
             "epochs": epochs,
-            "train_size": int(len(x_train)),
-            "val_size": int(len(x_val)),
+            "train_size": int(len(y_train)),
+            "val_size": int(len(y_val)),
             "learning_rate": task.learning_rate if learning_rate is None else float(learning_rate),
-            "batch_size": task.batch_size,
+            "batch_size": batch_size,
             "seed": int(seed),
             "deterministic": bool(deterministic),
+            **{key: None if value is None else (value if isinstance(value, (int, float))
+                                                else str(value))
+               for key, value in options.items() if key != "cache_dir"},
         },
         "resumed_from_epoch": int(history.params.get("initial_epoch", 0)),
+        "epochs_run": len(history.history.get("loss", [])),
         "test": test,
         "train_seconds": round(train_seconds, 2),
         "model_path": str(model_path),
     }
+    if recipe is not None:
+        summary["recipe"] = recipe
     _write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -202,6 +240,7 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
         The dict of `evaluate_model`, with "task" and "model" added.
     """
     task = tasks.get_task(task)
+    task.check_options(data_root=data_root)
     model = load_model(model_path)
     if task.name == kws_training.SPEECH_COMMANDS.name:
         try:
@@ -249,6 +288,7 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         one model) and, with ``out_dir``, "json" and "png" paths.
     """
     task = tasks.get_task(task)
+    task.check_options(data_root=data_root)
     if isinstance(model_paths, (str, os.PathLike)):
         model_paths = [model_paths]
     thresholds = [validation.check_threshold(t) for t in thresholds]
@@ -460,7 +500,7 @@ def build_parser():
                        description=f"Tasks: {task_help}.")
     p.add_argument("--task", type=_task_arg, required=True, help="task name")
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
-    p.add_argument("--context-frames", type=_non_negative_int, default=10,
+    p.add_argument("--context-frames", type=_non_negative_int,
                    help="speech-commands: frames of context stacked each side (default 10)")
     p.add_argument("--beta", type=_beta_arg, help="confidence penalty weight (>= 0)")
     p.add_argument("--threshold", type=_threshold_arg, help="spike threshold theta in (0, 1)")
@@ -550,17 +590,20 @@ def build_parser():
 
 # ---------------------------------------------------------------------- commands
 def _cmd_train(args):
-    if args.task == kws_training.SPEECH_COMMANDS.name:
-        kws_training.cli_train(args)
-        return
     summary = train(args.task, args.out, beta=args.beta, threshold=args.threshold,
                     mode=args.mode, epochs=args.epochs, train_size=args.train_size,
                     units=args.units, seed=args.seed, learning_rate=args.learning_rate,
                     val_size=args.val_size, test_size=args.test_size, verbose=args.verbose,
-                    backup=not args.no_backup, deterministic=args.deterministic)
+                    backup=not args.no_backup, deterministic=args.deterministic,
+                    data_root=args.data, context_frames=args.context_frames)
     task = tasks.get_task(args.task)
+    recipe = summary.get("recipe") or {}
+    best = (f"; best epoch {recipe['best_epoch']}" if recipe.get("best_epoch") is not None
+            else "")
+    if recipe.get("stopped_epoch") is not None:
+        best += f", stopped at epoch {recipe['stopped_epoch']} (below the majority-class share)"
     print(f"trained {task.name} ({summary['config']['mode']}, beta "
-          f"{summary['config']['beta']:g}) in {summary['train_seconds']:.1f} s")
+          f"{summary['config']['beta']:g}) in {summary['train_seconds']:.1f} s{best}")
     print("test: " + format_summary(summary["test"], task.time_unit))
     print(f"saved {summary['model_path']} and {Path(args.out) / 'history.json'}")
 

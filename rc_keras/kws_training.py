@@ -309,10 +309,75 @@ def _needs_data_root(num_sequences, seed=0):
                      "(rc-keras --data ROOT); it has no generated data.")
 
 
+# ---------------------------------------------------------------------- task hooks
+# `rc-keras train --task speech-commands` runs the common training path of
+# `rc_keras.cli.train` (guards, backups, flags); these hooks give it the recipe above.
+def _load_task_split(task, split, size=None, seed=0, data_root=None, context_frames=None,
+                     cache_dir=None):
+    """``Task.load``: a split of ``data_root`` as ``({"inputs", "lengths"}, y)``; ``size``
+    clips drawn at random (seeded by the split and ``seed``), or all of them."""
+    if data_root is None:
+        raise ValueError("`data_root` is required for the speech-commands task "
+                         "(rc-keras train --data ROOT).")
+    if not Path(data_root).is_dir():
+        raise ValueError(f"`data_root` {str(data_root)!r} is not a directory.")
+    context = 10 if context_frames is None else int(context_frames)
+    x, lengths, y = load_split_arrays(data_root, split, "paper11", cache_dir=cache_dir,
+                                      features=front_end(context), cache=False)
+    if size is not None:
+        if size > len(y):
+            raise ValueError(f"the {split} split of {data_root} holds {len(y)} clips; a "
+                             f"{split} size of {size} asks for more.")
+        rng = np.random.default_rng(tasks.split_seed(split, seed))
+        keep = np.sort(rng.choice(len(y), size, replace=False))
+        x, lengths, y = x[keep], lengths[keep], y[keep]
+    return {"inputs": x, "lengths": lengths}, y
+
+
+def _task_model(task, units, threshold, training_mode, input_shape=None):
+    return kws_lstm(task.num_classes, num_features=input_shape[-1], units=units,
+                    threshold=threshold, training_mode=training_mode)
+
+
+def _task_compile(model, beta, learning_rate):
+    return compile_kws(model, beta=beta, learning_rate=learning_rate)
+
+
+def _task_plan_fit(task, out_dir, y_train, state_dir=None, grace_epochs=1):
+    """``Task.plan_fit``: the majority-class stop rule and the best validation epoch
+    (kept across a resume), reloaded after ``fit``."""
+    from rc_keras.callbacks import BestEpochCheckpoint  # noqa: PLC0415
+
+    share = majority_share(y_train)
+    stop = MajorityClassStop(share, monitor="spike_accuracy", grace_epochs=grace_epochs)
+    path = Path(out_dir) / "best_epoch.keras"
+    best = BestEpochCheckpoint(path, monitor="val_spike_accuracy", mode="max",
+                               state_path=None if state_dir is None
+                               else Path(state_dir) / "best_epoch.json")
+
+    def finish(model):
+        info = {"best_epoch": best.best_epoch, "stopped_epoch": stop.stopped_epoch,
+                "stop_share": share, "global_clipnorm": GRADIENT_CLIP_NORM}
+        return (model if best.best_epoch is None else keras.models.load_model(path)), info
+
+    return tasks.FitPlan(callbacks=[stop, best], finish=finish)
+
+
+def _task_evaluate(model, x, y):
+    return evaluate_kws(model, x["inputs"], x["lengths"], y,
+                        lookahead_frames=context_frames_of(model))
+
+
 SPEECH_COMMANDS = tasks.Task(
     name="speech-commands",
     description="Speech Commands keyword spotting from a folder (--data ROOT), paper11 labels",
     generate=_needs_data_root,
+    load=_load_task_split,
+    options=("data_root", "context_frames", "cache_dir"),
+    model_factory=_task_model,
+    compile_model=_task_compile,
+    plan_fit=_task_plan_fit,
+    evaluate=_task_evaluate,
     num_classes=11,
     units=128,
     threshold=0.9,
@@ -371,34 +436,6 @@ def test_arrays_for(data_root, model, size=None, label_set="paper11"):
         raise FileNotFoundError(f"`data_root` {str(data_root)!r} is not a directory.")
     return load_split_arrays(data_root, "test", label_set, limit=size,
                              features=front_end(context_frames_of(model)), cache=False)
-
-
-def cli_train(args):
-    """``rc-keras train --task speech-commands --data ROOT ...``: trains and prints a summary."""
-    task = SPEECH_COMMANDS
-    try:
-        summary = train_speech_commands(
-            args.data, args.out, beta=task.beta if args.beta is None else args.beta,
-            mode=args.mode, epochs=task.epochs if args.epochs is None else args.epochs,
-            threshold=task.threshold if args.threshold is None else args.threshold,
-            units=task.units if args.units is None else args.units,
-            learning_rate=(task.learning_rate if args.learning_rate is None
-                           else args.learning_rate),
-            seed=args.seed, verbose=args.verbose, context_frames=args.context_frames)
-    except FileNotFoundError as error:  # the CLI reports ValueErrors as usage errors
-        raise ValueError(str(error)) from None
-    test = summary["test"]
-    print(f"trained speech-commands ({summary['config']['mode']}, beta "
-          f"{summary['config']['beta']:g}) in {summary['train_seconds']:.1f} s; best epoch "
-          f"{summary['best_epoch']}" + (f", stopped at epoch {summary['stopped_epoch']} "
-                                        "(below the majority-class share)"
-                                        if summary["stopped_epoch"] is not None else ""))
-    print(f"test: accuracy {test['accuracy']:.4f} | mean spike time "
-          f"{test['mean_spike_time']:.2f} of {test['sequence_length']} frames "
-          f"({test['mean_spike_time_ms']:.0f} ms) | no-spike rate {test['no_spike_rate']:.4f} | "
-          f"theta {test['threshold']:g} | n={test['num_sequences']}")
-    print(f"saved {summary['model_path']} and {Path(args.out) / 'summary.json'}")
-    return summary
 
 
 def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, threshold=0.9,

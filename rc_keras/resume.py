@@ -55,10 +55,12 @@ def resumable_dataset(x, y, batch_size, epochs, seed, initial_epoch=0, sample_we
     ``batch_size`` (the last one may be smaller), so a run that starts at epoch ``e``
     sees exactly the batches an uninterrupted run saw from epoch ``e`` on.
 
+    ``x`` may be an ``{"inputs", "lengths"}`` (or ``"mask"``) dict of arrays.
+
     Returns:
         ``(dataset, steps_per_epoch)``.
     """
-    n = len(x)
+    n = len(tf.nest.flatten(x)[0])
     if len(y) != n:
         raise ValueError(f"`y` must have one label per sequence of `x` ({n}); received {len(y)}.")
     batch_size = validation.check_positive_int(batch_size, "batch_size")
@@ -68,13 +70,13 @@ def resumable_dataset(x, y, batch_size, epochs, seed, initial_epoch=0, sample_we
                          f"received {initial_epoch}.")
     orders = np.array([epoch_order(n, e, seed) for e in range(int(initial_epoch), epochs)],
                       dtype=np.int64).reshape(-1, n)
-    arrays = (np.asarray(x), np.asarray(y)) + (() if sample_weight is None
-                                               else (np.asarray(sample_weight),))
+    arrays = (x, y) + (() if sample_weight is None else (sample_weight,))
     indices = tf.data.Dataset.from_tensor_slices(orders).flat_map(
         lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-    tensors = tuple(tf.constant(a) for a in arrays)
-    dataset = indices.map(lambda idx: tuple(tf.gather(t, idx) for t in tensors),
-                          deterministic=True).prefetch(2)
+    tensors = tf.nest.map_structure(lambda a: tf.constant(np.asarray(a)), arrays)
+    dataset = indices.map(
+        lambda idx: tf.nest.map_structure(lambda t: tf.gather(t, idx), tensors),
+        deterministic=True).prefetch(2)
     return dataset, -(-n // batch_size)
 
 
@@ -84,7 +86,7 @@ def fit_resumable(model, x, y, batch_size, epochs, backup_dir, seed=0, callbacks
 
     Args:
         model: a compiled `RCModel` (built here if needed).
-        x, y: training arrays.
+        x, y: training arrays (``x`` may be an ``{"inputs", "lengths"}`` dict).
         batch_size, epochs: as for ``fit``.
         backup_dir: the `BackupAndRestore` directory; an unfinished run's backup there
             is resumed, and it is deleted when training completes.
@@ -98,9 +100,12 @@ def fit_resumable(model, x, y, batch_size, epochs, backup_dir, seed=0, callbacks
         The Keras ``History`` of the epochs run in this call; ``history.params``
         holds ``"initial_epoch"``.
     """
-    validation.check_sequences(x, getattr(model, "feature_shape", None), name="x")
+    inputs = x["inputs"] if isinstance(x, dict) else x
+    validation.check_sequences(inputs, getattr(model, "feature_shape", None), name="x")
+    if isinstance(x, dict) and x.get("lengths") is not None:
+        validation.check_lengths(x["lengths"], *np.shape(inputs)[:2])
     if not model.built:
-        model.build(np.shape(x))
+        model.build(np.shape(inputs))
     if getattr(model, "num_classes", None):
         validation.check_labels(y, model.num_classes, name="y",
                                 readout=getattr(model, "readout", "softmax"))

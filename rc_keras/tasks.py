@@ -12,7 +12,11 @@ model = tasks.build_model(task, beta=0.05)  # compiled RCModel
 ```
 
 More tasks (Speech Commands, temporal MNIST) register with `register_task`; a task
-whose model is not "one cell + dense softmax" passes its own ``model_factory``.
+whose model is not "one cell + dense softmax" passes its own ``model_factory``, and a
+task with its own data source or training recipe fills the hooks ``load``,
+``compile_model``, ``plan_fit`` and ``evaluate``. Every task trains through the same
+path (`rc_keras.cli.train`: the same guards, backups and flags); ``options`` names the
+task-specific options it takes, and any other is refused.
 """
 
 import dataclasses
@@ -65,29 +69,83 @@ class Task:
     time_unit: str = "steps"
     """Unit of spike times in reports and plots."""
     model_factory: Optional[Callable[..., RCModel]] = None
-    """Optional ``factory(task, units=, threshold=, training_mode=) -> RCModel`` (uncompiled);
-    default: one LSTMCell and a dense softmax (or one sigmoid unit) head."""
+    """Optional ``factory(task, units=, threshold=, training_mode=, input_shape=) -> RCModel``
+    (uncompiled; ``input_shape`` is the training data's, or None); default: one LSTMCell
+    and a dense softmax (or one sigmoid unit) head."""
+    load: Optional[Callable[..., tuple]] = None
+    """Optional ``load(task, split, size=, seed=, **options) -> (x, y)`` for data that are
+    not generated (a folder): ``size`` None means the whole split; ``x`` may be an
+    ``{"inputs", "lengths"}`` dict. Replaces ``generate``."""
+    options: tuple = ()
+    """Names of the task-specific options it takes (e.g. ``("data_root",)``); see
+    `check_options`."""
+    compile_model: Optional[Callable[..., RCModel]] = None
+    """Optional ``compile_model(model, beta=, learning_rate=) -> model``; default: Adam,
+    `ConfidencePenalty` and the RC metrics."""
+    plan_fit: Optional[Callable[..., "FitPlan"]] = None
+    """Optional ``plan_fit(task, out_dir=, y_train=, state_dir=) -> FitPlan``: the recipe's
+    callbacks and its step after ``fit`` (``state_dir``: where a callback may keep what a
+    resumed run needs; None without backups)."""
+    evaluate: Optional[Callable[..., dict]] = None
+    """Optional ``evaluate(model, x, y) -> dict`` of test metrics; default
+    `rc_keras.cli.evaluate_model`."""
 
     def split_size(self, split):
         """The default number of sequences of a split ("train", "val" or "test")."""
         validation.check_choice(split, SPLITS, "split")
         return {"train": self.train_size, "val": self.val_size, "test": self.test_size}[split]
 
-    def data(self, split, size=None, seed=0):
+    def data(self, split, size=None, seed=0, **options):
         """Arrays of one split.
 
         Args:
             split: "train", "val" or "test".
-            size: number of sequences; defaults to the task's size for the split.
+            size: number of sequences; defaults to the task's size for the split (with a
+                ``load`` hook: the whole split).
             seed: run seed; each split derives its own seed from it.
+            **options: the task's options (`check_options`), for a ``load`` hook.
 
         Returns:
-            ``(x, y)`` arrays.
+            ``(x, y)`` arrays (``x`` may be an ``{"inputs", "lengths"}`` dict).
         """
-        size = self.split_size(split) if size is None else int(size)
-        if size < 1:
+        self.check_options(**options)
+        if size is not None and (isinstance(size, bool) or int(size) != size or size < 1):
             raise ValueError(f"the {split} size must be a positive integer; received {size}.")
+        if self.load is not None:
+            validation.check_choice(split, SPLITS, "split")
+            return self.load(self, split, size=size, seed=seed, **options)
+        size = self.split_size(split) if size is None else int(size)
         return self.generate(size, seed=split_seed(split, seed))
+
+    def check_options(self, **options):
+        """Refuses a task-specific option this task does not take (None counts as unset).
+
+        Raises:
+            ValueError: naming the option, its command-line flag and the tasks that take it.
+        """
+        for name, value in options.items():
+            if value is None or name in self.options:
+                continue
+            takers = [t for t in task_names() if name in _REGISTRY[t].options]
+            flag = OPTION_FLAGS.get(name, name)
+            raise ValueError(f"`{name}` ({flag}) does not apply to the {self.name!r} task"
+                             + (f"; it applies to: {', '.join(takers)}." if takers else "."))
+
+
+OPTION_FLAGS = {"data_root": "--data", "context_frames": "--context-frames",
+                "cache_dir": "the feature cache"}
+"""Command-line flag of each task-specific option, for the messages."""
+
+
+@dataclasses.dataclass
+class FitPlan:
+    """What a task's recipe adds around ``fit`` (see ``Task.plan_fit``)."""
+
+    callbacks: list = dataclasses.field(default_factory=list)
+    """Keras callbacks, run before the backup of each epoch."""
+    finish: Optional[Callable] = None
+    """``finish(model) -> (model, info)`` after ``fit``: e.g. reload the best epoch;
+    ``info`` (a JSON-able dict) goes into the run's summary under "recipe"."""
 
 
 def split_seed(split, seed=0):
@@ -129,7 +187,7 @@ def get_task(name):
     return _REGISTRY[name]
 
 
-def _default_factory(task, units, threshold, training_mode):
+def _default_factory(task, units, threshold, training_mode, input_shape=None):
     outputs, activation = (1, "sigmoid") if task.readout == "sigmoid" else (task.num_classes,
                                                                            "softmax")
     return RCModel(cell=keras.layers.LSTMCell(units),
@@ -145,8 +203,9 @@ def rc_metrics():
 
 
 def build_model(task, units=None, threshold=None, beta=None, training_mode="rc",
-                learning_rate=None):
-    """A compiled `RCModel` for ``task`` (Adam, `ConfidencePenalty`, RC metrics).
+                learning_rate=None, input_shape=None):
+    """A compiled `RCModel` for ``task`` (by default Adam, `ConfidencePenalty`, RC metrics;
+    a task's ``compile_model`` hook replaces that).
 
     Args:
         task: a `Task` or a registered name.
@@ -155,6 +214,7 @@ def build_model(task, units=None, threshold=None, beta=None, training_mode="rc",
         beta: confidence-penalty weight; defaults to ``task.beta``.
         training_mode: "rc" or "eos".
         learning_rate: Adam learning rate; defaults to ``task.learning_rate``.
+        input_shape: the training inputs' shape, for factories that build the model.
 
     Returns:
         The compiled, unbuilt model.
@@ -170,7 +230,10 @@ def build_model(task, units=None, threshold=None, beta=None, training_mode="rc",
     if not np.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"`learning_rate` must be > 0; received {learning_rate}.")
     factory = task.model_factory or _default_factory
-    model = factory(task, units=units, threshold=threshold, training_mode=training_mode)
+    model = factory(task, units=units, threshold=threshold, training_mode=training_mode,
+                    input_shape=input_shape)
+    if task.compile_model is not None:
+        return task.compile_model(model, beta=beta, learning_rate=learning_rate)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=losses.ConfidencePenalty(beta=beta), metrics=rc_metrics())
     return model

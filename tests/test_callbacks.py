@@ -1,4 +1,5 @@
 import csv
+import json
 
 import keras
 import numpy as np
@@ -84,3 +85,28 @@ def test_needs_a_confidence_penalty_loss():
         model.fit(x, y, epochs=1, verbose=0, callbacks=[BetaSchedule({0: 0.1})])
     with pytest.raises(ValueError, match="`loss`"):
         BetaSchedule({0: 0.1}, loss="mse")
+
+
+def test_best_epoch_checkpoint_keeps_its_best_across_a_restart(tmp_path):
+    from rc_keras.callbacks import BestEpochCheckpoint
+    model = rk.RCModel(keras.layers.SimpleRNNCell(2), keras.layers.Dense(2, activation="softmax"))
+    model.build((None, 3, 1))
+    path, state = tmp_path / "best.keras", tmp_path / "backup" / "best.json"
+    first = BestEpochCheckpoint(path, monitor="val_spike_accuracy", mode="max", state_path=state)
+    first.set_model(model)
+    for epoch, value in enumerate([0.5, 0.75, 0.6]):
+        first.on_epoch_begin(epoch)
+        first.on_epoch_end(epoch, {"val_spike_accuracy": value})
+    assert first.best == 0.75 and first.best_epoch == 1
+    saved = path.read_bytes()
+    # A restarted run builds its callbacks afresh: the best of before the kill holds.
+    again = BestEpochCheckpoint(path, monitor="val_spike_accuracy", mode="max", state_path=state)
+    again.set_model(model)
+    assert again.best == 0.75 and again.best_epoch == 1
+    again.on_epoch_begin(3)
+    again.on_epoch_end(3, {"val_spike_accuracy": 0.7})  # worse: not saved
+    assert path.read_bytes() == saved and again.best_epoch == 1
+    again.on_epoch_end(3, {"val_spike_accuracy": 0.8})
+    assert again.best_epoch == 3 and json.loads(state.read_text())["best"] == 0.8
+    fresh = BestEpochCheckpoint(path, monitor="val_spike_accuracy", mode="max", state_path=None)
+    assert fresh.best_epoch is None

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,42 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy(), err_msg=wa.path)
     assert json.loads((whole / "summary.json").read_text())["test"] == \
         json.loads((killed / "summary.json").read_text())["test"]
+
+
+@pytest.mark.large  # about 2 minutes: three processes, speech synthesis
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                    reason="needs espeak-ng and sox (Debian packages)")
+def test_killed_speech_commands_training_resumes_to_the_same_model(tmp_path):
+    """The keyword task trains through the same path: killed mid-epoch and restarted, it
+    ends with the same best-epoch model and test results as an uninterrupted run."""
+    from rc_keras.datasets import synthesize_keywords
+
+    root = tmp_path / "data"
+    info = synthesize_keywords(root, words=["yes", "no", "bed"], voices=6, clips_per_voice=2,
+                               seed=0, workers=2)
+    assert info["splits"]["train"] == 24  # 3 batches of 8 per epoch
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    # Dying after 4 batches is in the middle of epoch 1.
+    reference, victim = _run(whole, 0, root), _run(killed, 4, root)
+    code, _, err = _finish(victim)
+    reference_result = _finish(reference)
+    assert code == -9, err[-2000:]
+    assert not (killed / "model.keras").exists()
+    assert json.loads((killed / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert (killed / "backup" / "best_epoch.json").is_file()  # the best epoch survives
+    code, out, err = _finish(_run(killed, 0, root))
+    assert code == 0, err[-2000:]
+    assert "resumed_from_epoch 1" in out
+    assert reference_result[0] == 0, reference_result[2][-2000:]
+    assert not (killed / "backup").exists()
+    a = keras.models.load_model(whole / "model.keras")
+    b = keras.models.load_model(killed / "model.keras")
+    assert int(a.optimizer.iterations.numpy()) == int(b.optimizer.iterations.numpy())
+    for wa, wb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables):
+        np.testing.assert_array_equal(wa.numpy(), wb.numpy(), err_msg=wa.path)
+    first, second = (json.loads((d / "summary.json").read_text()) for d in (whole, killed))
+    assert first["test"] == second["test"] and first["recipe"] == second["recipe"]
+    assert first["config"]["train_size"] == 24 and first["config"]["batch_size"] == 8
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only():

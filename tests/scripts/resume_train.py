@@ -1,10 +1,11 @@
 """`rc_keras.cli.train` on a small two-sequence run, optionally killed mid-training.
 
-Usage: resume_train.py OUT_DIR [KILL_AFTER_BATCHES]
+Usage: resume_train.py OUT_DIR [KILL_AFTER_BATCHES [SPEECH_COMMANDS_ROOT]]
 
-With KILL_AFTER_BATCHES the process SIGKILLs itself right after that many training
-batches (counted over all epochs), as a preempted job would die. Run in its own process:
-op determinism is a process-wide switch.
+With KILL_AFTER_BATCHES (0: none) the process SIGKILLs itself right after that many
+training batches (counted over all epochs), as a preempted job would die. With
+SPEECH_COMMANDS_ROOT the run is the speech-commands task on that folder instead. Run in
+its own process: op determinism is a process-wide switch.
 """
 
 import os
@@ -19,6 +20,10 @@ from rc_keras import cli  # noqa: E402
 # 256 sequences in batches of 64: 4 batches per epoch, 3 epochs.
 RUN = dict(task="two-sequence", epochs=3, train_size=256, val_size=64, test_size=64, units=8,
            seed=3, learning_rate=0.01, verbose=0, deterministic=True)
+# The keyword recipe (best validation epoch kept, majority-class stop) on a tiny folder:
+# 24 training clips in batches of 8, 3 batches per epoch.
+RUN_KWS = dict(task="speech-commands", epochs=3, units=8, seed=3, learning_rate=0.01,
+               verbose=0, deterministic=True, context_frames=0, batch_size=8)
 
 
 class KillAfter(keras.callbacks.Callback):
@@ -34,6 +39,8 @@ class KillAfter(keras.callbacks.Callback):
 
 if __name__ == "__main__":
     out = sys.argv[1]
-    callbacks = [KillAfter(int(sys.argv[2]))] if len(sys.argv) > 2 else []
-    summary = cli.train(out_dir=out, callbacks=callbacks, **RUN)
+    kill = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    callbacks = [KillAfter(kill)] if kill else []
+    run = dict(RUN_KWS, data_root=sys.argv[3]) if len(sys.argv) > 3 else RUN
+    summary = cli.train(out_dir=out, callbacks=callbacks, **run)
     print("resumed_from_epoch", summary["resumed_from_epoch"])
