@@ -31,7 +31,7 @@ def check_threshold(threshold, name="threshold"):
     if not 0.0 < stored < 1.0:
         low, high = FLOAT32_THRESHOLD_RANGE
         raise ValueError(f"`{name}` is stored in float32, where {value!r} becomes {float(stored)}; "
-                         f"use a value in [{low!r}, {high!r}].")
+                         f"use a value in [{float32_value(low)}, {float32_value(high)}].")
     return value
 
 
