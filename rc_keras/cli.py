@@ -30,7 +30,10 @@ from rc_keras import kws_training  # registers the speech-commands task (--data 
 from rc_keras.tuning import cli as tuning_cli
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
-DEFAULT_DEMO_DIR = os.path.join("saved_models", "demo")
+# The demo writes into an ignored folder of the working directory: a checkout stays as it
+# was. The committed reference bundle is rewritten only by `rc-keras demo --update-reference`.
+DEFAULT_DEMO_DIR = os.path.join("runs", "demo")
+REFERENCE_DEMO_DIR = Path(__file__).resolve().parents[1] / "saved_models" / "demo"
 EXIT_USAGE = 2
 
 
@@ -538,8 +541,11 @@ def build_parser():
     p.add_argument("--seed", type=_non_negative_int, default=0)
 
     p = sub.add_parser("demo", help="train, evaluate and export the spotting demo model")
-    p.add_argument("--out", default=DEFAULT_DEMO_DIR, help="output directory "
-                                                           "(default: %(default)s)")
+    p.add_argument("--out", default=None, help=f"output directory (default: {DEFAULT_DEMO_DIR}, "
+                                               "in the working directory)")
+    p.add_argument("--update-reference", action="store_true",
+                   help="rewrite the committed reference bundle saved_models/demo of this "
+                        "source checkout (maintainers; not with --out)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
@@ -662,7 +668,13 @@ def _cmd_export(args):
 
 
 def _cmd_demo(args):
-    report = run_demo(args.out, quick=args.quick, seed=args.seed, verbose=args.verbose)
+    if args.update_reference and args.out is not None:
+        raise CLIError(f"--update-reference writes to {REFERENCE_DEMO_DIR}; drop --out.")
+    if args.update_reference and not REFERENCE_DEMO_DIR.is_dir():
+        raise CLIError(f"--update-reference needs a source checkout: {REFERENCE_DEMO_DIR} "
+                       "does not exist.")
+    out = REFERENCE_DEMO_DIR if args.update_reference else (args.out or DEFAULT_DEMO_DIR)
+    report = run_demo(out, quick=args.quick, seed=args.seed, verbose=args.verbose)
     test = report["test"]
     print(f"demo done in {report['wall_seconds']:.1f} s: accuracy {test['accuracy']:.4f}, "
           f"mean spike time {test['mean_spike_time']:.2f} of {test['sequence_length']} steps; "
