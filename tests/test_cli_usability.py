@@ -67,3 +67,75 @@ def test_demo_update_reference_refuses_out(tmp_path):
         "rc-keras demo: error: --update-reference writes to "
         f"{ROOT / 'saved_models' / 'demo'}; drop --out.")
     assert not (tmp_path / "x").exists()
+
+
+# ---------------------------------------------------------------------- lazy package
+def run_python(code, timeout=300):
+    """Runs ``python -c CODE`` with this checkout on PYTHONPATH; returns the CompletedProcess."""
+    environ = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environ, timeout=timeout)
+
+
+def test_import_is_light_and_every_name_loads_on_first_use():
+    result = run_python(
+        "import sys, importlib, rc_keras as rk\n"
+        "from rc_keras import datasets, tuning\n"
+        "from rc_keras.datasets import keyword_synthesis\n"
+        "x, y = datasets.spotting(3, seed=0)\n"
+        "print('tensorflow' in sys.modules or 'keras' in sys.modules, x.shape, "
+        "tuning.DEFAULT_THRESHOLDS[0])\n"
+        "names = sorted(n for n in rk.SUBMODULES if getattr(rk, n).__name__ == 'rc_keras.' + n)\n"
+        "print(names == sorted(rk.SUBMODULES), rk.RCModel.__module__, "
+        "rk.ConfidencePenalty.__name__, rk.RCOutput.__name__, "
+        "set(rk.SUBMODULES) <= set(dir(rk)), type(sys.meta_path[0]).__name__)\n"
+        "sc = importlib.import_module('rc_keras.datasets.speech_commands')\n"
+        "print(datasets.speech_commands is sc.speech_commands, "
+        "datasets.temporal_mnist.__name__, tuning.run_search.__name__, "
+        "sc.which_set('yes/a_nohash_0.wav') == keyword_synthesis.which_set('yes/a_nohash_0.wav'))\n"
+        "try:\n    rk.nope\nexcept AttributeError as e:\n    print(e)\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "False (3, 25, 1) 0.55"
+    assert lines[1].startswith("True rc_keras.model ConfidencePenalty RCOutput True ")
+    assert "KerasImportHook" not in lines[1]  # removed once the classes are registered
+    assert lines[2:] == ["True temporal_mnist run_search True",
+                         "module 'rc_keras' has no attribute 'nope'"]
+
+
+def test_the_listed_submodules_are_the_package_s_modules():
+    import rc_keras
+
+    on_disk = {p.stem for p in (ROOT / "rc_keras").glob("*.py") if not p.stem.startswith("_")}
+    on_disk |= {p.parent.name for p in (ROOT / "rc_keras").glob("*/__init__.py")}
+    assert set(rc_keras.SUBMODULES) == on_disk
+
+
+@pytest.fixture(scope="module")
+def quantized_model_path(tmp_path_factory):
+    """A saved model made of rc_keras classes: RCModel, a quantized twin's cell, the loss."""
+    import rc_keras as rk
+    from rc_keras import tasks
+
+    model = tasks.build_model("spotting", units=4)
+    x, _ = tasks.get_task("spotting").data("train", 8)
+    model.predict(x, verbose=0)  # builds it
+    twin = rk.quantization.quantize_aware(model, x)
+    twin.compile("adam", rk.ConfidencePenalty(0.1), metrics=[rk.metrics.SpikeAccuracy()])
+    path = tmp_path_factory.mktemp("saved") / "m.keras"
+    twin.save(path)
+    return path
+
+
+# Keras imported after rc_keras (the import hook), before it, and by an rc_keras module
+# that imports Keras at its top (registration waits until that module has finished).
+@pytest.mark.parametrize("imports", ["import rc_keras, keras", "import keras, rc_keras",
+                                     "import rc_keras.metrics, keras"])
+def test_saved_models_load_with_plain_keras_after_import_rc_keras(imports, quantized_model_path):
+    path = quantized_model_path
+    result = run_python(
+        f"{imports}\n"
+        f"m = keras.models.load_model({str(path)!r})\n"
+        "print(type(m).__name__, type(m.cell).__name__, type(m.loss).__name__)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["RCModel", "QuantizedLSTMCell", "ConfidencePenalty"]
