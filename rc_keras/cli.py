@@ -11,22 +11,28 @@ rc-keras demo                     # train, evaluate and export the spotting demo
 `main` only parses arguments; the work is done by the importable functions
 `train`, `evaluate`, `sweep` and `run_demo`, which return plain dicts. Bad arguments
 print one line to stderr and exit with status 2.
+
+Keras and TensorFlow are imported inside the functions that need them: ``--help`` and
+argument errors answer without loading TensorFlow. On a terminal run the command's
+output is its own: TensorFlow's C++ log lines and library warnings are dropped
+(`_quiet_libraries`); ``RC_KERAS_DEBUG=1`` shows them, and tracebacks.
 """
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 import time
+import traceback
+import warnings
+import zipfile
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from rc_keras import __version__, tasks, tradeoff, validation
-from rc_keras.guards import NonFiniteLossError, StopOnNonFiniteLoss
-from rc_keras.resume import fit_resumable
-from rc_keras import kws_training  # registers the speech-commands task (--data ROOT)
 from rc_keras.tuning import cli as tuning_cli
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -57,11 +63,44 @@ def _json_default(value):
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def load_model(path):
-    """Loads a saved RC model, with a `CLIError` for a missing or unreadable file."""
+def check_model_file(path):
+    """Raises `CLIError` unless ``path`` looks like a ``.keras`` archive (no TensorFlow).
+
+    Says what is wrong: missing, a directory, empty, not a zip archive (or truncated),
+    or a zip archive without Keras's ``config.json``.
+    """
     path = Path(path)
+    if path.is_dir():
+        inside = path / "model.keras"
+        hint = f", e.g. {inside}" if inside.is_file() else ""
+        raise CLIError(f"--model '{path}' is a directory; give a .keras file{hint}.")
     if not path.is_file():
         raise CLIError(f"model file '{path}' does not exist.")
+    size = path.stat().st_size
+    if size == 0:
+        raise CLIError(f"model file '{path}' is empty (0 bytes): not a Keras archive.")
+    if not zipfile.is_zipfile(path):
+        raise CLIError(f"model file '{path}' is not a Keras archive: a .keras file is a zip "
+                       f"archive, and this one ({size} bytes) is not, or is truncated.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise CLIError(f"model file '{path}' is a damaged zip archive: {error}.") from None
+    if damaged is not None:
+        raise CLIError(f"model file '{path}' is damaged: '{damaged}' fails its checksum.")
+    if "config.json" not in names:
+        raise CLIError(f"model file '{path}' is a zip archive but not a Keras archive "
+                       "(no config.json).")
+    return path
+
+
+def load_model(path):
+    """Loads a saved RC model, with a `CLIError` for a missing or unreadable file."""
+    path = check_model_file(path)
+    import keras  # noqa: PLC0415 - see the module docstring
+
     try:
         return keras.models.load_model(str(path))
     except Exception as error:  # noqa: BLE001 - any load failure is a bad --model argument
@@ -140,6 +179,11 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
         The summary dict (also in summary.json): "task", "config", "test",
         "train_seconds", "model_path".
     """
+    import keras  # noqa: PLC0415 - see the module docstring
+
+    from rc_keras.guards import StopOnNonFiniteLoss  # noqa: PLC0415
+    from rc_keras.resume import fit_resumable  # noqa: PLC0415
+
     task = tasks.get_task(task)
     epochs = task.epochs if epochs is None else int(epochs)
     if deterministic:
@@ -204,6 +248,9 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
     Returns:
         The dict of `evaluate_model`, with "task" and "model" added.
     """
+    check_model_file(model_path)
+    from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
+
     task = tasks.get_task(task)
     model = load_model(model_path)
     if task.name == kws_training.SPEECH_COMMANDS.name:
@@ -251,9 +298,13 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         Dict with "task", "curves" (name -> points), "frontier" (points, or None for
         one model) and, with ``out_dir``, "json" and "png" paths.
     """
-    task = tasks.get_task(task)
     if isinstance(model_paths, (str, os.PathLike)):
         model_paths = [model_paths]
+    for path in model_paths:
+        check_model_file(path)
+    from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
+
+    task = tasks.get_task(task)
     thresholds = [validation.check_threshold(t) for t in thresholds]
     if not thresholds:
         raise CLIError("give at least one threshold.")
@@ -340,6 +391,8 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     Returns:
         The report dict (also written to ``out_dir/demo_report.json``).
     """
+    import keras  # noqa: PLC0415 - see the module docstring
+
     start = time.perf_counter()
     task = tasks.get_task("spotting")
     sizes = DEMO_SIZES[bool(quick)]
@@ -400,7 +453,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _task_arg(value):
     try:
-        return tasks.get_task(value).name
+        return tasks.check_task_name(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -451,7 +504,7 @@ def _plain(error):
 
 def build_parser():
     """The ``rc-keras`` argument parser."""
-    task_help = "; ".join(f"{t}: {tasks.get_task(t).description}" for t in tasks.task_names())
+    task_help = "; ".join(f"{t}: {tasks.task_description(t)}" for t in tasks.task_names())
     parser = _Parser(prog="rc-keras",
                      description="Rank-coded recurrent networks: train, evaluate, sweep the "
                                  "threshold, run the demo.")
@@ -556,6 +609,8 @@ def build_parser():
 
 # ---------------------------------------------------------------------- commands
 def _cmd_train(args):
+    from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
+
     if args.task == kws_training.SPEECH_COMMANDS.name:
         kws_training.cli_train(args)
         return
@@ -590,6 +645,8 @@ def _cmd_sweep(args):
 
 def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate):
     """The int8-exact twin of ``model``, fine-tuned ``epochs`` epochs (see export_command)."""
+    import keras  # noqa: PLC0415 - see the module docstring
+
     from rc_keras import export, losses, metrics, quantization  # noqa: PLC0415 - converter
 
     try:
@@ -746,6 +803,50 @@ def _add_tune_parser(sub):
 COMMANDS["tune"] = tuning_cli.run  # returns 1 when no trial met the budget
 
 
+@contextlib.contextmanager
+def _quiet_libraries():
+    """Keeps a command's stderr to the tool's own text.
+
+    TensorFlow, the TFLite converter and LiteRT write log lines from C++ straight to file
+    descriptor 2 (absl and oneDNN notices, converter traces, "Created TensorFlow Lite
+    XNNPACK delegate"), which no Python setting silences in TF 2.21. While the command
+    runs, descriptor 2 goes to /dev/null and ``sys.stderr`` writes to a duplicate of the
+    original, so Python's messages and tracebacks still reach the terminal. Python-level
+    warnings and log records of Keras and TensorFlow are dropped. Only when ``sys.stderr``
+    is the process's own (not under pytest's capsys) and ``RC_KERAS_DEBUG`` is unset.
+    """
+    if os.environ.get("RC_KERAS_DEBUG") or sys.stderr is not sys.__stderr__:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        terminal = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no real descriptor 2
+        yield
+        return
+    python_stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding,
+                              errors="backslashreplace")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    saved_stderr, sys.stderr = sys.stderr, python_stderr
+    levels = {name: logging.getLogger(name).level for name in ("tensorflow", "absl", "keras")}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.filterwarnings("default", module=r"rc_keras\b")
+            yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = saved_stderr
+        os.dup2(terminal, 2)
+        python_stderr.close()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def main(argv=None):
     """Entry point of ``rc-keras``; returns the exit status (0 ok, 2 bad arguments)."""
     parser = build_parser()
@@ -753,14 +854,23 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a usage error already printed
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    with _quiet_libraries():
+        return _run_command(args)
+
+
+def _run_command(args):
     try:
         status = COMMANDS[args.command](args)
     except (CLIError, ValueError) as error:
         if os.environ.get("RC_KERAS_DEBUG"):
-            raise
+            traceback.print_exc()
         print(f"rc-keras {args.command}: error: {_plain(error)}", file=sys.stderr)
         return EXIT_USAGE
-    except NonFiniteLossError as error:  # training diverged: not a usage error
+    except Exception as error:
+        guards = sys.modules.get("rc_keras.guards")  # loaded if training ran
+        if guards is None or not isinstance(error, guards.NonFiniteLossError):
+            raise
+        # Training diverged: not a usage error.
         print(f"rc-keras {args.command}: {error}", file=sys.stderr)
         return 1
     return status or 0

@@ -54,6 +54,8 @@ def test_demo_leaves_a_fresh_clone_clean(tmp_path):
     clone = _fresh_clone(tmp_path / "clone")
     result = run_cli("demo", "--quick", "--verbose", "0", cwd=clone)
     assert result.returncode == 0, result.stderr
+    # Training, export, conversion and LiteRT/TFLM verification: not one library log line.
+    assert result.stderr == ""
     assert _git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""
     report = json.loads((clone / "runs" / "demo" / "demo_report.json").read_text())
     assert report["quick"] is True and (clone / "runs" / "demo" / "step_int8.tflite").is_file()
@@ -63,9 +65,9 @@ def test_demo_leaves_a_fresh_clone_clean(tmp_path):
 def test_demo_update_reference_refuses_out(tmp_path):
     result = run_cli("demo", "--update-reference", "--out", tmp_path / "x")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert result.stderr.strip().splitlines() == [
         "rc-keras demo: error: --update-reference writes to "
-        f"{ROOT / 'saved_models' / 'demo'}; drop --out.")
+        f"{ROOT / 'saved_models' / 'demo'}; drop --out."]
     assert not (tmp_path / "x").exists()
 
 
@@ -139,3 +141,44 @@ def test_saved_models_load_with_plain_keras_after_import_rc_keras(imports, quant
         "print(type(m).__name__, type(m.cell).__name__, type(m.loss).__name__)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["RCModel", "QuantizedLSTMCell", "ConfidencePenalty"]
+
+
+# ---------------------------------------------------------------------- quiet, fast CLI
+SUBCOMMANDS = ("train", "evaluate", "sweep", "export", "demo", "make-keywords", "tune")
+
+
+def test_help_and_argument_errors_do_not_import_tensorflow():
+    result = run_python(
+        "import contextlib, io, sys\n"
+        "from rc_keras import cli\n"
+        "cli.build_parser()\n"
+        f"argvs = [['--help'], *[[c, '--help'] for c in {SUBCOMMANDS!r}],\n"
+        "         ['train', '--task', 'nope', '--out', 'x'], ['train', '--epochs', '0'],\n"
+        "         ['evaluate', '--model', 'missing.keras', '--task', 'spotting']]\n"
+        "codes = []\n"
+        "for argv in argvs:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), "
+        "contextlib.redirect_stderr(io.StringIO()):\n"
+        "        codes.append(cli.main(argv))\n"
+        "print(codes, sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') "
+        "if m in sys.modules))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str([0] * (1 + len(SUBCOMMANDS)) + [2, 2, 2]) + " []"
+
+
+@pytest.mark.parametrize("args", [("--help",), ("train", "--help"), ("make-keywords", "--help")])
+def test_help_prints_only_the_tool_s_text(args):
+    result = run_cli(*args)
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith("usage: rc-keras")
+
+
+def test_debug_shows_the_traceback_and_keeps_exit_status_2(tmp_path):
+    missing = tmp_path / "missing.keras"
+    quiet = run_cli("evaluate", "--model", missing, "--task", "spotting")
+    debug = run_cli("evaluate", "--model", missing, "--task", "spotting",
+                    env={"RC_KERAS_DEBUG": "1"})
+    line = f"rc-keras evaluate: error: model file '{missing}' does not exist."
+    assert quiet.returncode == 2 and quiet.stderr.splitlines() == [line]
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+    assert debug.stderr.splitlines()[-1] == line
