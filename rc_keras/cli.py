@@ -96,6 +96,55 @@ def check_model_file(path):
     return path
 
 
+MODEL_RECORD = "rc_keras.json"
+"""Entry of a ``.keras`` archive saved by ``rc-keras`` (Keras ignores it): the task the
+model was trained on and its feature shape, so that a model is not evaluated on another
+task's data by mistake (`check_task`)."""
+
+
+def record_task(model_path, task, feature_shape):
+    """Adds `MODEL_RECORD` (task name, feature shape) to a saved ``.keras`` archive."""
+    record = {"task": tasks.get_task(task).name,
+              "feature_shape": None if feature_shape is None else list(feature_shape)}
+    with zipfile.ZipFile(model_path, "a") as archive:
+        archive.writestr(MODEL_RECORD, json.dumps(record))
+
+
+def recorded_task(model_path):
+    """The `MODEL_RECORD` dict of a ``.keras`` archive, or None when it has none."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            if MODEL_RECORD in archive.namelist():
+                return json.loads(archive.read(MODEL_RECORD))
+    except (OSError, ValueError, zipfile.BadZipFile):
+        pass
+    return None
+
+
+def check_task(model_path, task, allow_mismatch=False):
+    """Raises `CLIError` when ``model_path`` records another task than ``task``.
+
+    ``allow_mismatch`` (``--allow-task-mismatch``) lets a different task through when its
+    sequences have the recorded feature shape; a different feature shape is refused.
+    """
+    record = recorded_task(model_path)
+    task = tasks.get_task(task)
+    if record is None or record.get("task") == task.name:
+        return
+    if not allow_mismatch:
+        raise CLIError(f"'{model_path}' was trained on task '{record.get('task')}', not "
+                       f"'{task.name}': pass --task {record.get('task')} (or "
+                       "--allow-task-mismatch to run it on the other task's data anyway).")
+
+
+def check_feature_shape(model, x, model_path):
+    """Raises `CLIError` when the sequences ``x`` do not have the model's feature shape."""
+    expected = getattr(model, "feature_shape", None)
+    if expected is not None and tuple(np.shape(x)[2:]) != tuple(expected):
+        raise CLIError(f"'{model_path}' reads features of shape {tuple(expected)}; this task's "
+                       f"sequences have {tuple(np.shape(x)[2:])}.")
+
+
 def load_model(path):
     """Loads a saved RC model, with a `CLIError` for a missing or unreadable file."""
     path = check_model_file(path)
@@ -213,6 +262,7 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / "model.keras"
     model.save(str(model_path))
+    record_task(model_path, task, model.feature_shape)
     _write_json(out_dir / "history.json", _history_dict(history))
     summary = {
         "task": task.name,
@@ -239,16 +289,20 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
 
 
 # ---------------------------------------------------------------------- evaluate
-def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root=None):
+def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root=None,
+             allow_task_mismatch=False):
     """Evaluates a saved model on fresh test data of ``task``.
 
     ``data_root``: dataset folder of a folder-based task (speech-commands), whose test
     split is read with true lengths; the result then has "mean_spike_time_ms" too.
+    A model that records another task (`MODEL_RECORD`) is refused unless
+    ``allow_task_mismatch``.
 
     Returns:
         The dict of `evaluate_model`, with "task" and "model" added.
     """
     check_model_file(model_path)
+    check_task(model_path, task, allow_task_mismatch)
     from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
 
     task = tasks.get_task(task)
@@ -262,6 +316,7 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
                                            lookahead_frames=kws_training.context_frames_of(model))
         return {"task": task.name, "model": str(model_path), **result}
     x, y = task.data("test", test_size, seed)
+    check_feature_shape(model, x, model_path)
     result = evaluate_model(model, x, y, threshold=threshold)
     return {"task": task.name, "model": str(model_path), **result}
 
@@ -277,7 +332,7 @@ def _curve_name(path, taken):
 
 
 def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_size=None,
-          seed=0, batch_size=256, data_root=None):
+          seed=0, batch_size=256, data_root=None, allow_task_mismatch=False):
     """Sweeps the threshold of one or more saved models with one pass each.
 
     With several models (e.g. one per beta) the composite (Pareto) frontier over
@@ -302,6 +357,7 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         model_paths = [model_paths]
     for path in model_paths:
         check_model_file(path)
+        check_task(path, task, allow_task_mismatch)
     from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
 
     task = tasks.get_task(task)
@@ -317,6 +373,8 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
             raise CLIError(str(error)) from None
     else:
         x, y = task.data("test", test_size, seed)
+        for path, model in models:
+            check_feature_shape(model, x, path)
     curves, sources = {}, {}
     for path, model in models:
         name = _curve_name(path, curves)
@@ -426,6 +484,7 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     exports = export_model(model, out_dir, calibration=x_val,
                            held_out=(x_test[:256], y_test[:256]), int16x8=True)
     log("\n".join("      " + line for line in exports["verify"]["table"].splitlines()))
+    record_task(out_dir / "model.keras", task, model.feature_shape)
     report = {
         "task": task.name,
         "quick": bool(quick),
@@ -545,6 +604,8 @@ def build_parser():
     p.add_argument("--test-size", type=_positive_int)
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--allow-task-mismatch", action="store_true",
+                   help="evaluate a model that records another --task (same feature shape)")
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
 
     p = sub.add_parser("sweep", help="accuracy vs. mean spike time over thresholds",
@@ -559,6 +620,8 @@ def build_parser():
     p.add_argument("--test-size", type=_positive_int)
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--out", required=True, help="output directory for sweep.json, sweep.png")
+    p.add_argument("--allow-task-mismatch", action="store_true",
+                   help="sweep models that record another --task (same feature shape)")
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
 
     p = sub.add_parser("export", help="write the deployment bundle of a trained model",
@@ -591,6 +654,8 @@ def build_parser():
     p.add_argument("--verify-sequences", help="held-out sequences (.npz with x and y, or .npy); "
                                               "default with --task: the task's test data")
     p.add_argument("--task", type=_task_arg, help="task whose data serve as defaults")
+    p.add_argument("--allow-task-mismatch", action="store_true",
+                   help="use --task's data for a model that records another task")
     p.add_argument("--seed", type=_non_negative_int, default=0)
 
     p = sub.add_parser("demo", help="train, evaluate and export the spotting demo model")
@@ -628,7 +693,8 @@ def _cmd_train(args):
 
 def _cmd_evaluate(args):
     result = evaluate(args.model, args.task, threshold=args.threshold,
-                      test_size=args.test_size, seed=args.seed, data_root=args.data)
+                      test_size=args.test_size, seed=args.seed, data_root=args.data,
+                      allow_task_mismatch=args.allow_task_mismatch)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -638,7 +704,8 @@ def _cmd_evaluate(args):
 
 def _cmd_sweep(args):
     result = sweep(args.model, args.task, args.thresholds, out_dir=args.out,
-                   test_size=args.test_size, seed=args.seed, data_root=args.data)
+                   test_size=args.test_size, seed=args.seed, data_root=args.data,
+                   allow_task_mismatch=args.allow_task_mismatch)
     print(format_sweep(result, tasks.get_task(args.task).time_unit))
     print(f"\nwrote {result['json']} and {result['png']}")
 
@@ -675,7 +742,7 @@ def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate
 def export_command(model_path, out_dir, int8=False, calibration=None, verify=False,
                    verify_sequences=None, task=None, seed=0, int16x8=False, c_array=None,
                    quantization_aware=False, qat_epochs=0, train_data=None,
-                   qat_learning_rate=1e-3):
+                   qat_learning_rate=1e-3, allow_task_mismatch=False):
     """`rc-keras export`: the bundle of a saved model, with data defaults from ``task``.
 
     With ``quantization_aware`` the bundle is that of the model's int8-exact twin
@@ -683,6 +750,9 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
     fine-tuned ``qat_epochs`` epochs on ``train_data`` (or the task's training data)
     with the model's own loss.
     """
+    check_model_file(model_path)
+    if task is not None:
+        check_task(model_path, task, allow_task_mismatch)
     model = load_model(model_path)
     if quantization_aware and int16x8:
         raise CLIError("--quantization-aware exports int8 only; drop --int16x8.")
@@ -708,8 +778,12 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
         calibration, _ = export.load_sequences(calibration, "calibration")
         model = _fine_tuned_twin(model, calibration, qat_epochs, train_data, task, seed,
                                  qat_learning_rate)
-    return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify,
-                        int16x8=int16x8, c_array=c_array)
+    report = export_model(model, out_dir, calibration, verify_sequences, int8=int8,
+                          verify=verify, int16x8=int16x8, c_array=c_array)
+    record = recorded_task(model_path)
+    if record is not None and (Path(out_dir) / "model.keras").is_file():
+        record_task(Path(out_dir) / "model.keras", record["task"], record["feature_shape"])
+    return report
 
 
 def _cmd_export(args):
@@ -718,7 +792,8 @@ def _cmd_export(args):
                             task=args.task, seed=args.seed, int16x8=args.int16x8,
                             c_array=args.c_array, quantization_aware=args.quantization_aware,
                             qat_epochs=args.qat_epochs, train_data=args.train_data,
-                            qat_learning_rate=args.qat_learning_rate)
+                            qat_learning_rate=args.qat_learning_rate,
+                            allow_task_mismatch=args.allow_task_mismatch)
     if "verify" in report:
         print(report["verify"]["table"])
     print(f"wrote the bundle to {args.out} (report.json)")

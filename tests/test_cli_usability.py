@@ -182,3 +182,35 @@ def test_debug_shows_the_traceback_and_keeps_exit_status_2(tmp_path):
     assert quiet.returncode == 2 and quiet.stderr.splitlines() == [line]
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     assert debug.stderr.splitlines()[-1] == line
+
+
+# ---------------------------------------------------------------------- the model's task
+def test_a_model_records_its_task_and_another_task_is_refused(tmp_path, capsys):
+    from rc_keras import cli
+
+    run = tmp_path / "run"
+    assert cli.main(["train", "--task", "spotting", "--epochs", "1", "--train-size", "64",
+                     "--val-size", "16", "--test-size", "16", "--units", "4", "--verbose", "0",
+                     "--no-backup", "--out", str(run)]) == 0
+    model = run / "model.keras"
+    assert cli.recorded_task(model) == {"task": "spotting", "feature_shape": [1]}
+    capsys.readouterr()
+    for argv in (["evaluate", "--model", str(model), "--task", "two-sequence"],
+                 ["sweep", "--model", str(model), "--task", "two-sequence", "--out",
+                  str(tmp_path / "s")],
+                 ["export", "--model", str(model), "--task", "two-sequence", "--out",
+                  str(tmp_path / "e")]):
+        assert cli.main(argv) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"rc-keras {argv[0]}: error: '{model}' was trained on task 'spotting', not "
+            "'two-sequence': pass --task spotting (or --allow-task-mismatch to run it on the "
+            "other task's data anyway)."]
+    assert not (tmp_path / "s").exists() and not (tmp_path / "e").exists()
+    # The override runs it (both tasks feed one feature a step).
+    assert cli.main(["evaluate", "--model", str(model), "--task", "two-sequence",
+                     "--test-size", "16", "--allow-task-mismatch", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == "two-sequence" and result["sequence_length"] == 40
+    # The exported bundle's model keeps the record.
+    assert cli.main(["export", "--model", str(model), "--out", str(tmp_path / "b")]) == 0
+    assert cli.recorded_task(tmp_path / "b" / "model.keras")["task"] == "spotting"
