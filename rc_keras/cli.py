@@ -228,6 +228,7 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
         The summary dict (also in summary.json): "task", "config", "test",
         "train_seconds", "model_path".
     """
+    check_output_dir(out_dir)
     import keras  # noqa: PLC0415 - see the module docstring
 
     from rc_keras.guards import StopOnNonFiniteLoss  # noqa: PLC0415
@@ -355,6 +356,8 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     """
     if isinstance(model_paths, (str, os.PathLike)):
         model_paths = [model_paths]
+    if out_dir is not None:
+        check_output_dir(out_dir)
     for path in model_paths:
         check_model_file(path)
         check_task(path, task, allow_task_mismatch)
@@ -449,6 +452,7 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     Returns:
         The report dict (also written to ``out_dir/demo_report.json``).
     """
+    check_output_dir(out_dir)
     import keras  # noqa: PLC0415 - see the module docstring
 
     start = time.perf_counter()
@@ -559,6 +563,63 @@ _positive_float = _number_arg(float, lambda n: np.isfinite(n) and n > 0, "a posi
 def _plain(error):
     """A validation message without the backticks meant for Python users."""
     return str(error).replace("`", "")
+
+
+# Library errors name Python parameters; on the command line they name the flags.
+_FLAG_WORDING = (
+    ("(pass download=True to fetch the official archive)",
+     "(make one with 'rc-keras make-keywords --out DIR', or unpack Speech Commands v0.02 "
+     "there)"),
+    ("pass `data_root` (rc-keras --data ROOT)", "pass --data ROOT"),
+    (" (rc-keras --data ROOT)", " (--data ROOT)"),
+    ("`data_root`", "--data"),
+    ("`max_spike_time` is required for objective='budget'; received None.",
+     "--max-spike-time is required for --objective budget (e.g. --max-spike-time 12, in "
+     "steps, or 150ms with --step-ms)."),
+    ("`max_spike_time`", "--max-spike-time"),
+    ("objective='budget'", "--objective budget"),
+    ("`directory`", "--directory"),
+    ("another directory or overwrite=True", "another --directory, or --overwrite"),
+    ("pass overwrite=True", "pass --overwrite"),
+    ("overwrite=True", "--overwrite"),
+    ("`step_ms`", "--step-ms"),
+)
+# Parameters whose flag depends on the command.
+_COMMAND_FLAG_WORDING = {
+    "make-keywords": (("`root`", "--out"), ("`words`", "--words"), ("`voices`", "--voices"),
+                      ("`engines`", "--engines")),
+    "train": (("`root`", "--data"),),
+    "evaluate": (("`root`", "--data"),),
+    "sweep": (("`root`", "--data"),),
+}
+
+
+def _speak_in_flags(error, command):
+    """The message of a library error, with Python parameters replaced by ``command``'s flags."""
+    message = str(error)
+    for python, flag in _FLAG_WORDING + _COMMAND_FLAG_WORDING.get(command, ()):
+        message = message.replace(python, flag)
+    return _plain(message)
+
+
+def check_output_dir(path, flag="--out"):
+    """Raises `CLIError` unless ``path`` can be (or is) a writable directory. No side effects.
+
+    Run before any work, so that a bad output path fails at once, not after training.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"{flag} '{path}' is a file; give a directory (created if missing).")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        raise CLIError(f"{flag} '{path}' cannot be created: '{existing}' is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} '{path}': '{existing}' is not writable.")
+    return path
 
 
 def build_parser():
@@ -674,6 +735,7 @@ def build_parser():
 
 # ---------------------------------------------------------------------- commands
 def _cmd_train(args):
+    check_output_dir(args.out)
     from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
 
     if args.task == kws_training.SPEECH_COMMANDS.name:
@@ -750,6 +812,7 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
     fine-tuned ``qat_epochs`` epochs on ``train_data`` (or the task's training data)
     with the model's own loss.
     """
+    check_output_dir(out_dir)
     check_model_file(model_path)
     if task is not None:
         check_task(model_path, task, allow_task_mismatch)
@@ -847,6 +910,7 @@ def _add_make_keywords_parser(sub):
 def _cmd_make_keywords(args):
     from rc_keras.datasets import keyword_synthesis  # noqa: PLC0415
 
+    check_output_dir(args.out)
     words = [w.strip() for w in args.words.split(",") if w.strip()]
     try:
         info = keyword_synthesis.synthesize_keywords(
@@ -875,7 +939,12 @@ def _add_tune_parser(sub):
     tuning_cli.add_arguments(p)
 
 
-COMMANDS["tune"] = tuning_cli.run  # returns 1 when no trial met the budget
+def _cmd_tune(args):
+    check_output_dir(args.directory, "--directory")
+    return tuning_cli.run(args)  # returns 1 when no trial met the budget
+
+
+COMMANDS["tune"] = _cmd_tune
 
 
 @contextlib.contextmanager
@@ -939,7 +1008,8 @@ def _run_command(args):
     except (CLIError, ValueError) as error:
         if os.environ.get("RC_KERAS_DEBUG"):
             traceback.print_exc()
-        print(f"rc-keras {args.command}: error: {_plain(error)}", file=sys.stderr)
+        print(f"rc-keras {args.command}: error: {_speak_in_flags(error, args.command)}",
+              file=sys.stderr)
         return EXIT_USAGE
     except Exception as error:
         guards = sys.modules.get("rc_keras.guards")  # loaded if training ran

@@ -214,3 +214,100 @@ def test_a_model_records_its_task_and_another_task_is_refused(tmp_path, capsys):
     # The exported bundle's model keeps the record.
     assert cli.main(["export", "--model", str(model), "--out", str(tmp_path / "b")]) == 0
     assert cli.recorded_task(tmp_path / "b" / "model.keras")["task"] == "spotting"
+
+
+# ---------------------------------------------------------------------- bad paths, no TF
+def _main_in_fresh_process(argvs, cwd):
+    """Runs ``cli.main(argv)`` for each argv in one fresh process.
+
+    Returns ``(results, tensorflow_loaded)``: results are (status, stdout, stderr) triples.
+    """
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from rc_keras import cli\n"
+        "results = []\n"
+        f"for argv in {argvs!r}:\n"
+        "    out, err = io.StringIO(), io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        "        status = cli.main(argv)\n"
+        "    results.append([status, out.getvalue(), err.getvalue()])\n"
+        "print(json.dumps([results, 'tensorflow' in sys.modules]))\n")
+    environ = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=environ, cwd=cwd, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    argvs = [["train", "--task", "spotting", "--out", "taken"],
+             ["train", "--task", "spotting", "--out", "taken/run"],
+             ["sweep", "--model", "m.keras", "--task", "spotting", "--out", "taken"],
+             ["export", "--model", "m.keras", "--out", "taken"],
+             ["demo", "--out", "taken"],
+             ["make-keywords", "--out", "taken"],
+             ["tune", "--task", "spotting", "--directory", "taken"]]
+    results, tensorflow_loaded = _main_in_fresh_process(argvs, tmp_path)
+    messages = [f"rc-keras {argv[0]}: error: {flag} '{path}' {problem}\n" for argv, flag, path,
+                problem in zip(argvs, ["--out"] * 6 + ["--directory"],
+                               ["taken", "taken/run", "taken", "taken", "taken", "taken",
+                                "taken"],
+                               ["is a file; give a directory (created if missing)."]
+                               + ["cannot be created: 'taken' is a file."]
+                               + ["is a file; give a directory (created if missing)."] * 5)]
+    assert results == [[2, "", message] for message in messages]
+    assert not tensorflow_loaded
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_unreadable_model_files_say_what_is_wrong(tmp_path):
+    import zipfile
+
+    (tmp_path / "empty.keras").write_bytes(b"")
+    (tmp_path / "text.keras").write_text("not a model")
+    with zipfile.ZipFile(tmp_path / "other.zip.keras", "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    with zipfile.ZipFile(tmp_path / "whole.keras", "w") as archive:
+        archive.writestr("config.json", "{}" * 500)
+        archive.writestr("model.weights.h5", os.urandom(4000))
+    whole = (tmp_path / "whole.keras").read_bytes()
+    (tmp_path / "cut.keras").write_bytes(whole[:len(whole) // 2])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.keras").write_bytes(whole)
+    names = ["empty.keras", "text.keras", "other.zip.keras", "cut.keras", "run", "gone.keras"]
+    results, tensorflow_loaded = _main_in_fresh_process(
+        [["evaluate", "--model", name, "--task", "spotting"] for name in names], tmp_path)
+    prefix = "rc-keras evaluate: error: "
+    assert [r[2] for r in results] == [
+        prefix + "model file 'empty.keras' is empty (0 bytes): not a Keras archive.\n",
+        prefix + "model file 'text.keras' is not a Keras archive: a .keras file is a zip "
+                 "archive, and this one (11 bytes) is not, or is truncated.\n",
+        prefix + "model file 'other.zip.keras' is a zip archive but not a Keras archive "
+                 "(no config.json).\n",
+        prefix + f"model file 'cut.keras' is not a Keras archive: a .keras file is a zip "
+                 f"archive, and this one ({len(whole) // 2} bytes) is not, or is truncated.\n",
+        prefix + "--model 'run' is a directory; give a .keras file, e.g. run/model.keras.\n",
+        prefix + "model file 'gone.keras' does not exist.\n"]
+    assert {r[0] for r in results} == {2} and not tensorflow_loaded
+
+
+# ---------------------------------------------------------------------- errors in flags
+def test_errors_name_the_flags_not_python_parameters(tmp_path, capsys):
+    from rc_keras import cli
+
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    assert cli.main(["make-keywords", "--out", str(tmp_path / "full"), "--voices", "3"]) == 2
+    assert capsys.readouterr().err == (
+        f"rc-keras make-keywords: error: --out '{tmp_path / 'full'}' is not empty; pass "
+        "--overwrite to write into it.\n")
+    assert cli.main(["train", "--task", "speech-commands", "--data", str(tmp_path / "none"),
+                     "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == (
+        f"rc-keras train: error: --data '{tmp_path / 'none'}' is not a directory.\n")
+    assert cli.main(["tune", "--task", "spotting", "--directory", str(tmp_path / "t"),
+                     "--objective", "budget"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rc-keras tune: error: --max-spike-time is required for "
+                          "--objective budget") and "`" not in err and "None" not in err
