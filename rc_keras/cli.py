@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -201,7 +202,7 @@ def _history_dict(history):
 # ---------------------------------------------------------------------- train
 def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, train_size=None,
           units=None, seed=0, learning_rate=None, val_size=None, test_size=None, verbose=1,
-          backup=True, deterministic=False, callbacks=None):
+          backup=True, deterministic=False, callbacks=None, overwrite=False, log=print):
     """Trains the task's default model, evaluates it on fresh test data and saves it.
 
     Writes ``out_dir/model.keras``, ``out_dir/history.json`` (per-epoch Keras logs) and
@@ -223,19 +224,35 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
         backup: back up every epoch into ``out_dir/backup`` and resume from it.
         deterministic: enable TensorFlow's deterministic kernels (bit-exact reruns).
         callbacks: more Keras callbacks for ``fit``.
+        overwrite: train again into an ``out_dir`` that holds a finished run (its
+            summary.json), and start over instead of resuming from ``out_dir/backup``.
+        log: callable for the line that says a run resumes.
+
+    Raises:
+        CLIError: ``out_dir`` holds a finished run and ``overwrite`` is False.
 
     Returns:
         The summary dict (also in summary.json): "task", "config", "test",
         "train_seconds", "model_path".
     """
     check_output_dir(out_dir)
+    if (Path(out_dir) / "summary.json").is_file() and not overwrite:
+        raise CLIError(f"--out '{out_dir}' holds a finished run (summary.json, model.keras); "
+                       "pass --overwrite to train again there, or choose another --out.")
     import keras  # noqa: PLC0415 - see the module docstring
 
     from rc_keras.guards import StopOnNonFiniteLoss  # noqa: PLC0415
-    from rc_keras.resume import fit_resumable  # noqa: PLC0415
+    from rc_keras.resume import completed_epochs, fit_resumable  # noqa: PLC0415
 
     task = tasks.get_task(task)
     epochs = task.epochs if epochs is None else int(epochs)
+    backup_dir = Path(out_dir) / "backup"
+    if overwrite and backup_dir.is_dir():
+        shutil.rmtree(backup_dir)
+    done = completed_epochs(backup_dir) if backup and backup_dir.is_dir() else 0
+    if done:
+        log(f"resuming from epoch {done + 1} of {epochs}: {done} epoch(s) done in {backup_dir} "
+            "(--overwrite starts over)")
     if deterministic:
         import tensorflow as tf  # noqa: PLC0415
         tf.config.experimental.enable_op_determinism()
@@ -657,6 +674,9 @@ def build_parser():
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic TensorFlow kernels: bit-identical reruns, slower")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train again into an --out that holds a finished run, and start over "
+                        "instead of resuming")
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on fresh test data")
     p.add_argument("--model", required=True, help="a .keras file from 'rc-keras train'")
@@ -745,7 +765,8 @@ def _cmd_train(args):
                     mode=args.mode, epochs=args.epochs, train_size=args.train_size,
                     units=args.units, seed=args.seed, learning_rate=args.learning_rate,
                     val_size=args.val_size, test_size=args.test_size, verbose=args.verbose,
-                    backup=not args.no_backup, deterministic=args.deterministic)
+                    backup=not args.no_backup, deterministic=args.deterministic,
+                    overwrite=args.overwrite)
     task = tasks.get_task(args.task)
     print(f"trained {task.name} ({summary['config']['mode']}, beta "
           f"{summary['config']['beta']:g}) in {summary['train_seconds']:.1f} s")

@@ -311,3 +311,39 @@ def test_errors_name_the_flags_not_python_parameters(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("rc-keras tune: error: --max-spike-time is required for "
                           "--objective budget") and "`" not in err and "None" not in err
+
+
+# ---------------------------------------------------------------------- resume
+def test_resume_says_so_and_a_finished_run_needs_overwrite(tmp_path, capsys):
+    import keras
+
+    from rc_keras import cli
+
+    class Killed(Exception):
+        pass
+
+    class KillAfterSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:  # before the backup of that epoch: one epoch stays done
+                raise Killed()
+
+    run = tmp_path / "run"
+    sizes = ["--train-size", "64", "--val-size", "16", "--test-size", "16", "--units", "4"]
+    argv = ["train", "--task", "spotting", "--epochs", "3", *sizes, "--verbose", "0",
+            "--out", str(run)]
+    with pytest.raises(Killed):
+        cli.train("spotting", run, epochs=3, train_size=64, val_size=16, test_size=16, units=4,
+                  verbose=0, callbacks=[KillAfterSecondEpoch()])
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == (f"resuming from epoch 2 of 3: 1 epoch(s) done in "
+                                   f"{run / 'backup'} (--overwrite starts over)")
+    assert json.loads((run / "summary.json").read_text())["resumed_from_epoch"] == 1
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"rc-keras train: error: --out '{run}' holds a finished run (summary.json, "
+        "model.keras); pass --overwrite to train again there, or choose another --out.\n")
+    assert cli.main(argv + ["--overwrite"]) == 0
+    assert "resuming" not in capsys.readouterr().out
+    assert json.loads((run / "summary.json").read_text())["resumed_from_epoch"] == 0
