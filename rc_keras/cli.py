@@ -525,10 +525,35 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
 
 # ---------------------------------------------------------------------- argument parsing
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line on stderr and exit status 2."""
+    """ArgumentParser whose errors are one line on stderr and exit status 2, and whose
+    help shows every option's default."""
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def add_argument(self, *args, **kwargs):
+        default, text = kwargs.get("default"), kwargs.get("help") or ""
+        if (not any(default is v for v in (None, False, argparse.SUPPRESS))
+                and "default" not in text
+                and kwargs.get("action") not in ("help", "version")):
+            kwargs["help"] = f"{text} (default: %(default)s)" if text else "default: %(default)s"
+        return super().add_argument(*args, **kwargs)
+
+
+def _per_task(field, unit=""):
+    """Help text: a run setting's default for each task defined without TensorFlow."""
+    shown = ", ".join(f"{name} {getattr(tasks.get_task(name), field)}{unit}"
+                      for name in tasks.task_names() if name not in tasks._DEFERRED)
+    return f"default: the task's ({shown}; speech-commands: the keyword recipe's)"
+
+
+def _fit_verbosity(verbose):
+    """Keras ``fit`` verbosity: progress bars (1) only on a terminal, else a line per epoch."""
+    return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
+
+
+def _task_help():
+    return f"one of: {', '.join(tasks.task_names())}"
 
 
 def _task_arg(value):
@@ -651,23 +676,31 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a task's default RC model and save it",
                        description=f"Tasks: {task_help}.")
-    p.add_argument("--task", type=_task_arg, required=True, help="task name")
+    p.add_argument("--task", type=_task_arg, required=True, help=_task_help())
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
     p.add_argument("--context-frames", type=_non_negative_int, default=10,
                    help="speech-commands: frames of context stacked each side (default 10)")
-    p.add_argument("--beta", type=_beta_arg, help="confidence penalty weight (>= 0)")
-    p.add_argument("--threshold", type=_threshold_arg, help="spike threshold theta in (0, 1)")
+    p.add_argument("--beta", type=_beta_arg,
+                   help="confidence penalty weight (>= 0); " + _per_task("beta"))
+    p.add_argument("--threshold", type=_threshold_arg,
+                   help="spike threshold theta in (0, 1); " + _per_task("threshold"))
     p.add_argument("--mode", choices=("rc", "eos"), default="rc",
                    help="rc: loss at the spike; eos: conventional, loss at the last step")
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--train-size", type=_positive_int, help="training sequences")
-    p.add_argument("--val-size", type=_positive_int, help="validation sequences")
-    p.add_argument("--test-size", type=_positive_int, help="test sequences")
-    p.add_argument("--units", type=_positive_int, help="LSTM cell width")
-    p.add_argument("--learning-rate", type=_positive_float, help="Adam learning rate")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--epochs", type=_positive_int, help="training epochs; " + _per_task("epochs"))
+    p.add_argument("--train-size", type=_positive_int,
+                   help="training sequences; " + _per_task("train_size"))
+    p.add_argument("--val-size", type=_positive_int,
+                   help="validation sequences; " + _per_task("val_size"))
+    p.add_argument("--test-size", type=_positive_int,
+                   help="test sequences; " + _per_task("test_size"))
+    p.add_argument("--units", type=_positive_int, help="LSTM cell width; " + _per_task("units"))
+    p.add_argument("--learning-rate", type=_positive_float,
+                   help="Adam learning rate; " + _per_task("learning_rate"))
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the weights, the data order and the data splits")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                   help="Keras progress output (1: progress bars)")
+                   help="Keras progress output: 0 none, 1 progress bars (per-epoch lines when "
+                        "output is not a terminal), 2 one line per epoch")
     p.add_argument("--no-backup", action="store_true",
                    help="do not back up each epoch into OUT/backup (default: back up, "
                         "and resume from it when the same command runs again)")
@@ -680,10 +713,13 @@ def build_parser():
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on fresh test data")
     p.add_argument("--model", required=True, help="a .keras file from 'rc-keras train'")
-    p.add_argument("--task", type=_task_arg, required=True)
-    p.add_argument("--threshold", type=_threshold_arg, help="override the saved theta")
-    p.add_argument("--test-size", type=_positive_int)
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--task", type=_task_arg, required=True,
+                   help=_task_help() + "; the model's own task unless --allow-task-mismatch")
+    p.add_argument("--threshold", type=_threshold_arg,
+                   help="spike threshold theta in (0, 1) (default: the saved model's)")
+    p.add_argument("--test-size", type=_positive_int,
+                   help="fresh test sequences; " + _per_task("test_size"))
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the test split")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--allow-task-mismatch", action="store_true",
                    help="evaluate a model that records another --task (same feature shape)")
@@ -695,11 +731,14 @@ def build_parser():
                                    "frontier.")
     p.add_argument("--model", action="append", required=True,
                    help="a .keras file; repeat for several models")
-    p.add_argument("--task", type=_task_arg, required=True)
+    p.add_argument("--task", type=_task_arg, required=True,
+                   help=_task_help() + "; the models' own task unless --allow-task-mismatch")
     p.add_argument("--thresholds", type=_thresholds_arg, default=list(DEFAULT_THRESHOLDS),
-                   help="comma-separated theta values (default: %(default)s)")
-    p.add_argument("--test-size", type=_positive_int)
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+                   help="comma-separated theta values (default: "
+                        f"{','.join(f'{t:g}' for t in DEFAULT_THRESHOLDS)})")
+    p.add_argument("--test-size", type=_positive_int,
+                   help="fresh test sequences; " + _per_task("test_size"))
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the test split")
     p.add_argument("--out", required=True, help="output directory for sweep.json, sweep.png")
     p.add_argument("--allow-task-mismatch", action="store_true",
                    help="sweep models that record another --task (same feature shape)")
@@ -734,10 +773,12 @@ def build_parser():
                    help="run held-out sequences through Keras, LiteRT and TFLM")
     p.add_argument("--verify-sequences", help="held-out sequences (.npz with x and y, or .npy); "
                                               "default with --task: the task's test data")
-    p.add_argument("--task", type=_task_arg, help="task whose data serve as defaults")
+    p.add_argument("--task", type=_task_arg,
+                   help="task whose data serve as defaults: " + _task_help())
     p.add_argument("--allow-task-mismatch", action="store_true",
                    help="use --task's data for a model that records another task")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the --task data splits")
 
     p = sub.add_parser("demo", help="train, evaluate and export the spotting demo model")
     p.add_argument("--out", default=None, help=f"output directory (default: {DEFAULT_DEMO_DIR}, "
@@ -746,8 +787,10 @@ def build_parser():
                    help="rewrite the committed reference bundle saved_models/demo of this "
                         "source checkout (maintainers; not with --out)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="run seed")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                   help="Keras progress output: 0 none, 1 progress bars (per-epoch lines when "
+                        "output is not a terminal), 2 one line per epoch")
     _add_make_keywords_parser(sub)
     _add_tune_parser(sub)
     return parser
@@ -756,6 +799,7 @@ def build_parser():
 # ---------------------------------------------------------------------- commands
 def _cmd_train(args):
     check_output_dir(args.out)
+    args.verbose = _fit_verbosity(args.verbose)
     from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
 
     if args.task == kws_training.SPEECH_COMMANDS.name:
@@ -890,7 +934,7 @@ def _cmd_demo(args):
         raise CLIError(f"--update-reference needs a source checkout: {REFERENCE_DEMO_DIR} "
                        "does not exist.")
     out = REFERENCE_DEMO_DIR if args.update_reference else (args.out or DEFAULT_DEMO_DIR)
-    report = run_demo(out, quick=args.quick, seed=args.seed, verbose=args.verbose)
+    report = run_demo(out, quick=args.quick, seed=args.seed, verbose=_fit_verbosity(args.verbose))
     test = report["test"]
     print(f"demo done in {report['wall_seconds']:.1f} s: accuracy {test['accuracy']:.4f}, "
           f"mean spike time {test['mean_spike_time']:.2f} of {test['sequence_length']} steps; "

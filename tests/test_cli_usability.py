@@ -347,3 +347,42 @@ def test_resume_says_so_and_a_finished_run_needs_overwrite(tmp_path, capsys):
     assert cli.main(argv + ["--overwrite"]) == 0
     assert "resuming" not in capsys.readouterr().out
     assert json.loads((run / "summary.json").read_text())["resumed_from_epoch"] == 0
+
+
+# ---------------------------------------------------------------------- help
+def _options(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from ((name, a) for a in sub._actions)
+        else:
+            yield "rc-keras", action
+
+
+def test_help_shows_every_default_and_the_task_choices():
+    from rc_keras import cli, tasks
+
+    for command, action in _options(cli.build_parser()):
+        if not action.option_strings or action.default in (None, False) or \
+                action.dest in ("help", "version", "command"):
+            continue
+        assert "default" in (action.help or ""), (command, action.option_strings)
+        if action.dest == "task":
+            assert "one of: " + ", ".join(tasks.task_names()) in action.help, command
+    parser = cli.build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"].format_help()
+    assert "training epochs; default: the task's (spotting 20, two-sequence 10;" in \
+        " ".join(train.split())
+
+
+def test_progress_is_one_plain_line_per_epoch_when_not_on_a_terminal(tmp_path):
+    result = run_cli("train", "--task", "spotting", "--epochs", "2", "--train-size", "64",
+                     "--val-size", "16", "--test-size", "16", "--units", "4", "--out",
+                     tmp_path / "run")
+    assert result.returncode == 0 and result.stderr == ""
+    assert "\x1b[" not in result.stdout and "\r" not in result.stdout
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
+    assert epochs == ["Epoch 1/2", "Epoch 2/2"]
+    assert len(result.stdout.splitlines()) == 7  # 2 x (Epoch, metrics line) + 3 summary lines
