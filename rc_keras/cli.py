@@ -504,7 +504,7 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     # because int8 rounding moves exits that approach theta slowly (README, deploying).
     exports = export_model(model, out_dir, calibration=x_val,
                            held_out=(x_test[:256], y_test[:256]), int16x8=True)
-    log("\n".join("      " + line for line in exports["verify"]["table"].splitlines()))
+    log("\n".join("      " + line for line in format_verify(exports).splitlines()))
     record_task(out_dir / "model.keras", task, model.feature_shape)
     report = {
         "task": task.name,
@@ -625,6 +625,9 @@ _FLAG_WORDING = (
     ("pass overwrite=True", "pass --overwrite"),
     ("overwrite=True", "--overwrite"),
     ("`step_ms`", "--step-ms"),
+    ("`calibration`", "--calibration"),
+    ("`verify_sequences`", "--verify-sequences"),
+    ("`train_data`", "--train-data"),
 )
 # Parameters whose flag depends on the command.
 _COMMAND_FLAG_WORDING = {
@@ -837,7 +840,7 @@ def _cmd_sweep(args):
     print(f"\nwrote {result['json']} and {result['png']}")
 
 
-def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate):
+def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate, log=print):
     """The int8-exact twin of ``model``, fine-tuned ``epochs`` epochs (see export_command)."""
     import keras  # noqa: PLC0415 - see the module docstring
 
@@ -862,14 +865,69 @@ def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate
         else losses.ConfidencePenalty(0.0)
     twin.compile(keras.optimizers.Adam(learning_rate), loss,
                  metrics=[metrics.SpikeAccuracy(), metrics.MeanSpikeTime()])
-    twin.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=0)
+    log(f"fine-tuning the int8-exact twin: {epochs} epoch(s) on {len(x)} sequences "
+        f"(beta {loss.beta:g}, learning rate {learning_rate:g})")
+    twin.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=2)
     return twin
+
+
+# Documented agreement targets of an integer step model with the Keras model (README,
+# "Which integer model"; benchmarks/bench_deploy.py).
+INTEGER_TARGETS = {"class_agreement": 0.99, "step_within_1": 0.99}
+
+
+def agreement_hint(rows):
+    """One line when an integer step model misses `INTEGER_TARGETS`, else None."""
+    missed = [r for r in rows if "float32" not in r["model"] and r["runtime"] != "tensorflow"
+              and any(r[key] < target for key, target in INTEGER_TARGETS.items())]
+    if not missed:
+        return None
+    worst = min(missed, key=lambda r: (r["class_agreement"], r["step_within_1"]))
+    models = sorted({r["model"] for r in missed})
+    tries = []
+    if any("int8" in m and "int16x8" not in m for m in models):
+        tries.append("--quantization-aware (the int8-exact twin; add --qat-epochs N to "
+                     "fine-tune it)")
+    if not any("int16x8" in r["model"] for r in rows) or any("int16x8" in m for m in models):
+        tries.append("--int16x8")
+    return (f"note: {', '.join(models)} below the targets (exit class and exit step +-1 each "
+            f">= 99% of sequences): worst {100 * worst['class_agreement']:.1f}% class, "
+            f"{100 * worst['step_within_1']:.1f}% step +-1 ({worst['model']}, "
+            f"{worst['runtime']}); try " + " or ".join(tries) + ".")
+
+
+def format_verify(report, time_unit="steps"):
+    """The verification table of an export ``report``, a legend and the target hint."""
+    rows = report["verify"]["rows"]
+    from rc_keras import export  # noqa: PLC0415 - loaded by the export already
+
+    lines = [export.format_agreement_table(report, time_unit=time_unit), "",
+             f"n held-out sequences; class agree: exit class equal to the Keras model's; step "
+             f"exact / step +-1: exit step equal to / within one step of the Keras model's; "
+             f"mean spike time: {time_unit} read before answering; accuracy: against the "
+             "labels."]
+    hint = agreement_hint(rows)
+    if hint:
+        lines.append(hint)
+    if "qat" in report:
+        lines += ["", format_qat(report["qat"], time_unit)]
+    return "\n".join(lines)
+
+
+def format_qat(qat, time_unit="steps"):
+    """The original model beside its int8-exact twin on the same held-out sequences."""
+    lines = [f"| model | accuracy % | mean spike time ({time_unit}) |", "|---|---|---|"]
+    for name, row in (("original (Keras, float)", qat["original"]),
+                      (f"int8-exact twin ({qat['epochs']} epoch(s) fine-tuned)", qat["twin"])):
+        lines.append(f"| {name} | {100 * row['accuracy']:.2f} | "
+                     f"{row['mean_spike_time']:.2f} |")
+    return "\n".join(lines)
 
 
 def export_command(model_path, out_dir, int8=False, calibration=None, verify=False,
                    verify_sequences=None, task=None, seed=0, int16x8=False, c_array=None,
                    quantization_aware=False, qat_epochs=0, train_data=None,
-                   qat_learning_rate=1e-3, allow_task_mismatch=False):
+                   qat_learning_rate=1e-3, allow_task_mismatch=False, log=print):
     """`rc-keras export`: the bundle of a saved model, with data defaults from ``task``.
 
     With ``quantization_aware`` the bundle is that of the model's int8-exact twin
@@ -904,10 +962,18 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
 
         # Loaded once: the twin's ranges and the bundle's int8 calibration use the same array.
         calibration, _ = export.load_sequences(calibration, "calibration")
-        model = _fine_tuned_twin(model, calibration, qat_epochs, train_data, task, seed,
-                                 qat_learning_rate)
+        original = model
+        model = _fine_tuned_twin(original, calibration, qat_epochs, train_data, task, seed,
+                                 qat_learning_rate, log=log)
     report = export_model(model, out_dir, calibration, verify_sequences, int8=int8,
                           verify=verify, int16x8=int16x8, c_array=c_array)
+    if quantization_aware and verify:
+        x_held, y_held = export.load_sequences(verify_sequences, "verify_sequences")
+        if y_held is not None:
+            report["qat"] = {"epochs": int(qat_epochs),
+                             "original": evaluate_model(original, x_held, y_held),
+                             "twin": evaluate_model(model, x_held, y_held)}
+            _write_json(Path(out_dir) / "report.json", report)
     record = recorded_task(model_path)
     if record is not None and (Path(out_dir) / "model.keras").is_file():
         record_task(Path(out_dir) / "model.keras", record["task"], record["feature_shape"])
@@ -923,7 +989,8 @@ def _cmd_export(args):
                             qat_learning_rate=args.qat_learning_rate,
                             allow_task_mismatch=args.allow_task_mismatch)
     if "verify" in report:
-        print(report["verify"]["table"])
+        time_unit = tasks.get_task(args.task).time_unit if args.task else "steps"
+        print(format_verify(report, time_unit))
     print(f"wrote the bundle to {args.out} (report.json)")
 
 

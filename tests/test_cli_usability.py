@@ -386,3 +386,59 @@ def test_progress_is_one_plain_line_per_epoch_when_not_on_a_terminal(tmp_path):
     epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
     assert epochs == ["Epoch 1/2", "Epoch 2/2"]
     assert len(result.stdout.splitlines()) == 7  # 2 x (Epoch, metrics line) + 3 summary lines
+
+
+# ---------------------------------------------------------------------- export --verify
+def _row(model, runtime, class_agreement, step_within_1):
+    return {"model": model, "runtime": runtime, "class_agreement": class_agreement,
+            "step_within_1": step_within_1}
+
+
+def test_agreement_hint_names_the_models_below_the_targets():
+    from rc_keras import cli
+
+    rows = [_row("keras", "tensorflow", 1.0, 1.0), _row("step_float32.tflite", "litert", 1.0, 1.0),
+            _row("step_int8.tflite", "litert", 0.178, 0.41),
+            _row("step_int8.tflite", "tflm", 0.2, 0.4)]
+    assert cli.agreement_hint(rows) == (
+        "note: step_int8.tflite below the targets (exit class and exit step +-1 each >= 99% "
+        "of sequences): worst 17.8% class, 41.0% step +-1 (step_int8.tflite, litert); try "
+        "--quantization-aware (the int8-exact twin; add --qat-epochs N to fine-tune it) or "
+        "--int16x8.")
+    rows[2:] = [_row("step_int8.tflite", "litert", 0.995, 0.99),
+                _row("step_int16x8.tflite", "tflm", 1.0, 1.0)]
+    assert cli.agreement_hint(rows) is None
+    rows.append(_row("step_int16x8.tflite", "litert", 0.98, 1.0))
+    assert cli.agreement_hint(rows).endswith("(step_int16x8.tflite, litert); try --int16x8.")
+
+
+def test_quantization_aware_export_shows_progress_and_the_original_beside_the_twin(tmp_path):
+    import keras
+    import numpy as np
+
+    from rc_keras import cli, tasks
+
+    task = tasks.get_task("spotting")
+    model = tasks.build_model(task, units=4)
+    x, y = task.data("train", 64, seed=3)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    result = run_cli("export", "--model", tmp_path / "m.keras", "--out", tmp_path / "qat",
+                     "--quantization-aware", "--qat-epochs", "1", "--train-data",
+                     tmp_path / "train.npz", "--verify", "--task", "spotting")
+    assert result.returncode == 0 and result.stderr == ""
+    out = result.stdout.splitlines()
+    assert out[0] == ("fine-tuning the int8-exact twin: 1 epoch(s) on 64 sequences (beta 0.05, "
+                      "learning rate 0.001)")
+    assert out[1].startswith("1/1 - ") and "spike_accuracy" in out[1]  # one batch, one epoch
+    assert any(line.startswith("n held-out sequences; class agree: exit class") for line in out)
+    assert "| model | accuracy % | mean spike time (steps) |" in out
+    qat = __import__("json").loads((tmp_path / "qat" / "report.json").read_text())["qat"]
+    x_held, y_held = task.data("test", 500, 0)
+    original = cli.evaluate_model(keras.models.load_model(tmp_path / "m.keras"), x_held, y_held)
+    twin = cli.evaluate_model(keras.models.load_model(tmp_path / "qat" / "model.keras"), x_held,
+                              y_held)
+    assert qat["original"] == pytest.approx(original) and qat["twin"] == pytest.approx(twin)
+    assert f"| original (Keras, float) | {100 * original['accuracy']:.2f} | " \
+           f"{original['mean_spike_time']:.2f} |" in out

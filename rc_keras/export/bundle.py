@@ -126,15 +126,20 @@ def verify_agreement(model, x, y=None, step_models=(), saved_model=None,
     return rows
 
 
-def format_agreement_table(report_or_rows):
-    """The agreement table as markdown (accepts a report dict or a list of rows)."""
+def format_agreement_table(report_or_rows, time_unit=None):
+    """The agreement table as markdown (accepts a report dict or a list of rows).
+
+    ``time_unit`` (e.g. "steps") names the mean spike time column "mean spike time
+    (<unit>)"; by default it is "mean frames".
+    """
     rows = report_or_rows
     if isinstance(report_or_rows, dict):
         rows = report_or_rows.get("verify", {}).get("rows", [])
     if not rows:
         return "(no verification run)"
     has_accuracy = "accuracy" in rows[0]
-    head = ["model", "runtime", "n", "class agree %", "step exact %", "step +-1 %", "mean frames"]
+    mean_time = "mean frames" if time_unit is None else f"mean spike time ({time_unit})"
+    head = ["model", "runtime", "n", "class agree %", "step exact %", "step +-1 %", mean_time]
     if has_accuracy:
         head.append("accuracy %")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
