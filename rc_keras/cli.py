@@ -496,6 +496,10 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     log("      " + format_summary(test))
     log("      other thresholds, same network:")
     log("\n".join("      " + line for line in tradeoff.format_table(points).splitlines()))
+    note = early_answer_note(points, task.num_classes,
+                             "before a run of 5 equal bits can have been seen")
+    if note:
+        log("      " + note)
 
     log(f"[3/3] exporting to {out_dir} (Keras, SavedModel, TFLite float32, int8 and int16x8, "
         "C array)")
@@ -521,6 +525,23 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     }
     report["report_path"] = _write_json(out_dir / "demo_report.json", report)
     return report
+
+
+def early_answer_note(points, num_classes, why="before the evidence is in"):
+    """One line explaining sweep points near chance accuracy, or None.
+
+    A low theta is crossed after the first few steps, when the network cannot yet know
+    the answer: accuracy then sits near chance (1 / classes). Said once, so that a table
+    with 0.5 accuracy at theta 0.6 on a two-class task does not look like a bug.
+    """
+    chance = 1.0 / num_classes
+    early = [p for p in points if p["accuracy"] < chance + 0.1]
+    if not early:
+        return None
+    steps = max(p["mean_spike_time"] for p in early)
+    return (f"(theta <= {max(p['threshold'] for p in early):g} answers within "
+            f"{steps:.1f} steps on average, {why}: near chance ({chance:.2f} with "
+            f"{num_classes} classes); a higher theta waits for the evidence.)")
 
 
 # ---------------------------------------------------------------------- argument parsing

@@ -442,3 +442,31 @@ def test_quantization_aware_export_shows_progress_and_the_original_beside_the_tw
     assert qat["original"] == pytest.approx(original) and qat["twin"] == pytest.approx(twin)
     assert f"| original (Keras, float) | {100 * original['accuracy']:.2f} | " \
            f"{original['mean_spike_time']:.2f} |" in out
+
+
+# ---------------------------------------------------------------------- smaller ones
+def test_early_answer_note_explains_chance_accuracy_at_low_theta():
+    from rc_keras import cli
+
+    points = [{"threshold": 0.6, "accuracy": 0.44, "mean_spike_time": 1.0},
+              {"threshold": 0.8, "accuracy": 0.52, "mean_spike_time": 2.04},
+              {"threshold": 0.9, "accuracy": 0.93, "mean_spike_time": 9.5}]
+    assert cli.early_answer_note(points, 2, "before a run can be seen") == (
+        "(theta <= 0.8 answers within 2.0 steps on average, before a run can be seen: near "
+        "chance (0.50 with 2 classes); a higher theta waits for the evidence.)")
+    assert cli.early_answer_note(points[2:], 2) is None
+
+
+def test_bundle_lists_only_the_files_it_wrote_with_their_sizes(tmp_path):
+    from rc_keras import export, tasks
+
+    model = tasks.build_model("spotting", units=4)
+    x, _ = tasks.get_task("spotting").data("train", 8)
+    model.predict(x, verbose=0)
+    (tmp_path / "demo_report.json").write_text("{}")  # left by an earlier run
+    report = export.export_bundle(model, tmp_path, int8=False)
+    assert report["files"] == {p.name: p.stat().st_size for p in tmp_path.iterdir()
+                               if p.is_file() and p.name not in ("report.json",
+                                                                 "demo_report.json")}
+    assert set(report["files"]) == {"model.keras", "step_float32.tflite", "step_float32.json",
+                                    "rc_model_data.c", "rc_model_data.h"}

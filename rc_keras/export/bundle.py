@@ -261,7 +261,11 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
             "feature_shape": list(model.feature_shape),
             "num_classes": int(model.num_classes),
             "state_layout": step_model.state_layout(model),
-            "files": {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()},
+            # The files this export wrote (not others left in the folder, e.g. an older
+            # report): name -> bytes.
+            "files": {p.name: p.stat().st_size for p in sorted(
+                [out / "model.keras", header, source]
+                + [out / f"step_{q}.{ext}" for q in sidecars for ext in ("tflite", "json")])},
             "models": {q: {"file": f"step_{q}.tflite", "bytes": s["model_bytes"],
                            "kb": round(s["model_bytes"] / 1024, 1),
                            "tflm_arena": arenas[q], "ops": s["ops"],
