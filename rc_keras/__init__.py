@@ -18,9 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-# Public names defined in submodules: name -> module.
-_NAMES = {"RCModel": "rc_keras.model", "ConfidencePenalty": "rc_keras.losses",
-          "RCOutput": "rc_keras.rank_coding"}
+from rc_keras import _lazy  # noqa: E402 - after the environment default above
+
 SUBMODULES = ("bayes_optimal", "callbacks", "cells", "cli", "datasets", "export", "features",
               "guards", "kws_training", "losses", "metrics", "mnist_models", "model", "models",
               "opcount", "quantization", "rank_coding", "resume", "tasks", "tradeoff", "tuning",
@@ -43,18 +42,10 @@ if typing.TYPE_CHECKING:  # static analysers see the names; nothing is imported 
     from rc_keras.rank_coding import RCOutput  # noqa: F401
 
 
-def __getattr__(name):
-    if name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name]), name)
-        globals()[name] = value
-        return value
-    if name in SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")  # sets the attribute too
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+# Public names -> the submodule that defines them (None: the submodule of that name).
+__getattr__, __dir__ = _lazy.attach(__name__, {
+    "RCModel": "model", "ConfidencePenalty": "losses", "RCOutput": "rank_coding",
+    **dict.fromkeys(SUBMODULES)})
 
 
 def _register_keras_classes():

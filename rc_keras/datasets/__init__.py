@@ -4,9 +4,10 @@ Names load on first use (PEP 562): the toy generators and the keyword synthesize
 need TensorFlow, and ``rc-keras --help`` lists their defaults without loading it.
 """
 
-import importlib
 import sys
 import types
+
+from rc_keras import _lazy
 
 # Public name -> the module that defines it.
 _NAMES = {
@@ -39,13 +40,4 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
-def __getattr__(name):
-    if name in _NAMES:
-        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.attach(__name__, _NAMES)

@@ -9,7 +9,7 @@ Names load on first use (PEP 562): KerasTuner and TensorFlow are not imported by
 ``rc-keras --help``.
 """
 
-import importlib
+from rc_keras import _lazy
 
 # Public name -> the submodule that defines it.
 _NAMES = {
@@ -29,13 +29,4 @@ __all__ = ["CURVE_FILE", "DEFAULT_THRESHOLDS", "METRIC_NAMES", "NO_TRIAL_MET_BUD
            "report", "run_search", "trial_records"]
 
 
-def __getattr__(name):
-    if name in _NAMES:
-        value = getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.attach(__name__, _NAMES)
