@@ -635,6 +635,7 @@ _FLAG_WORDING = (
      "there)"),
     ("pass `data_root` (rc-keras --data ROOT)", "pass --data ROOT"),
     (" (rc-keras --data ROOT)", " (--data ROOT)"),
+    (" (rc-keras train --data ROOT)", " (--data ROOT)"),
     ("`data_root`", "--data"),
     ("`max_spike_time` is required for objective='budget'; received None.",
      "--max-spike-time is required for --objective budget (e.g. --max-spike-time 12, in "
