@@ -52,8 +52,12 @@ def _fresh_clone(dest):
                     reason="needs git and a git checkout")
 def test_demo_leaves_a_fresh_clone_clean(tmp_path):
     clone = _fresh_clone(tmp_path / "clone")
-    result = run_cli("demo", "--quick", "--verbose", "0", cwd=clone)
+    result = run_cli("demo", "--quick", cwd=clone)
     assert result.returncode == 0, result.stderr
+    # Progress on a pipe: one plain line per epoch, no colour codes or carriage returns.
+    assert "\x1b[" not in result.stdout and "\r" not in result.stdout
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
+    assert epochs == ["Epoch 1/2", "Epoch 2/2"]
     # Training, export, conversion and LiteRT/TFLM verification: not one library log line.
     assert result.stderr == ""
     assert _git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""
@@ -79,7 +83,8 @@ def run_python(code, timeout=300):
                           env=environ, timeout=timeout)
 
 
-def test_import_is_light_and_every_name_loads_on_first_use():
+def test_import_is_light_and_every_name_loads_on_first_use(quantized_model_path):
+    # Keras loads late here (datasets.temporal_mnist): the hook registers rc_keras's classes.
     result = run_python(
         "import sys, importlib, rc_keras as rk\n"
         "from rc_keras import datasets, tuning\n"
@@ -95,14 +100,18 @@ def test_import_is_light_and_every_name_loads_on_first_use():
         "print(datasets.speech_commands is sc.speech_commands, "
         "datasets.temporal_mnist.__name__, tuning.run_search.__name__, "
         "sc.which_set('yes/a_nohash_0.wav') == keyword_synthesis.which_set('yes/a_nohash_0.wav'))\n"
-        "try:\n    rk.nope\nexcept AttributeError as e:\n    print(e)\n")
+        "try:\n    rk.nope\nexcept AttributeError as e:\n    print(e)\n"
+        "import keras\n"
+        f"m = keras.models.load_model({str(quantized_model_path)!r})\n"
+        "print(type(m).__name__, type(m.cell).__name__, type(m.loss).__name__)")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "False (3, 25, 1) 0.55"
     assert lines[1].startswith("True rc_keras.model ConfidencePenalty RCOutput True ")
     assert "KerasImportHook" not in lines[1]  # removed once the classes are registered
     assert lines[2:] == ["True temporal_mnist run_search True",
-                         "module 'rc_keras' has no attribute 'nope'"]
+                         "module 'rc_keras' has no attribute 'nope'",
+                         "RCModel QuantizedLSTMCell ConfidencePenalty"]
 
 
 def test_the_listed_submodules_are_the_package_s_modules():
@@ -129,10 +138,10 @@ def quantized_model_path(tmp_path_factory):
     return path
 
 
-# Keras imported after rc_keras (the import hook), before it, and by an rc_keras module
-# that imports Keras at its top (registration waits until that module has finished).
-@pytest.mark.parametrize("imports", ["import rc_keras, keras", "import keras, rc_keras",
-                                     "import rc_keras.metrics, keras"])
+# Keras imported right after rc_keras (the import hook), and by an rc_keras module that
+# imports Keras at its top (registration waits until that module has finished). Keras
+# imported first is the path of most other test files.
+@pytest.mark.parametrize("imports", ["import rc_keras, keras", "import rc_keras.metrics, keras"])
 def test_saved_models_load_with_plain_keras_after_import_rc_keras(imports, quantized_model_path):
     path = quantized_model_path
     result = run_python(
@@ -377,17 +386,6 @@ def test_help_shows_every_default_and_the_task_choices():
         " ".join(train.split())
 
 
-def test_progress_is_one_plain_line_per_epoch_when_not_on_a_terminal(tmp_path):
-    result = run_cli("train", "--task", "spotting", "--epochs", "2", "--train-size", "64",
-                     "--val-size", "16", "--test-size", "16", "--units", "4", "--out",
-                     tmp_path / "run")
-    assert result.returncode == 0 and result.stderr == ""
-    assert "\x1b[" not in result.stdout and "\r" not in result.stdout
-    epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
-    assert epochs == ["Epoch 1/2", "Epoch 2/2"]
-    assert len(result.stdout.splitlines()) == 7  # 2 x (Epoch, metrics line) + 3 summary lines
-
-
 # ---------------------------------------------------------------------- export --verify
 def _row(model, runtime, class_agreement, step_within_1):
     return {"model": model, "runtime": runtime, "class_agreement": class_agreement,
@@ -412,7 +410,8 @@ def test_agreement_hint_names_the_models_below_the_targets():
     assert cli.agreement_hint(rows).endswith("(step_int16x8.tflite, litert); try --int16x8.")
 
 
-def test_quantization_aware_export_shows_progress_and_the_original_beside_the_twin(tmp_path):
+def test_quantization_aware_export_shows_progress_and_the_original_beside_the_twin(tmp_path,
+                                                                                 capsys):
     import keras
     import numpy as np
 
@@ -424,18 +423,19 @@ def test_quantization_aware_export_shows_progress_and_the_original_beside_the_tw
     model.fit(x, y, epochs=1, verbose=0)
     model.save(tmp_path / "m.keras")
     np.savez(tmp_path / "train.npz", x=x, y=y)
-    result = run_cli("export", "--model", tmp_path / "m.keras", "--out", tmp_path / "qat",
-                     "--quantization-aware", "--qat-epochs", "1", "--train-data",
-                     tmp_path / "train.npz", "--verify", "--task", "spotting")
-    assert result.returncode == 0 and result.stderr == ""
-    out = result.stdout.splitlines()
+    x_held, y_held = task.data("test", 48, seed=5)
+    np.savez(tmp_path / "held.npz", x=x_held, y=y_held)
+    assert cli.main(["export", "--model", str(tmp_path / "m.keras"), "--out",
+                     str(tmp_path / "qat"), "--quantization-aware", "--qat-epochs", "1",
+                     "--train-data", str(tmp_path / "train.npz"), "--verify",
+                     "--verify-sequences", str(tmp_path / "held.npz"), "--task", "spotting"]) == 0
+    out = capsys.readouterr().out.splitlines()
     assert out[0] == ("fine-tuning the int8-exact twin: 1 epoch(s) on 64 sequences (beta 0.05, "
                       "learning rate 0.001)")
     assert out[1].startswith("1/1 - ") and "spike_accuracy" in out[1]  # one batch, one epoch
     assert any(line.startswith("n held-out sequences; class agree: exit class") for line in out)
     assert "| model | accuracy % | mean spike time (steps) |" in out
-    qat = __import__("json").loads((tmp_path / "qat" / "report.json").read_text())["qat"]
-    x_held, y_held = task.data("test", 500, 0)
+    qat = json.loads((tmp_path / "qat" / "report.json").read_text())["qat"]
     original = cli.evaluate_model(keras.models.load_model(tmp_path / "m.keras"), x_held, y_held)
     twin = cli.evaluate_model(keras.models.load_model(tmp_path / "qat" / "model.keras"), x_held,
                               y_held)
