@@ -11,26 +11,36 @@ rc-keras demo                     # train, evaluate and export the spotting demo
 `main` only parses arguments; the work is done by the importable functions
 `train`, `evaluate`, `sweep` and `run_demo`, which return plain dicts. Bad arguments
 print one line to stderr and exit with status 2.
+
+Keras and TensorFlow are imported inside the functions that need them: ``--help`` and
+argument errors answer without loading TensorFlow. On a terminal run the command's
+output is its own: TensorFlow's C++ log lines and library warnings are dropped
+(`_quiet_libraries`); ``RC_KERAS_DEBUG=1`` shows them, and tracebacks.
 """
 
 import argparse
+import contextlib
 import json
+import logging
 import os
+import shutil
 import sys
 import time
+import traceback
+import warnings
+import zipfile
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from rc_keras import __version__, tasks, tradeoff, validation
-from rc_keras.guards import NonFiniteLossError, StopOnNonFiniteLoss
-from rc_keras.resume import fit_resumable
-from rc_keras import kws_training  # registers the speech-commands task (--data ROOT)
 from rc_keras.tuning import cli as tuning_cli
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
-DEFAULT_DEMO_DIR = os.path.join("saved_models", "demo")
+# The demo writes into an ignored folder of the working directory: a checkout stays as it
+# was. The committed reference bundle is rewritten only by `rc-keras demo --update-reference`.
+DEFAULT_DEMO_DIR = os.path.join("runs", "demo")
+REFERENCE_DEMO_DIR = Path(__file__).resolve().parents[1] / "saved_models" / "demo"
 EXIT_USAGE = 2
 
 
@@ -54,11 +64,93 @@ def _json_default(value):
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def load_model(path):
-    """Loads a saved RC model, with a `CLIError` for a missing or unreadable file."""
+def check_model_file(path):
+    """Raises `CLIError` unless ``path`` looks like a ``.keras`` archive (no TensorFlow).
+
+    Says what is wrong: missing, a directory, empty, not a zip archive (or truncated),
+    or a zip archive without Keras's ``config.json``.
+    """
     path = Path(path)
+    if path.is_dir():
+        inside = path / "model.keras"
+        hint = f", e.g. {inside}" if inside.is_file() else ""
+        raise CLIError(f"--model '{path}' is a directory; give a .keras file{hint}.")
     if not path.is_file():
         raise CLIError(f"model file '{path}' does not exist.")
+    size = path.stat().st_size
+    if size == 0:
+        raise CLIError(f"model file '{path}' is empty (0 bytes): not a Keras archive.")
+    if not zipfile.is_zipfile(path):
+        raise CLIError(f"model file '{path}' is not a Keras archive: a .keras file is a zip "
+                       f"archive, and this one ({size} bytes) is not, or is truncated.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise CLIError(f"model file '{path}' is a damaged zip archive: {error}.") from None
+    if damaged is not None:
+        raise CLIError(f"model file '{path}' is damaged: '{damaged}' fails its checksum.")
+    if "config.json" not in names:
+        raise CLIError(f"model file '{path}' is a zip archive but not a Keras archive "
+                       "(no config.json).")
+    return path
+
+
+MODEL_RECORD = "rc_keras.json"
+"""Entry of a ``.keras`` archive saved by ``rc-keras`` (Keras ignores it): the task the
+model was trained on and its feature shape, so that a model is not evaluated on another
+task's data by mistake (`check_task`)."""
+
+
+def record_task(model_path, task, feature_shape):
+    """Adds `MODEL_RECORD` (task name, feature shape) to a saved ``.keras`` archive."""
+    record = {"task": tasks.get_task(task).name,
+              "feature_shape": None if feature_shape is None else list(feature_shape)}
+    with zipfile.ZipFile(model_path, "a") as archive:
+        archive.writestr(MODEL_RECORD, json.dumps(record))
+
+
+def recorded_task(model_path):
+    """The `MODEL_RECORD` dict of a ``.keras`` archive, or None when it has none."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            if MODEL_RECORD in archive.namelist():
+                return json.loads(archive.read(MODEL_RECORD))
+    except (OSError, ValueError, zipfile.BadZipFile):
+        pass
+    return None
+
+
+def check_task(model_path, task, allow_mismatch=False):
+    """Raises `CLIError` when ``model_path`` records another task than ``task``.
+
+    ``allow_mismatch`` (``--allow-task-mismatch``) lets a different task through when its
+    sequences have the recorded feature shape; a different feature shape is refused.
+    """
+    record = recorded_task(model_path)
+    task = tasks.get_task(task)
+    if record is None or record.get("task") == task.name:
+        return
+    if not allow_mismatch:
+        raise CLIError(f"'{model_path}' was trained on task '{record.get('task')}', not "
+                       f"'{task.name}': pass --task {record.get('task')} (or "
+                       "--allow-task-mismatch to run it on the other task's data anyway).")
+
+
+def check_feature_shape(model, x, model_path):
+    """Raises `CLIError` when the sequences ``x`` do not have the model's feature shape."""
+    expected = getattr(model, "feature_shape", None)
+    if expected is not None and tuple(np.shape(x)[2:]) != tuple(expected):
+        raise CLIError(f"'{model_path}' reads features of shape {tuple(expected)}; this task's "
+                       f"sequences have {tuple(np.shape(x)[2:])}.")
+
+
+def load_model(path):
+    """Loads a saved RC model, with a `CLIError` for a missing or unreadable file."""
+    path = check_model_file(path)
+    import keras  # noqa: PLC0415 - see the module docstring
+
     try:
         return keras.models.load_model(str(path))
     except Exception as error:  # noqa: BLE001 - any load failure is a bad --model argument
@@ -114,7 +206,7 @@ def _history_dict(history):
 def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, train_size=None,
           units=None, seed=0, learning_rate=None, val_size=None, test_size=None, verbose=1,
           backup=True, deterministic=False, callbacks=None, data_root=None,
-          context_frames=None, batch_size=None):
+          context_frames=None, batch_size=None, overwrite=False, log=print):
     """Trains the task's default model, evaluates it on fresh test data and saves it.
 
     Every task trains here, with the same guards and backups; a task's hooks
@@ -144,15 +236,28 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
         data_root: dataset folder of a folder-based task (speech-commands).
         context_frames: speech-commands: frames of context stacked each side (default 10).
         batch_size: training batch size; the task's if None.
+        overwrite: train again into an ``out_dir`` that holds a finished run (its
+            summary.json), and start over instead of resuming from ``out_dir/backup``.
+        log: callable for the line that says a run resumes.
 
     Returns:
         The summary dict (also in summary.json): "task", "config", "test",
         "train_seconds", "model_path", and "recipe" from a task's ``plan_fit``.
 
     Raises:
+        CLIError: ``out_dir`` holds a finished run and ``overwrite`` is False.
         ValueError: for an option the task does not take (``data_root`` for a task that
             generates its data...), naming it and its flag.
     """
+    check_output_dir(out_dir)
+    if (Path(out_dir) / "summary.json").is_file() and not overwrite:
+        raise CLIError(f"--out '{out_dir}' holds a finished run (summary.json, model.keras); "
+                       "pass --overwrite to train again there, or choose another --out.")
+    import keras  # noqa: PLC0415 - see the module docstring
+
+    from rc_keras.guards import StopOnNonFiniteLoss  # noqa: PLC0415
+    from rc_keras.resume import completed_epochs, fit_resumable  # noqa: PLC0415
+
     task = tasks.get_task(task)
     task.check_options(data_root=data_root, context_frames=context_frames)
     epochs = validation.check_positive_int(task.epochs if epochs is None else epochs, "epochs")
@@ -162,6 +267,13 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
     options = {"data_root": data_root, "context_frames": context_frames,
                "cache_dir": out_dir / "cache"}
     options = {key: value for key, value in options.items() if key in task.options}
+    backup_dir = out_dir / "backup"
+    if overwrite and backup_dir.is_dir():
+        shutil.rmtree(backup_dir)
+    done = completed_epochs(backup_dir) if backup and backup_dir.is_dir() else 0
+    if done:
+        log(f"resuming from epoch {done + 1} of {epochs}: {done} epoch(s) done in {backup_dir} "
+            "(--overwrite starts over)")
     if deterministic:
         import tensorflow as tf  # noqa: PLC0415
         tf.config.experimental.enable_op_determinism()
@@ -198,6 +310,7 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / "model.keras"
     model.save(str(model_path))
+    record_task(model_path, task, model.feature_shape)
     _write_json(out_dir / "history.json", _history_dict(history))
     summary = {
         "task": task.name,
@@ -230,15 +343,22 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
 
 
 # ---------------------------------------------------------------------- evaluate
-def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root=None):
+def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root=None,
+             allow_task_mismatch=False):
     """Evaluates a saved model on fresh test data of ``task``.
 
     ``data_root``: dataset folder of a folder-based task (speech-commands), whose test
     split is read with true lengths; the result then has "mean_spike_time_ms" too.
+    A model that records another task (`MODEL_RECORD`) is refused unless
+    ``allow_task_mismatch``.
 
     Returns:
         The dict of `evaluate_model`, with "task" and "model" added.
     """
+    check_model_file(model_path)
+    check_task(model_path, task, allow_task_mismatch)
+    from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
+
     task = tasks.get_task(task)
     task.check_options(data_root=data_root)
     model = load_model(model_path)
@@ -251,6 +371,7 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
                                            lookahead_frames=kws_training.context_frames_of(model))
         return {"task": task.name, "model": str(model_path), **result}
     x, y = task.data("test", test_size, seed)
+    check_feature_shape(model, x, model_path)
     result = evaluate_model(model, x, y, threshold=threshold)
     return {"task": task.name, "model": str(model_path), **result}
 
@@ -266,7 +387,7 @@ def _curve_name(path, taken):
 
 
 def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_size=None,
-          seed=0, batch_size=256, data_root=None):
+          seed=0, batch_size=256, data_root=None, allow_task_mismatch=False):
     """Sweeps the threshold of one or more saved models with one pass each.
 
     With several models (e.g. one per beta) the composite (Pareto) frontier over
@@ -287,10 +408,17 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         Dict with "task", "curves" (name -> points), "frontier" (points, or None for
         one model) and, with ``out_dir``, "json" and "png" paths.
     """
-    task = tasks.get_task(task)
-    task.check_options(data_root=data_root)
     if isinstance(model_paths, (str, os.PathLike)):
         model_paths = [model_paths]
+    if out_dir is not None:
+        check_output_dir(out_dir)
+    for path in model_paths:
+        check_model_file(path)
+        check_task(path, task, allow_task_mismatch)
+    from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
+
+    task = tasks.get_task(task)
+    task.check_options(data_root=data_root)
     thresholds = [validation.check_threshold(t) for t in thresholds]
     if not thresholds:
         raise CLIError("give at least one threshold.")
@@ -303,6 +431,8 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
             raise CLIError(str(error)) from None
     else:
         x, y = task.data("test", test_size, seed)
+        for path, model in models:
+            check_feature_shape(model, x, path)
     curves, sources = {}, {}
     for path, model in models:
         name = _curve_name(path, curves)
@@ -377,6 +507,9 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     Returns:
         The report dict (also written to ``out_dir/demo_report.json``).
     """
+    check_output_dir(out_dir)
+    import keras  # noqa: PLC0415 - see the module docstring
+
     start = time.perf_counter()
     task = tasks.get_task("spotting")
     sizes = DEMO_SIZES[bool(quick)]
@@ -401,6 +534,10 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     log("      " + format_summary(test))
     log("      other thresholds, same network:")
     log("\n".join("      " + line for line in tradeoff.format_table(points).splitlines()))
+    note = early_answer_note(points, task.num_classes,
+                             "before a run of 5 equal bits can have been seen")
+    if note:
+        log("      " + note)
 
     log(f"[3/3] exporting to {out_dir} (Keras, SavedModel, TFLite float32, int8 and int16x8, "
         "C array)")
@@ -409,7 +546,8 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     # because int8 rounding moves exits that approach theta slowly (README, deploying).
     exports = export_model(model, out_dir, calibration=x_val,
                            held_out=(x_test[:256], y_test[:256]), int16x8=True)
-    log("\n".join("      " + line for line in exports["verify"]["table"].splitlines()))
+    log("\n".join("      " + line for line in format_verify(exports).splitlines()))
+    record_task(out_dir / "model.keras", task, model.feature_shape)
     report = {
         "task": task.name,
         "quick": bool(quick),
@@ -427,17 +565,59 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
     return report
 
 
+def early_answer_note(points, num_classes, why="before the evidence is in"):
+    """One line explaining sweep points near chance accuracy, or None.
+
+    A low theta is crossed after the first few steps, when the network cannot yet know
+    the answer: accuracy then sits near chance (1 / classes). Said once, so that a table
+    with 0.5 accuracy at theta 0.6 on a two-class task does not look like a bug.
+    """
+    chance = 1.0 / num_classes
+    early = [p for p in points if p["accuracy"] < chance + 0.1]
+    if not early:
+        return None
+    steps = max(p["mean_spike_time"] for p in early)
+    return (f"(theta <= {max(p['threshold'] for p in early):g} answers within "
+            f"{steps:.1f} steps on average, {why}: near chance ({chance:.2f} with "
+            f"{num_classes} classes); a higher theta waits for the evidence.)")
+
+
 # ---------------------------------------------------------------------- argument parsing
 class _Parser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line on stderr and exit status 2."""
+    """ArgumentParser whose errors are one line on stderr and exit status 2, and whose
+    help shows every option's default."""
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
+    def add_argument(self, *args, **kwargs):
+        default, text = kwargs.get("default"), kwargs.get("help") or ""
+        if (not any(default is v for v in (None, False, argparse.SUPPRESS))
+                and "default" not in text
+                and kwargs.get("action") not in ("help", "version")):
+            kwargs["help"] = f"{text} (default: %(default)s)" if text else "default: %(default)s"
+        return super().add_argument(*args, **kwargs)
+
+
+def _per_task(field, unit=""):
+    """Help text: a run setting's default for each task defined without TensorFlow."""
+    shown = ", ".join(f"{name} {getattr(tasks.get_task(name), field)}{unit}"
+                      for name in tasks.task_names() if name not in tasks._DEFERRED)
+    return f"default: the task's ({shown}; speech-commands: the keyword recipe's)"
+
+
+def _fit_verbosity(verbose):
+    """Keras ``fit`` verbosity: progress bars (1) only on a terminal, else a line per epoch."""
+    return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
+
+
+def _task_help():
+    return f"one of: {', '.join(tasks.task_names())}"
+
 
 def _task_arg(value):
     try:
-        return tasks.get_task(value).name
+        return tasks.check_task_name(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -486,9 +666,70 @@ def _plain(error):
     return str(error).replace("`", "")
 
 
+# Library errors name Python parameters; on the command line they name the flags.
+_FLAG_WORDING = (
+    ("(pass download=True to fetch the official archive)",
+     "(make one with 'rc-keras make-keywords --out DIR', or unpack Speech Commands v0.02 "
+     "there)"),
+    ("pass `data_root` (rc-keras --data ROOT)", "pass --data ROOT"),
+    (" (rc-keras --data ROOT)", " (--data ROOT)"),
+    (" (rc-keras train --data ROOT)", " (--data ROOT)"),
+    ("`data_root`", "--data"),
+    ("`max_spike_time` is required for objective='budget'; received None.",
+     "--max-spike-time is required for --objective budget (e.g. --max-spike-time 12, in "
+     "steps, or 150ms with --step-ms)."),
+    ("`max_spike_time`", "--max-spike-time"),
+    ("objective='budget'", "--objective budget"),
+    ("`directory`", "--directory"),
+    ("another directory or overwrite=True", "another --directory, or --overwrite"),
+    ("pass overwrite=True", "pass --overwrite"),
+    ("overwrite=True", "--overwrite"),
+    ("`step_ms`", "--step-ms"),
+    ("`calibration`", "--calibration"),
+    ("`verify_sequences`", "--verify-sequences"),
+    ("`train_data`", "--train-data"),
+)
+# Parameters whose flag depends on the command.
+_COMMAND_FLAG_WORDING = {
+    "make-keywords": (("`root`", "--out"), ("`words`", "--words"), ("`voices`", "--voices"),
+                      ("`engines`", "--engines")),
+    "train": (("`root`", "--data"),),
+    "evaluate": (("`root`", "--data"),),
+    "sweep": (("`root`", "--data"),),
+}
+
+
+def _speak_in_flags(error, command):
+    """The message of a library error, with Python parameters replaced by ``command``'s flags."""
+    message = str(error)
+    for python, flag in _FLAG_WORDING + _COMMAND_FLAG_WORDING.get(command, ()):
+        message = message.replace(python, flag)
+    return _plain(message)
+
+
+def check_output_dir(path, flag="--out"):
+    """Raises `CLIError` unless ``path`` can be (or is) a writable directory. No side effects.
+
+    Run before any work, so that a bad output path fails at once, not after training.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"{flag} '{path}' is a file; give a directory (created if missing).")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        raise CLIError(f"{flag} '{path}' cannot be created: '{existing}' is a file.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} '{path}': '{existing}' is not writable.")
+    return path
+
+
 def build_parser():
     """The ``rc-keras`` argument parser."""
-    task_help = "; ".join(f"{t}: {tasks.get_task(t).description}" for t in tasks.task_names())
+    task_help = "; ".join(f"{t}: {tasks.task_description(t)}" for t in tasks.task_names())
     parser = _Parser(prog="rc-keras",
                      description="Rank-coded recurrent networks: train, evaluate, sweep the "
                                  "threshold, run the demo.")
@@ -498,37 +739,53 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a task's default RC model and save it",
                        description=f"Tasks: {task_help}.")
-    p.add_argument("--task", type=_task_arg, required=True, help="task name")
+    p.add_argument("--task", type=_task_arg, required=True, help=_task_help())
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
     p.add_argument("--context-frames", type=_non_negative_int,
                    help="speech-commands: frames of context stacked each side (default 10)")
-    p.add_argument("--beta", type=_beta_arg, help="confidence penalty weight (>= 0)")
-    p.add_argument("--threshold", type=_threshold_arg, help="spike threshold theta in (0, 1)")
+    p.add_argument("--beta", type=_beta_arg,
+                   help="confidence penalty weight (>= 0); " + _per_task("beta"))
+    p.add_argument("--threshold", type=_threshold_arg,
+                   help="spike threshold theta in (0, 1); " + _per_task("threshold"))
     p.add_argument("--mode", choices=("rc", "eos"), default="rc",
                    help="rc: loss at the spike; eos: conventional, loss at the last step")
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--train-size", type=_positive_int, help="training sequences")
-    p.add_argument("--val-size", type=_positive_int, help="validation sequences")
-    p.add_argument("--test-size", type=_positive_int, help="test sequences")
-    p.add_argument("--units", type=_positive_int, help="LSTM cell width")
-    p.add_argument("--learning-rate", type=_positive_float, help="Adam learning rate")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--epochs", type=_positive_int, help="training epochs; " + _per_task("epochs"))
+    p.add_argument("--train-size", type=_positive_int,
+                   help="training sequences; " + _per_task("train_size"))
+    p.add_argument("--val-size", type=_positive_int,
+                   help="validation sequences; " + _per_task("val_size"))
+    p.add_argument("--test-size", type=_positive_int,
+                   help="test sequences; " + _per_task("test_size"))
+    p.add_argument("--units", type=_positive_int, help="LSTM cell width; " + _per_task("units"))
+    p.add_argument("--learning-rate", type=_positive_float,
+                   help="Adam learning rate; " + _per_task("learning_rate"))
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the weights, the data order and the data splits")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                   help="Keras progress output (1: progress bars)")
+                   help="Keras progress output: 0 none, 1 progress bars (per-epoch lines when "
+                        "output is not a terminal), 2 one line per epoch")
     p.add_argument("--no-backup", action="store_true",
                    help="do not back up each epoch into OUT/backup (default: back up, "
                         "and resume from it when the same command runs again)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic TensorFlow kernels: bit-identical reruns, slower")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train again into an --out that holds a finished run, and start over "
+                        "instead of resuming")
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on fresh test data")
     p.add_argument("--model", required=True, help="a .keras file from 'rc-keras train'")
-    p.add_argument("--task", type=_task_arg, required=True)
-    p.add_argument("--threshold", type=_threshold_arg, help="override the saved theta")
-    p.add_argument("--test-size", type=_positive_int)
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--task", type=_task_arg, required=True,
+                   help=_task_help() + "; the model's own task unless --allow-task-mismatch")
+    p.add_argument("--threshold", type=_threshold_arg,
+                   help="spike threshold theta in (0, 1) (default: the saved model's)")
+    p.add_argument("--test-size", type=_positive_int,
+                   help="fresh test sequences; " + _per_task("test_size"))
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the test split")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--allow-task-mismatch", action="store_true",
+                   help="evaluate a model that records another --task (same feature shape)")
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
 
     p = sub.add_parser("sweep", help="accuracy vs. mean spike time over thresholds",
@@ -537,12 +794,17 @@ def build_parser():
                                    "frontier.")
     p.add_argument("--model", action="append", required=True,
                    help="a .keras file; repeat for several models")
-    p.add_argument("--task", type=_task_arg, required=True)
+    p.add_argument("--task", type=_task_arg, required=True,
+                   help=_task_help() + "; the models' own task unless --allow-task-mismatch")
     p.add_argument("--thresholds", type=_thresholds_arg, default=list(DEFAULT_THRESHOLDS),
-                   help="comma-separated theta values (default: %(default)s)")
-    p.add_argument("--test-size", type=_positive_int)
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+                   help="comma-separated theta values (default: "
+                        f"{','.join(f'{t:g}' for t in DEFAULT_THRESHOLDS)})")
+    p.add_argument("--test-size", type=_positive_int,
+                   help="fresh test sequences; " + _per_task("test_size"))
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the test split")
     p.add_argument("--out", required=True, help="output directory for sweep.json, sweep.png")
+    p.add_argument("--allow-task-mismatch", action="store_true",
+                   help="sweep models that record another --task (same feature shape)")
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
 
     p = sub.add_parser("export", help="write the deployment bundle of a trained model",
@@ -574,15 +836,24 @@ def build_parser():
                    help="run held-out sequences through Keras, LiteRT and TFLM")
     p.add_argument("--verify-sequences", help="held-out sequences (.npz with x and y, or .npy); "
                                               "default with --task: the task's test data")
-    p.add_argument("--task", type=_task_arg, help="task whose data serve as defaults")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--task", type=_task_arg,
+                   help="task whose data serve as defaults: " + _task_help())
+    p.add_argument("--allow-task-mismatch", action="store_true",
+                   help="use --task's data for a model that records another task")
+    p.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the --task data splits")
 
     p = sub.add_parser("demo", help="train, evaluate and export the spotting demo model")
-    p.add_argument("--out", default=DEFAULT_DEMO_DIR, help="output directory "
-                                                           "(default: %(default)s)")
+    p.add_argument("--out", default=None, help=f"output directory (default: {DEFAULT_DEMO_DIR}, "
+                                               "in the working directory)")
+    p.add_argument("--update-reference", action="store_true",
+                   help="rewrite the committed reference bundle saved_models/demo of this "
+                        "source checkout (maintainers; not with --out)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    p.add_argument("--seed", type=_non_negative_int, default=0)
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="run seed")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                   help="Keras progress output: 0 none, 1 progress bars (per-epoch lines when "
+                        "output is not a terminal), 2 one line per epoch")
     _add_make_keywords_parser(sub)
     _add_tune_parser(sub)
     return parser
@@ -590,18 +861,23 @@ def build_parser():
 
 # ---------------------------------------------------------------------- commands
 def _cmd_train(args):
+    check_output_dir(args.out)
+    args.verbose = _fit_verbosity(args.verbose)
     summary = train(args.task, args.out, beta=args.beta, threshold=args.threshold,
                     mode=args.mode, epochs=args.epochs, train_size=args.train_size,
                     units=args.units, seed=args.seed, learning_rate=args.learning_rate,
                     val_size=args.val_size, test_size=args.test_size, verbose=args.verbose,
                     backup=not args.no_backup, deterministic=args.deterministic,
-                    data_root=args.data, context_frames=args.context_frames)
+                    data_root=args.data, context_frames=args.context_frames,
+                    overwrite=args.overwrite)
     task = tasks.get_task(args.task)
     recipe = summary.get("recipe") or {}
-    best = (f"; best epoch {recipe['best_epoch']}" if recipe.get("best_epoch") is not None
+    # The recipe counts epochs from 0 (as Keras does); people count from 1.
+    best = (f"; best epoch {recipe['best_epoch'] + 1}" if recipe.get("best_epoch") is not None
             else "")
     if recipe.get("stopped_epoch") is not None:
-        best += f", stopped at epoch {recipe['stopped_epoch']} (below the majority-class share)"
+        best += (f", stopped after epoch {recipe['stopped_epoch'] + 1} "
+                 "(below the majority-class share)")
     print(f"trained {task.name} ({summary['config']['mode']}, beta "
           f"{summary['config']['beta']:g}) in {summary['train_seconds']:.1f} s{best}")
     print("test: " + format_summary(summary["test"], task.time_unit))
@@ -610,7 +886,8 @@ def _cmd_train(args):
 
 def _cmd_evaluate(args):
     result = evaluate(args.model, args.task, threshold=args.threshold,
-                      test_size=args.test_size, seed=args.seed, data_root=args.data)
+                      test_size=args.test_size, seed=args.seed, data_root=args.data,
+                      allow_task_mismatch=args.allow_task_mismatch)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -620,13 +897,16 @@ def _cmd_evaluate(args):
 
 def _cmd_sweep(args):
     result = sweep(args.model, args.task, args.thresholds, out_dir=args.out,
-                   test_size=args.test_size, seed=args.seed, data_root=args.data)
+                   test_size=args.test_size, seed=args.seed, data_root=args.data,
+                   allow_task_mismatch=args.allow_task_mismatch)
     print(format_sweep(result, tasks.get_task(args.task).time_unit))
     print(f"\nwrote {result['json']} and {result['png']}")
 
 
-def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate):
+def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate, log=print):
     """The int8-exact twin of ``model``, fine-tuned ``epochs`` epochs (see export_command)."""
+    import keras  # noqa: PLC0415 - see the module docstring
+
     from rc_keras import export, losses, metrics, quantization  # noqa: PLC0415 - converter
 
     try:
@@ -648,14 +928,69 @@ def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate
         else losses.ConfidencePenalty(0.0)
     twin.compile(keras.optimizers.Adam(learning_rate), loss,
                  metrics=[metrics.SpikeAccuracy(), metrics.MeanSpikeTime()])
-    twin.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=0)
+    log(f"fine-tuning the int8-exact twin: {epochs} epoch(s) on {len(x)} sequences "
+        f"(beta {loss.beta:g}, learning rate {learning_rate:g})")
+    twin.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=2)
     return twin
+
+
+# Documented agreement targets of an integer step model with the Keras model (README,
+# "Which integer model"; benchmarks/bench_deploy.py).
+INTEGER_TARGETS = {"class_agreement": 0.99, "step_within_1": 0.99}
+
+
+def agreement_hint(rows):
+    """One line when an integer step model misses `INTEGER_TARGETS`, else None."""
+    missed = [r for r in rows if "float32" not in r["model"] and r["runtime"] != "tensorflow"
+              and any(r[key] < target for key, target in INTEGER_TARGETS.items())]
+    if not missed:
+        return None
+    worst = min(missed, key=lambda r: (r["class_agreement"], r["step_within_1"]))
+    models = sorted({r["model"] for r in missed})
+    tries = []
+    if any("int8" in m and "int16x8" not in m for m in models):
+        tries.append("--quantization-aware (the int8-exact twin; add --qat-epochs N to "
+                     "fine-tune it)")
+    if not any("int16x8" in r["model"] for r in rows) or any("int16x8" in m for m in models):
+        tries.append("--int16x8")
+    return (f"note: {', '.join(models)} below the targets (exit class and exit step +-1 each "
+            f">= 99% of sequences): worst {100 * worst['class_agreement']:.1f}% class, "
+            f"{100 * worst['step_within_1']:.1f}% step +-1 ({worst['model']}, "
+            f"{worst['runtime']}); try " + " or ".join(tries) + ".")
+
+
+def format_verify(report, time_unit="steps"):
+    """The verification table of an export ``report``, a legend and the target hint."""
+    rows = report["verify"]["rows"]
+    from rc_keras import export  # noqa: PLC0415 - loaded by the export already
+
+    lines = [export.format_agreement_table(report, time_unit=time_unit), "",
+             f"n held-out sequences; class agree: exit class equal to the Keras model's; step "
+             f"exact / step +-1: exit step equal to / within one step of the Keras model's; "
+             f"mean spike time: {time_unit} read before answering; accuracy: against the "
+             "labels."]
+    hint = agreement_hint(rows)
+    if hint:
+        lines.append(hint)
+    if "qat" in report:
+        lines += ["", format_qat(report["qat"], time_unit)]
+    return "\n".join(lines)
+
+
+def format_qat(qat, time_unit="steps"):
+    """The original model beside its int8-exact twin on the same held-out sequences."""
+    lines = [f"| model | accuracy % | mean spike time ({time_unit}) |", "|---|---|---|"]
+    for name, row in (("original (Keras, float)", qat["original"]),
+                      (f"int8-exact twin ({qat['epochs']} epoch(s) fine-tuned)", qat["twin"])):
+        lines.append(f"| {name} | {100 * row['accuracy']:.2f} | "
+                     f"{row['mean_spike_time']:.2f} |")
+    return "\n".join(lines)
 
 
 def export_command(model_path, out_dir, int8=False, calibration=None, verify=False,
                    verify_sequences=None, task=None, seed=0, int16x8=False, c_array=None,
                    quantization_aware=False, qat_epochs=0, train_data=None,
-                   qat_learning_rate=1e-3):
+                   qat_learning_rate=1e-3, allow_task_mismatch=False, log=print):
     """`rc-keras export`: the bundle of a saved model, with data defaults from ``task``.
 
     With ``quantization_aware`` the bundle is that of the model's int8-exact twin
@@ -663,6 +998,10 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
     fine-tuned ``qat_epochs`` epochs on ``train_data`` (or the task's training data)
     with the model's own loss.
     """
+    check_output_dir(out_dir)
+    check_model_file(model_path)
+    if task is not None:
+        check_task(model_path, task, allow_task_mismatch)
     model = load_model(model_path)
     if quantization_aware and int16x8:
         raise CLIError("--quantization-aware exports int8 only; drop --int16x8.")
@@ -686,10 +1025,22 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
 
         # Loaded once: the twin's ranges and the bundle's int8 calibration use the same array.
         calibration, _ = export.load_sequences(calibration, "calibration")
-        model = _fine_tuned_twin(model, calibration, qat_epochs, train_data, task, seed,
-                                 qat_learning_rate)
-    return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify,
-                        int16x8=int16x8, c_array=c_array)
+        original = model
+        model = _fine_tuned_twin(original, calibration, qat_epochs, train_data, task, seed,
+                                 qat_learning_rate, log=log)
+    report = export_model(model, out_dir, calibration, verify_sequences, int8=int8,
+                          verify=verify, int16x8=int16x8, c_array=c_array)
+    if quantization_aware and verify:
+        x_held, y_held = export.load_sequences(verify_sequences, "verify_sequences")
+        if y_held is not None:
+            report["qat"] = {"epochs": int(qat_epochs),
+                             "original": evaluate_model(original, x_held, y_held),
+                             "twin": evaluate_model(model, x_held, y_held)}
+            _write_json(Path(out_dir) / "report.json", report)
+    record = recorded_task(model_path)
+    if record is not None and (Path(out_dir) / "model.keras").is_file():
+        record_task(Path(out_dir) / "model.keras", record["task"], record["feature_shape"])
+    return report
 
 
 def _cmd_export(args):
@@ -698,14 +1049,22 @@ def _cmd_export(args):
                             task=args.task, seed=args.seed, int16x8=args.int16x8,
                             c_array=args.c_array, quantization_aware=args.quantization_aware,
                             qat_epochs=args.qat_epochs, train_data=args.train_data,
-                            qat_learning_rate=args.qat_learning_rate)
+                            qat_learning_rate=args.qat_learning_rate,
+                            allow_task_mismatch=args.allow_task_mismatch)
     if "verify" in report:
-        print(report["verify"]["table"])
+        time_unit = tasks.get_task(args.task).time_unit if args.task else "steps"
+        print(format_verify(report, time_unit))
     print(f"wrote the bundle to {args.out} (report.json)")
 
 
 def _cmd_demo(args):
-    report = run_demo(args.out, quick=args.quick, seed=args.seed, verbose=args.verbose)
+    if args.update_reference and args.out is not None:
+        raise CLIError(f"--update-reference writes to {REFERENCE_DEMO_DIR}; drop --out.")
+    if args.update_reference and not REFERENCE_DEMO_DIR.is_dir():
+        raise CLIError(f"--update-reference needs a source checkout: {REFERENCE_DEMO_DIR} "
+                       "does not exist.")
+    out = REFERENCE_DEMO_DIR if args.update_reference else (args.out or DEFAULT_DEMO_DIR)
+    report = run_demo(out, quick=args.quick, seed=args.seed, verbose=_fit_verbosity(args.verbose))
     test = report["test"]
     print(f"demo done in {report['wall_seconds']:.1f} s: accuracy {test['accuracy']:.4f}, "
           f"mean spike time {test['mean_spike_time']:.2f} of {test['sequence_length']} steps; "
@@ -746,6 +1105,7 @@ def _add_make_keywords_parser(sub):
 def _cmd_make_keywords(args):
     from rc_keras.datasets import keyword_synthesis  # noqa: PLC0415
 
+    check_output_dir(args.out)
     words = [w.strip() for w in args.words.split(",") if w.strip()]
     try:
         info = keyword_synthesis.synthesize_keywords(
@@ -774,7 +1134,56 @@ def _add_tune_parser(sub):
     tuning_cli.add_arguments(p)
 
 
-COMMANDS["tune"] = tuning_cli.run  # returns 1 when no trial met the budget
+def _cmd_tune(args):
+    check_output_dir(args.directory, "--directory")
+    return tuning_cli.run(args)  # returns 1 when no trial met the budget
+
+
+COMMANDS["tune"] = _cmd_tune
+
+
+@contextlib.contextmanager
+def _quiet_libraries():
+    """Keeps a command's stderr to the tool's own text.
+
+    TensorFlow, the TFLite converter and LiteRT write log lines from C++ straight to file
+    descriptor 2 (absl and oneDNN notices, converter traces, "Created TensorFlow Lite
+    XNNPACK delegate"), which no Python setting silences in TF 2.21. While the command
+    runs, descriptor 2 goes to /dev/null and ``sys.stderr`` writes to a duplicate of the
+    original, so Python's messages and tracebacks still reach the terminal. Python-level
+    warnings and log records of Keras and TensorFlow are dropped. Only when ``sys.stderr``
+    is the process's own (not under pytest's capsys) and ``RC_KERAS_DEBUG`` is unset.
+    """
+    if os.environ.get("RC_KERAS_DEBUG") or sys.stderr is not sys.__stderr__:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        terminal = os.dup(2)
+    except (AttributeError, OSError, ValueError):  # no real descriptor 2
+        yield
+        return
+    python_stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.stderr.encoding,
+                              errors="backslashreplace")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    saved_stderr, sys.stderr = sys.stderr, python_stderr
+    levels = {name: logging.getLogger(name).level for name in ("tensorflow", "absl", "keras")}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.filterwarnings("default", module=r"rc_keras\b")
+            yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = saved_stderr
+        os.dup2(terminal, 2)
+        python_stderr.close()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def main(argv=None):
@@ -784,14 +1193,24 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a usage error already printed
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    with _quiet_libraries():
+        return _run_command(args)
+
+
+def _run_command(args):
     try:
         status = COMMANDS[args.command](args)
     except (CLIError, ValueError) as error:
         if os.environ.get("RC_KERAS_DEBUG"):
-            raise
-        print(f"rc-keras {args.command}: error: {_plain(error)}", file=sys.stderr)
+            traceback.print_exc()
+        print(f"rc-keras {args.command}: error: {_speak_in_flags(error, args.command)}",
+              file=sys.stderr)
         return EXIT_USAGE
-    except NonFiniteLossError as error:  # training diverged: not a usage error
+    except Exception as error:
+        guards = sys.modules.get("rc_keras.guards")  # loaded if training ran
+        if guards is None or not isinstance(error, guards.NonFiniteLossError):
+            raise
+        # Training diverged: not a usage error.
         print(f"rc-keras {args.command}: {error}", file=sys.stderr)
         return 1
     return status or 0

@@ -387,8 +387,7 @@ SPEECH_COMMANDS = tasks.Task(
     batch_size=128,
     time_unit="frames",
 )
-if SPEECH_COMMANDS.name not in tasks.task_names():
-    tasks.register_task(SPEECH_COMMANDS)
+# Registered on first use: rc_keras.tasks lists it without importing this module.
 
 
 def front_end(context_frames=10, **kwargs):

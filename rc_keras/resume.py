@@ -74,9 +74,9 @@ def resumable_dataset(x, y, batch_size, epochs, seed, initial_epoch=0, sample_we
     indices = tf.data.Dataset.from_tensor_slices(orders).flat_map(
         lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
     tensors = tf.nest.map_structure(lambda a: tf.constant(np.asarray(a)), arrays)
+    # A sequential map keeps the order; deterministic= would only warn (no parallel calls).
     dataset = indices.map(
-        lambda idx: tf.nest.map_structure(lambda t: tf.gather(t, idx), tensors),
-        deterministic=True).prefetch(2)
+        lambda idx: tf.nest.map_structure(lambda t: tf.gather(t, idx), tensors)).prefetch(2)
     return dataset, -(-n // batch_size)
 
 
@@ -115,6 +115,7 @@ def fit_resumable(model, x, y, batch_size, epochs, backup_dir, seed=0, callbacks
     backup = keras.callbacks.BackupAndRestore(str(backup_dir))
     history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps,
                         initial_epoch=initial_epoch, validation_data=validation_data,
+                        shuffle=False,  # the dataset orders each epoch itself (Keras warns)
                         # User callbacks first: a guard that rejects an epoch must run
                         # before the backup of that epoch is written.
                         callbacks=list(callbacks or []) + [backup], verbose=verbose)

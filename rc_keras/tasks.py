@@ -20,13 +20,17 @@ task-specific options it takes, and any other is refused.
 """
 
 import dataclasses
-from typing import Callable, Optional
+import importlib
+from typing import TYPE_CHECKING, Callable, Optional
 
-import keras
 import numpy as np
 
-from rc_keras import datasets, losses, metrics, validation
-from rc_keras.model import RCModel
+# Keras and the model are imported where a model is built: listing and checking task
+# names (`rc-keras --help`, argument errors) must not load TensorFlow.
+from rc_keras import datasets, validation
+
+if TYPE_CHECKING:
+    from rc_keras.model import RCModel
 
 SPLITS = ("train", "val", "test")
 # Splits of one run use seeds seed * _SEED_STRIDE + offset: distinct across splits and runs.
@@ -68,7 +72,7 @@ class Task:
     """Default number of test sequences."""
     time_unit: str = "steps"
     """Unit of spike times in reports and plots."""
-    model_factory: Optional[Callable[..., RCModel]] = None
+    model_factory: Optional[Callable[..., "RCModel"]] = None
     """Optional ``factory(task, units=, threshold=, training_mode=, input_shape=) -> RCModel``
     (uncompiled; ``input_shape`` is the training data's, or None); default: one LSTMCell
     and a dense softmax (or one sigmoid unit) head."""
@@ -79,7 +83,7 @@ class Task:
     options: tuple = ()
     """Names of the task-specific options it takes (e.g. ``("data_root",)``); see
     `check_options`."""
-    compile_model: Optional[Callable[..., RCModel]] = None
+    compile_model: Optional[Callable[..., "RCModel"]] = None
     """Optional ``compile_model(model, beta=, learning_rate=) -> model``; default: Adam,
     `ConfidencePenalty` and the RC metrics."""
     plan_fit: Optional[Callable[..., "FitPlan"]] = None
@@ -158,6 +162,13 @@ def split_seed(split, seed=0):
 
 
 _REGISTRY = {}
+# Tasks defined in modules that load TensorFlow when imported: name -> (module, attribute
+# holding the `Task`, its description). `get_task` imports the module on first use.
+_DEFERRED = {
+    "speech-commands": ("rc_keras.kws_training", "SPEECH_COMMANDS",
+                        "Speech Commands keyword spotting from a folder (--data ROOT), "
+                        "paper11 labels"),
+}
 
 
 def register_task(task, overwrite=False):
@@ -170,8 +181,25 @@ def register_task(task, overwrite=False):
 
 
 def task_names():
-    """Names of the registered tasks, sorted."""
-    return sorted(_REGISTRY)
+    """Names of the registered tasks (and of those registered on first use), sorted."""
+    return sorted(set(_REGISTRY) | set(_DEFERRED))
+
+
+def check_task_name(name):
+    """Returns ``name`` if a task of that name exists, without loading it.
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if name not in _REGISTRY and name not in _DEFERRED:
+        raise ValueError(f"unknown task {name!r}; choose from: {', '.join(task_names())}.")
+    return name
+
+
+def task_description(name):
+    """The one-line description of a task, without loading a deferred one."""
+    check_task_name(name)
+    return _REGISTRY[name].description if name in _REGISTRY else _DEFERRED[name][2]
 
 
 def get_task(name):
@@ -182,12 +210,18 @@ def get_task(name):
     """
     if isinstance(name, Task):
         return name
+    check_task_name(name)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r}; choose from: {', '.join(task_names())}.")
+        module, attribute, _ = _DEFERRED[name]
+        _REGISTRY.setdefault(name, getattr(importlib.import_module(module), attribute))
     return _REGISTRY[name]
 
 
 def _default_factory(task, units, threshold, training_mode, input_shape=None):
+    import keras  # noqa: PLC0415 - see the imports at the top
+
+    from rc_keras.model import RCModel  # noqa: PLC0415
+
     outputs, activation = (1, "sigmoid") if task.readout == "sigmoid" else (task.num_classes,
                                                                            "softmax")
     return RCModel(cell=keras.layers.LSTMCell(units),
@@ -198,6 +232,8 @@ def _default_factory(task, units, threshold, training_mode, input_shape=None):
 
 def rc_metrics():
     """The RC metrics every task reports."""
+    from rc_keras import metrics  # noqa: PLC0415 - see the imports at the top
+
     return [metrics.SpikeAccuracy(), metrics.MeanSpikeTime(), metrics.NoSpikeRate(),
             metrics.StepsRun()]
 
@@ -229,6 +265,10 @@ def build_model(task, units=None, threshold=None, beta=None, training_mode="rc",
     learning_rate = task.learning_rate if learning_rate is None else float(learning_rate)
     if not np.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"`learning_rate` must be > 0; received {learning_rate}.")
+    import keras  # noqa: PLC0415 - see the imports at the top
+
+    from rc_keras import losses  # noqa: PLC0415
+
     factory = task.model_factory or _default_factory
     model = factory(task, units=units, threshold=threshold, training_mode=training_mode,
                     input_shape=input_shape)

@@ -12,11 +12,12 @@ from rc_keras import cli, kws_training
 def test_speech_commands_train_needs_data(tmp_path, capsys):
     assert cli.main(["train", "--task", "speech-commands", "--out", str(tmp_path / "r"),
                      "--epochs", "1"]) == 2
-    assert "data_root is required" in capsys.readouterr().err
+    assert "--data is required for the speech-commands task (--data ROOT)" in \
+        capsys.readouterr().err
     assert cli.main(["train", "--task", "speech-commands", "--data", str(tmp_path / "missing"),
                      "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "data_root" in err and "missing" in err and "not a directory" in err
+    assert "--data" in err and "missing" in err and "not a directory" in err
     assert cli.main(["train", "--task", "speech-commands", "--data", str(tmp_path),
                      "--context-frames", "-1", "--out", str(tmp_path / "r")]) == 2
     assert "expected an integer >= 0" in capsys.readouterr().err

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rc_keras.datasets.speech_commands import (BACKGROUND_DIR, KEYWORDS, TESTING_LIST,
-                                               VALIDATION_LIST, speaker_percentage, which_set)
+from rc_keras.datasets.speech_commands_layout import (BACKGROUND_DIR, KEYWORDS, TESTING_LIST,
+                                                      VALIDATION_LIST, speaker_percentage,
+                                                      which_set)
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000

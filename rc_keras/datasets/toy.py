@@ -5,7 +5,6 @@ a batched ``tf.data.Dataset`` of ``(x, y)`` with ``x`` of shape (batch, time, 1)
 """
 
 import numpy as np
-import tensorflow as tf
 
 
 def _rng(seed):
@@ -94,6 +93,8 @@ def two_sequence(num_sequences, seed=0, steps=40, mean=0.05, sigma_range=(0.05, 
 
 
 def _dataset(arrays, batch_size, shuffle, seed):
+    import tensorflow as tf  # noqa: PLC0415 - the array generators (the CLI's tasks) do not need it
+
     x, y = arrays
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:

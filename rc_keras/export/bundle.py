@@ -126,15 +126,20 @@ def verify_agreement(model, x, y=None, step_models=(), saved_model=None,
     return rows
 
 
-def format_agreement_table(report_or_rows):
-    """The agreement table as markdown (accepts a report dict or a list of rows)."""
+def format_agreement_table(report_or_rows, time_unit=None):
+    """The agreement table as markdown (accepts a report dict or a list of rows).
+
+    ``time_unit`` (e.g. "steps") names the mean spike time column "mean spike time
+    (<unit>)"; by default it is "mean frames".
+    """
     rows = report_or_rows
     if isinstance(report_or_rows, dict):
         rows = report_or_rows.get("verify", {}).get("rows", [])
     if not rows:
         return "(no verification run)"
     has_accuracy = "accuracy" in rows[0]
-    head = ["model", "runtime", "n", "class agree %", "step exact %", "step +-1 %", "mean frames"]
+    mean_time = "mean frames" if time_unit is None else f"mean spike time ({time_unit})"
+    head = ["model", "runtime", "n", "class agree %", "step exact %", "step +-1 %", mean_time]
     if has_accuracy:
         head.append("accuracy %")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -256,7 +261,11 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
             "feature_shape": list(model.feature_shape),
             "num_classes": int(model.num_classes),
             "state_layout": step_model.state_layout(model),
-            "files": {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()},
+            # The files this export wrote (not others left in the folder, e.g. an older
+            # report): name -> bytes.
+            "files": {p.name: p.stat().st_size for p in sorted(
+                [out / "model.keras", header, source]
+                + [out / f"step_{q}.{ext}" for q in sidecars for ext in ("tflite", "json")])},
             "models": {q: {"file": f"step_{q}.tflite", "bytes": s["model_bytes"],
                            "kb": round(s["model_bytes"] / 1024, 1),
                            "tflm_arena": arenas[q], "ops": s["ops"],

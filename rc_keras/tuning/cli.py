@@ -37,16 +37,17 @@ def _thresholds_arg(value):
 
 def _task_arg(value):
     try:
-        return tasks.get_task(value).name
+        return tasks.check_task_name(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(parser):
     """Adds the search's arguments to an ``argparse`` parser."""
-    from rc_keras.tuning.hypermodel import DEFAULT_THRESHOLDS  # noqa: PLC0415
+    from rc_keras.tuning.objectives import DEFAULT_THRESHOLDS  # noqa: PLC0415
 
-    parser.add_argument("--task", type=_task_arg, required=True, help="task name")
+    parser.add_argument("--task", type=_task_arg, required=True,
+                        help=f"one of: {', '.join(tasks.task_names())}")
     parser.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
     parser.add_argument("--max-trials", type=int, default=10, help="number of trials")
     parser.add_argument("--directory", required=True,

@@ -33,10 +33,9 @@ import numpy as np
 import tensorflow as tf
 
 from rc_keras import tasks, tradeoff, validation
+from rc_keras.tuning.objectives import DEFAULT_THRESHOLDS  # noqa: F401 - defined without TF
 
 CURVE_FILE = "rc_curve.json"
-DEFAULT_THRESHOLDS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99,
-                      0.995, 0.999)
 
 
 def check_range(value, name, minimum=None, positive=False, integer=False):

@@ -25,6 +25,9 @@ import numpy as np
 
 from rc_keras import validation
 
+# The theta grid each trial sweeps (here, without TensorFlow: `rc-keras tune --help` shows it).
+DEFAULT_THRESHOLDS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99,
+                      0.995, 0.999)
 OBJECTIVES = ("budget", "weighted")
 METRIC_NAMES = {"budget": "budget_accuracy", "weighted": "weighted_score"}
 
