@@ -470,3 +470,11 @@ def test_bundle_lists_only_the_files_it_wrote_with_their_sizes(tmp_path):
                                                                  "demo_report.json")}
     assert set(report["files"]) == {"model.keras", "step_float32.tflite", "step_float32.json",
                                     "rc_model_data.c", "rc_model_data.h"}
+
+
+def test_deferred_task_description_matches_the_registered_task():
+    from rc_keras import kws_training, tasks
+
+    # tasks lists speech-commands without importing kws_training (TensorFlow): same text.
+    assert tasks._DEFERRED["speech-commands"][2] == kws_training.SPEECH_COMMANDS.description
+    assert tasks.get_task("speech-commands") is kws_training.SPEECH_COMMANDS
