@@ -703,7 +703,8 @@ def _speak_in_flags(error, command):
     """The message of a library error, with Python parameters replaced by ``command``'s flags."""
     message = str(error)
     for python, flag in _FLAG_WORDING + _COMMAND_FLAG_WORDING.get(command, ()):
-        message = message.replace(python, flag)
+        # A message that already names both ("data_root (--data)") keeps the flag once.
+        message = message.replace(f"{python} ({flag})", flag).replace(python, flag)
     return _plain(message)
 
 

@@ -67,14 +67,13 @@ def test_speech_commands_train_and_sweep_end_to_end(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--task", "two-sequence", "--data", "somewhere"],
-     "data_root (--data) does not apply to the 'two-sequence' task; it applies to: "
-     "speech-commands."),
+     "--data does not apply to the 'two-sequence' task; it applies to: speech-commands."),
     (["train", "--task", "spotting", "--context-frames", "3"],
-     "context_frames (--context-frames) does not apply to the 'spotting' task"),
+     "--context-frames does not apply to the 'spotting' task"),
     (["evaluate", "--task", "spotting", "--model", "m.keras", "--data", "somewhere"],
-     "data_root (--data) does not apply to the 'spotting' task"),
+     "--data does not apply to the 'spotting' task"),
     (["sweep", "--task", "spotting", "--model", "m.keras", "--data", "somewhere"],
-     "data_root (--data) does not apply to the 'spotting' task"),
+     "--data does not apply to the 'spotting' task"),
 ])
 def test_a_flag_that_does_not_apply_to_the_task_is_an_error(argv, message, tmp_path, capsys):
     assert cli.main(argv + ["--out", str(tmp_path / "r")] if argv[0] != "evaluate"
