@@ -29,7 +29,8 @@ def test_speech_commands_train_and_sweep_end_to_end(tmp_path, capsys):
     from rc_keras.datasets import synthesize_keywords
 
     root = tmp_path / "data"
-    synthesize_keywords(root, words=["yes", "no", "bed"], voices=10, seed=0, workers=2)
+    synthesize_keywords(root, words=["yes", "no", "bed"], voices=10, seed=0, workers=2,
+                        engines=["espeak-ng"], unknown_per_voice=0, real_unknown=0)
     run = tmp_path / "run"
     assert cli.main(["train", "--task", "speech-commands", "--data", str(root), "--epochs", "2",
                      "--units", "8", "--context-frames", "0", "--threshold", "0.5",
