@@ -96,9 +96,14 @@ def evaluate_model(model, x, y, threshold=None, batch_size=256):
 
 
 def format_summary(metrics, time_unit="steps"):
-    """One line: accuracy, mean spike time out of the sequence length, no-spike rate."""
-    return (f"accuracy {metrics['accuracy']:.4f} | mean spike time "
-            f"{metrics['mean_spike_time']:.2f} of {metrics['sequence_length']} {time_unit} | "
+    """One line: accuracy, mean spike time out of the sequence length (and in ms of audio
+    for speech), no-spike rate; an EOS model's end-of-clip accuracy too."""
+    ms = (f" ({metrics['mean_spike_time_ms']:.0f} ms)" if "mean_spike_time_ms" in metrics
+          else "")
+    end = (f" | end-of-clip accuracy {metrics['end_of_clip_accuracy']:.4f}"
+           if "end_of_clip_accuracy" in metrics else "")
+    return (f"accuracy {metrics['accuracy']:.4f}{end} | mean spike time "
+            f"{metrics['mean_spike_time']:.2f} of {metrics['sequence_length']} {time_unit}{ms} | "
             f"no-spike rate {metrics['no_spike_rate']:.4f} | theta {metrics['threshold']:g} | "
             f"n={metrics['num_sequences']}")
 
@@ -266,8 +271,9 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     curves, sources = {}, {}
     for path, model in models:
         name = _curve_name(path, curves)
+        lookahead = (kws_training.context_frames_of(model) if lengths is not None else None)
         curves[name] = tradeoff.threshold_sweep(model, x, y, thresholds, lengths=lengths,
-                                                batch_size=batch_size)
+                                                batch_size=batch_size, lookahead_frames=lookahead)
         if lengths is not None:
             curves[name] = kws_training.sweep_points_ms(curves[name], model)
         sources[name] = str(path)
@@ -279,8 +285,12 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         result["json"] = _write_json(out_dir / "sweep.json", result)
+        ms_axis = ((kws_training.FRAME_STRIDE_MS, kws_training.FRAME_WINDOW_MS,
+                    kws_training.context_frames_of(models[0][1]))
+                   if lengths is not None else None)
         result["png"] = tradeoff.plot_tradeoff(
             curves, out_dir / "sweep.png", frontier=frontier, time_unit=task.time_unit,
+            ms_axis=ms_axis,
             title=f"{task.name}: accuracy vs. mean spike time (n={len(y)})")
     return result
 
@@ -462,6 +472,10 @@ def build_parser():
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
     p.add_argument("--context-frames", type=_non_negative_int, default=10,
                    help="speech-commands: frames of context stacked each side (default 10)")
+    p.add_argument("--augment-copies", type=_non_negative_int, default=None,
+                   help="speech-commands: augmented copies of each training clip (speed, "
+                        "pitch, EQ, reverb, noise, gain, shift, SpecAugment; default 2, "
+                        "0: off)")
     p.add_argument("--beta", type=_beta_arg, help="confidence penalty weight (>= 0)")
     p.add_argument("--threshold", type=_threshold_arg, help="spike threshold theta in (0, 1)")
     p.add_argument("--mode", choices=("rc", "eos"), default="rc",

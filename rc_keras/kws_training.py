@@ -20,6 +20,7 @@ Clips are turned into feature arrays once per split and cached as ``.npz`` files
 features without recomputing them.
 """
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -158,6 +159,50 @@ class EpochTimer(keras.callbacks.Callback):
             self._start = None
 
 
+def end_of_clip_accuracy(step_probs, lengths, y):
+    """Accuracy of the answer at each clip's last valid frame (the conventional readout).
+
+    Args:
+        step_probs: (n, frames, classes) per-step probabilities
+            (`rc_keras.tradeoff.all_step_probabilities`).
+        lengths: valid frames per clip.
+        y: integer labels.
+    """
+    lengths = np.clip(np.asarray(lengths).reshape(-1), 1, step_probs.shape[1])
+    last = step_probs[np.arange(len(lengths)), lengths - 1]
+    return float(np.mean(last.argmax(-1) == np.asarray(y).reshape(-1)))
+
+
+class EndOfClipAccuracy(keras.callbacks.Callback):
+    """Adds ``val_end_of_clip_accuracy`` to the epoch logs (for checkpointing EOS models).
+
+    An EOS model is trained to answer at the end of the clip, so it is chosen by the
+    accuracy there, not by where its output first crosses theta. Place this callback
+    before the checkpoint: later callbacks see the entry in the same logs.
+
+    Args:
+        x: validation features (n, frames, features).
+        lengths: valid frames per clip.
+        y: integer labels.
+    """
+
+    def __init__(self, x, lengths, y):
+        super().__init__()
+        self.x, self.lengths, self.y = x, np.asarray(lengths), np.asarray(y)
+        self.values = []
+
+    def on_train_begin(self, logs=None):
+        self.values = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        from rc_keras import tradeoff  # noqa: PLC0415
+
+        probs = tradeoff.all_step_probabilities(self.model, self.x)
+        self.values.append(end_of_clip_accuracy(probs, self.lengths, self.y))
+        if logs is not None:
+            logs["val_end_of_clip_accuracy"] = self.values[-1]
+
+
 def compile_kws(model, beta=0.0, learning_rate=1e-3, clipnorm=GRADIENT_CLIP_NORM):
     """Compiles a keyword model with the paper's recipe; returns it.
 
@@ -180,12 +225,16 @@ def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_
             grace_epochs=1, verbose=0, seed=0):
     """Fits with best-validation checkpointing and the majority-class stop rule.
 
+    An RC model is checkpointed by its validation spike accuracy (the answer at its
+    first crossing); an EOS model (``training_mode="eos"``) by its validation accuracy
+    at the end of the clip (`EndOfClipAccuracy`), which is what it was trained for.
+
     Args:
         model: a compiled `RCModel`.
         train: ``(x, y)`` with x an array or an ``{"inputs", "lengths"}`` dict.
         val: ``(x, y)`` validation data, same form.
-        checkpoint_path: the ``.keras`` file of the best epoch (by
-            ``val_spike_accuracy``); the model is reloaded from it at the end.
+        checkpoint_path: the ``.keras`` file of the best epoch; the model is reloaded
+            from it at the end.
         epochs: maximum number of epochs.
         batch_size: training batch size.
         stop_share: majority-class share for `MajorityClassStop` on the training spike
@@ -197,7 +246,7 @@ def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_
     Returns:
         ``(best_model, info)``: the reloaded best model and a dict with "history"
         (per-epoch logs), "epoch_seconds", "best_epoch", "stopped_epoch",
-        "stop_share".
+        "stop_share", "monitor" (the checkpoint's log entry).
     """
     x_train, y_train = train
     if stop_share is None:
@@ -206,19 +255,30 @@ def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_
     checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
     timer = EpochTimer()
     stop = MajorityClassStop(stop_share, monitor="spike_accuracy", grace_epochs=grace_epochs)
+    callbacks = [timer, stop]
+    monitor = "val_spike_accuracy"
+    if getattr(model, "training_mode", "rc") == "eos":
+        x_val, y_val = val
+        inputs, lengths = ((x_val["inputs"], x_val["lengths"]) if isinstance(x_val, dict)
+                           else (x_val, np.full(len(y_val), np.shape(x_val)[1])))
+        end_of_clip = EndOfClipAccuracy(inputs, lengths, y_val)
+        callbacks.append(end_of_clip)
+        monitor = "val_end_of_clip_accuracy"
     checkpoint = keras.callbacks.ModelCheckpoint(
-        str(checkpoint_path), monitor="val_spike_accuracy", mode="max", save_best_only=True)
+        str(checkpoint_path), monitor=monitor, mode="max", save_best_only=True)
     keras.utils.set_random_seed(int(seed))
     history = model.fit(x_train, y_train, batch_size=batch_size, epochs=int(epochs),
                         validation_data=val, shuffle=True, verbose=verbose,
-                        callbacks=[timer, stop, checkpoint])
+                        callbacks=callbacks + [checkpoint])
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
-    val_acc = logs.get("val_spike_accuracy", [])
+    if monitor == "val_end_of_clip_accuracy":
+        logs[monitor] = [float(v) for v in end_of_clip.values]
+    val_acc = logs.get(monitor, [])
     best_epoch = int(np.argmax(val_acc)) if val_acc else None
     best = keras.models.load_model(str(checkpoint_path))
     return best, {"history": logs, "epoch_seconds": [round(s, 3) for s in timer.seconds],
                   "best_epoch": best_epoch, "stopped_epoch": stop.stopped_epoch,
-                  "stop_share": float(stop_share)}
+                  "stop_share": float(stop_share), "monitor": monitor}
 
 
 # ---------------------------------------------------------------------- data
@@ -228,7 +288,8 @@ def _cache_key(root, split, label_set, options):
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-def load_split_arrays(root, split, label_set="paper11", cache_dir=None, limit=None, **options):
+def load_split_arrays(root, split, label_set="paper11", cache_dir=None, limit=None,
+                      augment=None, augment_seed=0, **options):
     """One split of a Speech Commands folder as feature arrays, cached.
 
     Runs `rc_keras.datasets.speech_commands` (log-mel features with true lengths) once
@@ -241,6 +302,11 @@ def load_split_arrays(root, split, label_set="paper11", cache_dir=None, limit=No
         label_set: "paper11" or "standard12".
         cache_dir: optional folder for the cached arrays.
         limit: optional maximum number of clips (the first ones in loader order).
+        augment: an `rc_keras.augment.AugmentParams`; for the "train" split only, each
+            clip is followed by ``augment.copies`` augmented copies (ignored for other
+            splits, so validation and test stay clean). None or ``copies=0``: off.
+        augment_seed: seed of the augmentation (each copy of each clip draws from
+            ``default_rng([augment_seed, copy, clip])``).
         **options: passed to `rc_keras.datasets.speech_commands`.
 
     Returns:
@@ -250,6 +316,9 @@ def load_split_arrays(root, split, label_set="paper11", cache_dir=None, limit=No
 
     split = {"val": "validation"}.get(split, split)
     validation.check_choice(split, ("train", "validation", "test"), "split")
+    if augment is not None and split == "train" and augment.enabled:
+        return _augmented_split(root, label_set, cache_dir, limit, augment, augment_seed,
+                                options)
     cache = None
     if cache_dir is not None:
         key = _cache_key(root, split, label_set, dict(options, limit=limit))
@@ -280,23 +349,147 @@ def load_split_arrays(root, split, label_set="paper11", cache_dir=None, limit=No
     return x, lengths, y
 
 
-def evaluate_kws(model, x, lengths, y, threshold=None, batch_size=256, lookahead_frames=0):
-    """Accuracy and mean spike time (frames read and ms) of ``model.predict``.
+def _background_noises(root, sample_rate):
+    """The dataset's ``_background_noise_`` waveforms (decoded, at ``sample_rate``)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    from rc_keras.datasets.speech_commands import probe_wav, resample  # noqa: PLC0415
+
+    folder = Path(root) / "_background_noise_"
+    noises = []
+    for path in sorted(folder.glob("*.wav")) if folder.is_dir() else []:
+        rate, _, _ = probe_wav(path)
+        audio, _ = tf.audio.decode_wav(tf.io.read_file(str(path)))
+        wave = tf.reduce_mean(audio, axis=-1)
+        if rate != sample_rate:
+            wave = resample(wave, rate, sample_rate)
+        noises.append(wave.numpy().astype(np.float32))
+    return noises
+
+
+def waveform_features(waves, lengths, params, augment=None, rng_for=None):
+    """Front-end features of padded waveforms, with optional SpecAugment masks.
+
+    Args:
+        waves: float32 (n, clip_samples).
+        lengths: true samples per clip.
+        params: `rc_keras.features.FrontEndParams`.
+        augment: `rc_keras.augment.AugmentParams` whose masks to apply, or None.
+        rng_for: ``i -> numpy Generator`` for clip i's masks (with ``augment``).
 
     Returns:
-        Dict with "accuracy", "mean_spike_time" (frames read), "mean_spike_time_ms",
-        "no_spike_rate", "threshold", "sequence_length" (frames), "mean_length"
-        (valid frames) and "num_sequences".
+        ``(x, frames)``: float32 (n, frames, params.feature_size), int32 (n,) valid frames.
     """
+    import tensorflow as tf  # noqa: PLC0415
+
+    from rc_keras import augment as augment_lib  # noqa: PLC0415
+    from rc_keras import features as features_lib  # noqa: PLC0415
+
+    frames_per_clip = params.frames_per_clip
+    frames = np.clip([features_lib.num_frames(params, int(n)) for n in lengths], 1,
+                     frames_per_clip).astype(np.int32)
+    out = []
+    for start in range(0, len(waves), 256):
+        mel = features_lib.log_mel(tf.constant(waves[start:start + 256]), params).numpy()
+        if augment is not None:
+            mel = np.stack([augment_lib.spec_augment(m, augment, rng_for(start + i),
+                                                     frames[start + i])
+                            for i, m in enumerate(mel)])
+        out.append(features_lib.stack_context(tf.constant(mel), params.context_frames).numpy()
+                   if params.context_frames else mel)
+    return np.concatenate(out).astype(np.float32), frames
+
+
+def _augmented_split(root, label_set, cache_dir, limit, augment, seed, options):
+    """The train split plus ``augment.copies`` augmented copies of every clip."""
+    import dataclasses  # noqa: PLC0415
+
+    from rc_keras import augment as augment_lib  # noqa: PLC0415
+    from rc_keras import features as features_lib  # noqa: PLC0415
+    from rc_keras.datasets import speech_commands  # noqa: PLC0415
+
+    params = options.get("features") or features_lib.FrontEndParams()
+    cache = None
+    if cache_dir is not None:
+        key = _cache_key(root, "train", label_set, dict(
+            options, limit=limit, augment=dataclasses.asdict(augment), augment_seed=seed))
+        cache = Path(cache_dir) / f"speech_commands_train_aug_{label_set}_{key}.npz"
+        if cache.is_file():
+            with np.load(cache) as data:
+                return data["x"], data["lengths"], data["y"]
+    wave_options = {k: v for k, v in options.items() if k not in ("features", "cache")}
+    dataset = speech_commands(root, "train", label_set=label_set, features=None, cache=False,
+                              **wave_options)
+    waves, samples, y = [], [], []
+    for inputs, labels in dataset.batch(256).as_numpy_iterator():
+        waves.append(inputs["inputs"])
+        samples.append(inputs["lengths"])
+        y.append(labels)
+    if not waves:
+        raise ValueError(f"the train split of {root} holds no clips.")
+    waves = np.concatenate(waves).astype(np.float32)
+    samples = np.concatenate(samples).astype(np.int64)
+    y = np.concatenate(y).astype(np.int32)
+    if limit is not None:
+        waves, samples, y = waves[:limit], samples[:limit], y[:limit]
+    noises = _background_noises(root, params.sample_rate)
+    xs, ns = [], []
+    x, n = waveform_features(waves, samples, params)
+    xs.append(x)
+    ns.append(n)
+    for copy in range(1, augment.copies + 1):
+        rngs = [np.random.default_rng([int(seed), copy, i]) for i in range(len(y))]
+        altered = np.empty_like(waves)
+        lengths = np.empty_like(samples)
+        for i in range(len(y)):
+            altered[i], lengths[i] = augment_lib.augment_waveform(
+                waves[i], augment, rngs[i], length=samples[i], noises=noises,
+                sample_rate=params.sample_rate)
+        x, n = waveform_features(altered, lengths, params, augment, lambda i: rngs[i])
+        xs.append(x)
+        ns.append(n)
+    x = np.concatenate(xs)
+    lengths = np.concatenate(ns)
+    y = np.tile(y, augment.copies + 1)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, x=x, lengths=lengths, y=y)
+    return x, lengths, y
+
+
+def evaluate_kws(model, x, lengths, y, threshold=None, batch_size=256, lookahead_frames=0):
+    """Accuracy and mean spike time (frames read and ms) of ``model.predict``, plus the
+    accuracy at the end of the clip.
+
+    Milliseconds are per clip ``min(frames_to_ms(k, lookahead), frames_to_ms(length))``
+    for a clip answered after ``k`` frames: look-ahead frames stacked past the clip's
+    end hear nothing, so no answer (a clip that never spikes included) is reported
+    later than the clip lasts.
+
+    Returns:
+        Dict with "accuracy" (at the first crossing of theta), "end_of_clip_accuracy"
+        (the answer at the last valid frame: what an EOS model is trained for),
+        "mean_spike_time" (frames read), "mean_spike_time_ms", "no_spike_rate",
+        "threshold", "sequence_length" (frames), "mean_length" (valid frames),
+        "num_sequences" and "training_mode".
+    """
+    from rc_keras import tradeoff  # noqa: PLC0415
+
     if threshold is not None:
         model.threshold = threshold
     out = model.predict({"inputs": x, "lengths": lengths}, batch_size=batch_size, verbose=0)
-    frames = float(np.mean(out["spike_time"] + 1))
+    frames = out["spike_time"] + 1
+    lengths = np.asarray(lengths).reshape(-1)
+    ms = np.minimum(frames_to_ms(frames, lookahead_frames=lookahead_frames),
+                    frames_to_ms(lengths))
+    step_probs = tradeoff.all_step_probabilities(model, x, batch_size=batch_size)
     return {
         "threshold": model.threshold,
+        "training_mode": getattr(model, "training_mode", "rc"),
         "accuracy": float(np.mean(out["label"] == np.asarray(y).reshape(-1))),
-        "mean_spike_time": frames,
-        "mean_spike_time_ms": frames_to_ms(frames, lookahead_frames=lookahead_frames),
+        "end_of_clip_accuracy": end_of_clip_accuracy(step_probs, lengths, y),
+        "mean_spike_time": float(np.mean(frames)),
+        "mean_spike_time_ms": float(np.mean(ms)),
         "no_spike_rate": float(1.0 - np.mean(out["spiked"])),
         "sequence_length": int(np.shape(x)[1]),
         "mean_length": float(np.mean(lengths)),
@@ -373,6 +566,15 @@ def test_arrays_for(data_root, model, size=None, label_set="paper11"):
                              features=front_end(context_frames_of(model)), cache=False)
 
 
+def _augment_from_args(args):
+    """`AugmentParams` from ``--augment-copies`` (0: off; absent: the defaults)."""
+    from rc_keras import augment as augment_lib  # noqa: PLC0415
+
+    copies = getattr(args, "augment_copies", None)
+    return augment_lib.AugmentParams() if copies is None else augment_lib.AugmentParams(
+        copies=int(copies))
+
+
 def cli_train(args):
     """``rc-keras train --task speech-commands --data ROOT ...``: trains and prints a summary."""
     task = SPEECH_COMMANDS
@@ -384,7 +586,8 @@ def cli_train(args):
             units=task.units if args.units is None else args.units,
             learning_rate=(task.learning_rate if args.learning_rate is None
                            else args.learning_rate),
-            seed=args.seed, verbose=args.verbose, context_frames=args.context_frames)
+            seed=args.seed, verbose=args.verbose, context_frames=args.context_frames,
+            augment=_augment_from_args(args))
     except FileNotFoundError as error:  # the CLI reports ValueErrors as usage errors
         raise ValueError(str(error)) from None
     test = summary["test"]
@@ -393,7 +596,8 @@ def cli_train(args):
           f"{summary['best_epoch']}" + (f", stopped at epoch {summary['stopped_epoch']} "
                                         "(below the majority-class share)"
                                         if summary["stopped_epoch"] is not None else ""))
-    print(f"test: accuracy {test['accuracy']:.4f} | mean spike time "
+    print(f"test: accuracy {test['accuracy']:.4f} (end of clip "
+          f"{test['end_of_clip_accuracy']:.4f}) | mean spike time "
           f"{test['mean_spike_time']:.2f} of {test['sequence_length']} frames "
           f"({test['mean_spike_time_ms']:.0f} ms) | no-spike rate {test['no_spike_rate']:.4f} | "
           f"theta {test['threshold']:g} | n={test['num_sequences']}")
@@ -404,11 +608,13 @@ def cli_train(args):
 def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, threshold=0.9,
                           label_set="paper11", units=128, hidden=32, learning_rate=1e-3,
                           batch_size=128, seed=0, cache_dir=None, verbose=1, limit=None,
-                          data=None, context_frames=10, grace_epochs=1, **options):
+                          data=None, context_frames=10, grace_epochs=1, augment=None,
+                          **options):
     """Trains `kws_lstm` on a Speech Commands folder; saves and evaluates the best epoch.
 
-    Writes ``out_dir/model.keras`` (the best epoch by validation spike accuracy),
-    ``out_dir/history.json`` and ``out_dir/summary.json``.
+    Writes ``out_dir/model.keras`` (the best epoch by validation spike accuracy; for an
+    EOS model by validation accuracy at the end of the clip), ``out_dir/history.json``
+    and ``out_dir/summary.json``.
 
     Args:
         data_root: the dataset folder (real Speech Commands v0.02 or synthesized).
@@ -430,11 +636,20 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         grace_epochs: epochs before the majority-class stop rule applies.
         context_frames: frames of context stacked each side (the paper: 10; 0 gives
             20 features a frame and no look-ahead).
+        augment: `rc_keras.augment.AugmentParams` for the training split (None: the
+            defaults, `rc_keras.augment.AugmentParams()`; ``NO_AUGMENTATION`` turns it
+            off). Seeded by ``seed``; validation and test stay clean.
         **options: passed to the loader.
 
     Returns:
         The summary dict (also in summary.json).
     """
+    from rc_keras import augment as augment_lib  # noqa: PLC0415
+
+    augment = augment_lib.AugmentParams() if augment is None else augment
+    if not isinstance(augment, augment_lib.AugmentParams):
+        raise ValueError("`augment` must be a rc_keras.augment.AugmentParams or None; "
+                         f"received {type(augment).__name__}.")
     validation.check_choice(mode, validation.MODES, "training_mode")
     beta = validation.check_beta(beta)
     threshold = validation.check_threshold(threshold)
@@ -449,7 +664,8 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         options.setdefault("features", front_end(context_frames))
         options.setdefault("cache", False)  # the arrays are cached instead
         data = {split: load_split_arrays(data_root, split, label_set, cache_dir=cache_dir,
-                                         limit=limit, **options)
+                                         limit=limit, augment=augment, augment_seed=seed,
+                                         **options)
                 for split in ("train", "validation", "test")}
     (x_tr, n_tr, y_tr), (x_va, n_va, y_va), (x_te, n_te, y_te) = (
         data["train"], data["validation"], data["test"])
@@ -474,6 +690,8 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
                    "learning_rate": learning_rate, "batch_size": batch_size, "seed": int(seed),
                    "global_clipnorm": GRADIENT_CLIP_NORM,
                    "context_frames": context_frames_of(best),
+                   "augment": dataclasses.asdict(augment),
+                   "checkpoint_monitor": info["monitor"],
                    "train_size": int(len(y_tr)), "val_size": int(len(y_va))},
         "test": test,
         "best_epoch": info["best_epoch"],

@@ -412,3 +412,32 @@ def test_loader_bad_arguments(kws_copy, tmp_path):
         handle.write("yes/00000000_nohash_9.wav\n")
     with pytest.raises(FileNotFoundError, match="00000000_nohash_9.wav"):
         speech_commands(kws_copy, "test")
+
+
+def test_augmentation_adds_seeded_copies_to_the_training_split_only(kws_root, tmp_path):
+    from rc_keras import augment, kws_training  # noqa: PLC0415
+
+    params = features.FrontEndParams(context_frames=0)
+    clean = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False)
+    aug = augment.AugmentParams(copies=2)
+    x, n, y = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False,
+                                             augment=aug, augment_seed=3)
+    count = len(clean[2])
+    assert x.shape == (3 * count,) + clean[0].shape[1:]
+    assert np.array_equal(y, np.tile(clean[2], 3))
+    # The first block is the clean split, computed the same way as the loader's.
+    np.testing.assert_allclose(x[:count], clean[0], atol=1e-4)
+    assert np.array_equal(n[:count], clean[1])
+    assert not np.allclose(x[count:2 * count], clean[0], atol=1e-2)
+    again = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False,
+                                           augment=aug, augment_seed=3)
+    assert np.array_equal(again[0], x)
+    other = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False,
+                                           augment=aug, augment_seed=4)
+    assert not np.array_equal(other[0], x)
+    # Validation and test are never augmented.
+    for split in ("validation", "test"):
+        plain = kws_training.load_split_arrays(kws_root, split, features=params, cache=False)
+        with_aug = kws_training.load_split_arrays(kws_root, split, features=params, cache=False,
+                                                  augment=aug)
+        assert np.array_equal(plain[0], with_aug[0])
