@@ -210,7 +210,9 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
     model = load_model(model_path)
     if task.name == kws_training.SPEECH_COMMANDS.name:
         try:
-            x, lengths, y = kws_training.test_arrays_for(data_root, model, test_size)
+            x, lengths, y = kws_training.test_arrays_for(
+                data_root, model, test_size,
+                params=kws_training.saved_front_end(model_path))
         except FileNotFoundError as error:
             raise CLIError(str(error)) from None
         result = kws_training.evaluate_kws(model, x, lengths, y, threshold=threshold,
@@ -263,7 +265,9 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     lengths = None
     if task.name == kws_training.SPEECH_COMMANDS.name:
         try:
-            x, lengths, y = kws_training.test_arrays_for(data_root, models[0][1], test_size)
+            x, lengths, y = kws_training.test_arrays_for(
+                data_root, models[0][1], test_size,
+                params=kws_training.saved_front_end(model_paths[0]))
         except FileNotFoundError as error:
             raise CLIError(str(error)) from None
     else:
@@ -317,7 +321,7 @@ DEMO_SIZES = {
 
 
 def export_model(model, out_dir, calibration, held_out, int8=True, verify=True, int16x8=False,
-                 c_array=None):
+                 c_array=None, feature_params=None):
     """Writes the deployment bundle of `rc_keras.export.export_bundle` into ``out_dir``.
 
     The bundle holds the .keras model, the SavedModel, the float32 and int8 (and with
@@ -330,7 +334,8 @@ def export_model(model, out_dir, calibration, held_out, int8=True, verify=True, 
 
     return export.export_bundle(model, out_dir, int8=int8, int16x8=int16x8, c_array=c_array,
                                 calibration=calibration, verify=verify,
-                                verify_sequences=held_out if verify else None)
+                                verify_sequences=held_out if verify else None,
+                                feature_params=feature_params)
 
 
 def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print):
@@ -472,6 +477,9 @@ def build_parser():
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
     p.add_argument("--context-frames", type=_non_negative_int, default=10,
                    help="speech-commands: frames of context stacked each side (default 10)")
+    p.add_argument("--normalization", choices=("none", "running_mean", "pcen"), default=None,
+                   help="speech-commands: causal feature normalization (default "
+                        f"{kws_training.DEFAULT_NORMALIZATION})")
     p.add_argument("--augment-copies", type=_non_negative_int, default=None,
                    help="speech-commands: augmented copies of each training clip (speed, "
                         "pitch, EQ, reverb, noise, gain, shift, SpecAugment; default 2, "
@@ -660,7 +668,8 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
         model = _fine_tuned_twin(model, calibration, qat_epochs, train_data, task, seed,
                                  qat_learning_rate)
     return export_model(model, out_dir, calibration, verify_sequences, int8=int8, verify=verify,
-                        int16x8=int16x8, c_array=c_array)
+                        int16x8=int16x8, c_array=c_array,
+                        feature_params=kws_training.saved_front_end(model_path))
 
 
 def _cmd_export(args):

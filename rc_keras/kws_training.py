@@ -35,6 +35,8 @@ from rc_keras.models import kws_lstm
 __all__ = ["MajorityClassStop", "EpochTimer", "majority_share", "compile_kws",
            "fit_kws", "load_split_arrays", "evaluate_kws", "train_speech_commands",
            "front_end", "context_frames_of", "sweep_points_ms", "test_arrays_for",
+           "end_of_clip_accuracy", "EndOfClipAccuracy", "waveform_features", "saved_front_end",
+           "FRONT_END_FILE", "DEFAULT_NORMALIZATION",
            "FRAME_STRIDE_MS", "FRAME_WINDOW_MS", "frames_to_ms", "SPEECH_COMMANDS"]
 
 FRAME_STRIDE_MS = 10.0
@@ -526,6 +528,22 @@ def front_end(context_frames=10, **kwargs):
     return FrontEndParams(context_frames=int(context_frames), **kwargs)
 
 
+FRONT_END_FILE = "front_end.json"
+"""Written next to a trained keyword model: its `FrontEndParams` (normalization included)."""
+DEFAULT_NORMALIZATION = "running_mean"
+"""The causal normalization `rc-keras train --task speech-commands` uses by default."""
+
+
+def saved_front_end(model_path):
+    """The `FrontEndParams` saved next to ``model_path`` (`FRONT_END_FILE`), or None."""
+    from rc_keras.features import FrontEndParams  # noqa: PLC0415
+
+    path = Path(model_path).parent / FRONT_END_FILE
+    if not path.is_file():
+        return None
+    return FrontEndParams(**json.loads(path.read_text()))
+
+
 def context_frames_of(model, num_mel_bins=20):
     """Context frames each side that a keyword model's input width implies.
 
@@ -551,8 +569,9 @@ def sweep_points_ms(points, model):
                                      lookahead_frames=context_frames_of(model))
 
 
-def test_arrays_for(data_root, model, size=None, label_set="paper11"):
-    """The test split of ``data_root`` with the front end ``model`` was trained on.
+def test_arrays_for(data_root, model, size=None, label_set="paper11", params=None):
+    """The test split of ``data_root`` with the front end ``model`` was trained on
+    (``params``, e.g. `saved_front_end`; default: the paper's with the model's context).
 
     Returns:
         ``(x, lengths, y)`` arrays, at most ``size`` clips.
@@ -562,8 +581,10 @@ def test_arrays_for(data_root, model, size=None, label_set="paper11"):
                          "(rc-keras --data ROOT).")
     if not Path(data_root).is_dir():
         raise FileNotFoundError(f"`data_root` {str(data_root)!r} is not a directory.")
-    return load_split_arrays(data_root, "test", label_set, limit=size,
-                             features=front_end(context_frames_of(model)), cache=False)
+    if params is None:
+        params = front_end(context_frames_of(model))
+    return load_split_arrays(data_root, "test", label_set, limit=size, features=params,
+                             cache=False)
 
 
 def _augment_from_args(args):
@@ -587,7 +608,8 @@ def cli_train(args):
             learning_rate=(task.learning_rate if args.learning_rate is None
                            else args.learning_rate),
             seed=args.seed, verbose=args.verbose, context_frames=args.context_frames,
-            augment=_augment_from_args(args))
+            augment=_augment_from_args(args),
+            normalization=getattr(args, "normalization", None) or DEFAULT_NORMALIZATION)
     except FileNotFoundError as error:  # the CLI reports ValueErrors as usage errors
         raise ValueError(str(error)) from None
     test = summary["test"]
@@ -609,7 +631,7 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
                           label_set="paper11", units=128, hidden=32, learning_rate=1e-3,
                           batch_size=128, seed=0, cache_dir=None, verbose=1, limit=None,
                           data=None, context_frames=10, grace_epochs=1, augment=None,
-                          **options):
+                          normalization=None, **options):
     """Trains `kws_lstm` on a Speech Commands folder; saves and evaluates the best epoch.
 
     Writes ``out_dir/model.keras`` (the best epoch by validation spike accuracy; for an
@@ -639,6 +661,9 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         augment: `rc_keras.augment.AugmentParams` for the training split (None: the
             defaults, `rc_keras.augment.AugmentParams()`; ``NO_AUGMENTATION`` turns it
             off). Seeded by ``seed``; validation and test stay clean.
+        normalization: the front end's causal normalization ("none", "running_mean",
+            "pcen"; None: `DEFAULT_NORMALIZATION`), saved with the model in
+            ``out_dir/front_end.json`` for evaluate, sweep and export.
         **options: passed to the loader.
 
     Returns:
@@ -661,7 +686,8 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         if not Path(data_root).is_dir():
             raise FileNotFoundError(f"`data_root` {str(data_root)!r} is not a directory.")
         cache_dir = out_dir / "cache" if cache_dir is None else cache_dir
-        options.setdefault("features", front_end(context_frames))
+        options.setdefault("features", front_end(
+            context_frames, normalization=normalization or DEFAULT_NORMALIZATION))
         options.setdefault("cache", False)  # the arrays are cached instead
         data = {split: load_split_arrays(data_root, split, label_set, cache_dir=cache_dir,
                                          limit=limit, augment=augment, augment_seed=seed,
@@ -681,6 +707,9 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
                          verbose=verbose, seed=seed, grace_epochs=grace_epochs)
     train_seconds = time.perf_counter() - start
     test = evaluate_kws(best, x_te, n_te, y_te, lookahead_frames=context_frames_of(best))
+    if options.get("features") is not None:
+        (out_dir / FRONT_END_FILE).write_text(
+            json.dumps(dataclasses.asdict(options["features"]), indent=2) + "\n")
     (out_dir / "history.json").write_text(json.dumps(info["history"], indent=2) + "\n")
     summary = {
         "task": "speech-commands",
@@ -691,6 +720,8 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
                    "global_clipnorm": GRADIENT_CLIP_NORM,
                    "context_frames": context_frames_of(best),
                    "augment": dataclasses.asdict(augment),
+                   "front_end": (dataclasses.asdict(options["features"])
+                                 if options.get("features") is not None else None),
                    "checkpoint_monitor": info["monitor"],
                    "train_size": int(len(y_tr)), "val_size": int(len(y_va))},
         "test": test,
