@@ -291,7 +291,7 @@ def _cache_key(root, split, label_set, options):
 
 
 def load_split_arrays(root, split, label_set="paper11", cache_dir=None, limit=None,
-                      augment=None, augment_seed=0, **options):
+                      augment=None, augment_seed=0, unknown_keep=1.0, **options):
     """One split of a Speech Commands folder as feature arrays, cached.
 
     Runs `rc_keras.datasets.speech_commands` (log-mel features with true lengths) once
@@ -309,6 +309,9 @@ def load_split_arrays(root, split, label_set="paper11", cache_dir=None, limit=No
             splits, so validation and test stay clean). None or ``copies=0``: off.
         augment_seed: seed of the augmentation (each copy of each clip draws from
             ``default_rng([augment_seed, copy, clip])``).
+        unknown_keep: with ``augment``, the share of "unknown" clips each block (the
+            clean split and every copy) keeps, each block its own seeded draw: the
+            majority class is thinned without dropping any unknown clip from all blocks.
         **options: passed to `rc_keras.datasets.speech_commands`.
 
     Returns:
@@ -320,7 +323,7 @@ def load_split_arrays(root, split, label_set="paper11", cache_dir=None, limit=No
     validation.check_choice(split, ("train", "validation", "test"), "split")
     if augment is not None and split == "train" and augment.enabled:
         return _augmented_split(root, label_set, cache_dir, limit, augment, augment_seed,
-                                options)
+                                options, unknown_keep)
     cache = None
     if cache_dir is not None:
         key = _cache_key(root, split, label_set, dict(options, limit=limit))
@@ -402,8 +405,18 @@ def waveform_features(waves, lengths, params, augment=None, rng_for=None):
     return np.concatenate(out).astype(np.float32), frames
 
 
-def _augmented_split(root, label_set, cache_dir, limit, augment, seed, options):
-    """The train split plus ``augment.copies`` augmented copies of every clip."""
+def speech_commands_module():
+    """`rc_keras.datasets.speech_commands` the module (the package exports a function of
+    the same name)."""
+    import importlib  # noqa: PLC0415
+
+    return importlib.import_module("rc_keras.datasets.speech_commands")
+
+
+def _augmented_split(root, label_set, cache_dir, limit, augment, seed, options,
+                     unknown_keep=1.0):
+    """The train split plus ``augment.copies`` augmented copies of every clip (each block
+    keeping a seeded ``unknown_keep`` share of the "unknown" clips)."""
     import dataclasses  # noqa: PLC0415
 
     from rc_keras import augment as augment_lib  # noqa: PLC0415
@@ -414,7 +427,8 @@ def _augmented_split(root, label_set, cache_dir, limit, augment, seed, options):
     cache = None
     if cache_dir is not None:
         key = _cache_key(root, "train", label_set, dict(
-            options, limit=limit, augment=dataclasses.asdict(augment), augment_seed=seed))
+            options, limit=limit, augment=dataclasses.asdict(augment), augment_seed=seed,
+            unknown_keep=unknown_keep))
         cache = Path(cache_dir) / f"speech_commands_train_aug_{label_set}_{key}.npz"
         if cache.is_file():
             with np.load(cache) as data:
@@ -450,9 +464,12 @@ def _augmented_split(root, label_set, cache_dir, limit, augment, seed, options):
         x, n = waveform_features(altered, lengths, params, augment, lambda i: rngs[i])
         xs.append(x)
         ns.append(n)
-    x = np.concatenate(xs)
-    lengths = np.concatenate(ns)
-    y = np.tile(y, augment.copies + 1)
+    unknown = np.isin(y, [speech_commands_module().LABEL_SETS[label_set].index("unknown")])
+    keeps = [~unknown | (np.random.default_rng([int(seed), block, 41]).random(len(y))
+                         < unknown_keep) for block in range(augment.copies + 1)]
+    x = np.concatenate([x[k] for x, k in zip(xs, keeps)])
+    lengths = np.concatenate([n[k] for n, k in zip(ns, keeps)])
+    y = np.concatenate([y[k] for k in keeps])
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, x=x, lengths=lengths, y=y)
@@ -630,8 +647,8 @@ def cli_train(args):
 def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, threshold=0.9,
                           label_set="paper11", units=128, hidden=32, learning_rate=1e-3,
                           batch_size=128, seed=0, cache_dir=None, verbose=1, limit=None,
-                          data=None, context_frames=10, grace_epochs=1, augment=None,
-                          normalization=None, **options):
+                          data=None, context_frames=10, grace_epochs=10, augment=None,
+                          normalization=None, unknown_keep=0.3, **options):
     """Trains `kws_lstm` on a Speech Commands folder; saves and evaluates the best epoch.
 
     Writes ``out_dir/model.keras`` (the best epoch by validation spike accuracy; for an
@@ -655,12 +672,16 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         limit: optional cap on clips per split (quick runs).
         data: optional pre-loaded ``{"train": (x, lengths, y), "validation": ...,
             "test": ...}`` arrays (a benchmark loads them once for many models).
-        grace_epochs: epochs before the majority-class stop rule applies.
+        grace_epochs: epochs before the majority-class stop rule applies (10: augmented,
+            multi-voice data sits at the majority share for several epochs before the
+            keywords separate; measured in benchmarks/bench_kws_transfer.py).
         context_frames: frames of context stacked each side (the paper: 10; 0 gives
             20 features a frame and no look-ahead).
         augment: `rc_keras.augment.AugmentParams` for the training split (None: the
             defaults, `rc_keras.augment.AugmentParams()`; ``NO_AUGMENTATION`` turns it
             off). Seeded by ``seed``; validation and test stay clean.
+        unknown_keep: with augmentation, the share of "unknown" training clips each block
+            keeps (see `load_split_arrays`); 1 keeps all.
         normalization: the front end's causal normalization ("none", "running_mean",
             "pcen"; None: `DEFAULT_NORMALIZATION`), saved with the model in
             ``out_dir/front_end.json`` for evaluate, sweep and export.
@@ -691,7 +712,7 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         options.setdefault("cache", False)  # the arrays are cached instead
         data = {split: load_split_arrays(data_root, split, label_set, cache_dir=cache_dir,
                                          limit=limit, augment=augment, augment_seed=seed,
-                                         **options)
+                                         unknown_keep=unknown_keep, **options)
                 for split in ("train", "validation", "test")}
     (x_tr, n_tr, y_tr), (x_va, n_va, y_va), (x_te, n_te, y_te) = (
         data["train"], data["validation"], data["test"])
@@ -719,7 +740,7 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
                    "learning_rate": learning_rate, "batch_size": batch_size, "seed": int(seed),
                    "global_clipnorm": GRADIENT_CLIP_NORM,
                    "context_frames": context_frames_of(best),
-                   "augment": dataclasses.asdict(augment),
+                   "augment": dataclasses.asdict(augment), "unknown_keep": unknown_keep,
                    "front_end": (dataclasses.asdict(options["features"])
                                  if options.get("features") is not None else None),
                    "checkpoint_monitor": info["monitor"],

@@ -285,6 +285,19 @@ def composite_frontier(curves):
     return frontier
 
 
+def _label_axes(ax, time_unit, ms_axis):
+    """Axis labels; with ``ms_axis=(stride_ms, window_ms, lookahead_frames)`` a top axis in
+    milliseconds of audio heard (`add_milliseconds`' affine map)."""
+    ax.set_xlabel(f"mean spike time ({time_unit} read)")
+    ax.set_ylabel("accuracy (fraction correct)")
+    if ms_axis is not None:
+        stride, window, lookahead = ms_axis
+        top = ax.secondary_xaxis(
+            "top", functions=(lambda k: window + stride * (k - 1 + lookahead),
+                              lambda ms: (ms - window) / stride + 1 - lookahead))
+        top.set_xlabel("mean spike time (ms of audio heard)")
+
+
 def plot_tradeoff(curves, path, frontier=None, time_unit="steps", title=None,
                   annotate_thresholds=True, ms_axis=None):
     """Plots accuracy against mean spike time for one or more sweeps, to a PNG.
@@ -325,14 +338,7 @@ def plot_tradeoff(curves, path, frontier=None, time_unit="steps", title=None,
             ax.plot([p["mean_spike_time"] for p in frontier], [p["accuracy"] for p in frontier],
                     linestyle="--", color="black", linewidth=1.2, drawstyle="steps-post",
                     label="frontier")
-        ax.set_xlabel(f"mean spike time ({time_unit} read)")
-        ax.set_ylabel("accuracy (fraction correct)")
-        if ms_axis is not None:
-            stride, window, lookahead = ms_axis
-            top = ax.secondary_xaxis(
-                "top", functions=(lambda k: window + stride * (k - 1 + lookahead),
-                                  lambda ms: (ms - window) / stride + 1 - lookahead))
-            top.set_xlabel("mean spike time (ms of audio heard)")
+        _label_axes(ax, time_unit, ms_axis)
         if title:
             ax.set_title(title)
         ax.grid(True, alpha=0.3)
@@ -531,14 +537,7 @@ def plot_comparison(groups, path, frontiers=None, time_unit="frames", ms_axis=No
         for i, (label, accuracy) in enumerate((reference_lines or {}).items()):
             ax.axhline(accuracy, color="grey", linestyle=styles[(i + 2) % len(styles)],
                        linewidth=1, label=label)
-        ax.set_xlabel(f"mean spike time ({time_unit} read)")
-        ax.set_ylabel("accuracy (fraction correct)")
-        if ms_axis is not None:
-            stride, window, lookahead = ms_axis
-            top = ax.secondary_xaxis(
-                "top", functions=(lambda k: window + stride * (k - 1 + lookahead),
-                                  lambda ms: (ms - window) / stride + 1 - lookahead))
-            top.set_xlabel("mean spike time (ms of audio heard)")
+        _label_axes(ax, time_unit, ms_axis)
         if title:
             ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)

@@ -435,6 +435,12 @@ def test_augmentation_adds_seeded_copies_to_the_training_split_only(kws_root, tm
     other = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False,
                                            augment=aug, augment_seed=4)
     assert not np.array_equal(other[0], x)
+    # Thinning "unknown": keywords appear in every block, unknown clips in a seeded share.
+    _, _, thin = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False,
+                                                augment=aug, augment_seed=3, unknown_keep=0.5)
+    keywords = np.sum(clean[2] != 10)
+    assert np.sum(thin != 10) == 3 * keywords
+    assert 0 < np.sum(thin == 10) < 3 * np.sum(clean[2] == 10)
     # Validation and test are never augmented.
     for split in ("validation", "test"):
         plain = kws_training.load_split_arrays(kws_root, split, features=params, cache=False)
