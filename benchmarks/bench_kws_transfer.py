@@ -224,6 +224,8 @@ def run_one(name, spec, feats, data, config, work):
               "train_clips": int(len(y_tr)), "validation_clips": int(len(y_va)),
               "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
               "epoch_seconds": summary["epoch_seconds"],
+              "last_train_spike_accuracy": json.loads(
+                  (Path(work) / name / "history.json").read_text())["spike_accuracy"][-1],
               "validation": {"points": val_points, "end_of_clip_accuracy": val_end,
                              "chosen": chosen}, "tests": {}}
     for test_name, blocks in spec["tests"].items():
@@ -335,8 +337,9 @@ def markdown(res):
              "accuracies are read at that θ.", "",
              "## Leave one engine out (test: every clip of the held-out engine)", "",
              "| held out | model | normalization | θ (val) | accuracy | mean spike time (ms) | "
-             "end-of-clip accuracy | real unknown → unknown (at θ / at end) | train clips |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "end-of-clip accuracy | real unknown → unknown (at θ / at end) | train clips | "
+             "train accuracy, last epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["runs"].values():
         if not r["name"].startswith("loeo_"):
             continue
@@ -347,7 +350,7 @@ def markdown(res):
             + (f"{at['threshold']:g} | {at['accuracy']:.3f} | {at['mean_spike_time_ms']:.0f} | "
                if at else "none within 60% | | | ")
             + f"{test['end_of_clip_accuracy']:.3f} | " + _real_cell(real)
-            + f" | {r['train_clips']} |")
+            + f" | {r['train_clips']} | {r.get('last_train_spike_accuracy', float('nan')):.3f} |")
     lines += ["", "## All engines: RC vs. EOS on the synthesized test split", "",
               "| model | θ (val) | accuracy | mean spike time (ms) | end-of-clip accuracy | "
               "real unknown → unknown (at θ / at end) |", "|---|---|---|---|---|---|"]
@@ -362,9 +365,11 @@ def markdown(res):
                      + f"{test['end_of_clip_accuracy']:.3f} | " + _real_cell(real) + " |")
     if res.get("frontier"):
         fr = res["frontier"]
+        overlap = ("none" if fr["overlap"] is None else
+                   f"{fr['overlap'][0]:.1f}–{fr['overlap'][1]:.1f} frames")
         lines += ["", f"RC frontier vs EOS frontier (threshold sweeps on the synthesized test "
-                      f"split): overlap {fr['overlap']}, worst RC − EOS "
-                      f"{fr['worst_difference']}."]
+                      f"split): overlap {overlap}, worst RC − EOS "
+                      f"{100 * (fr['worst_difference'] or 0):+.1f} points."]
     lines += ["", f"## Ablation (held out: {ABLATION_ENGINE}, RC)", "",
               "| variant | accuracy at θ (val) | mean spike time (ms) | end-of-clip accuracy | "
               "real unknown → unknown (at θ / at end) |", "|---|---|---|---|---|"]
@@ -394,7 +399,8 @@ def targets(res, norms):
             continue
         accs = {r["held_out"]: (headline(r)[1] or {}).get("accuracy", 0.0) for r in rows}
         out.append({"text": f"LOEO RC ({norm}) ≥ {TARGET_LOEO:.0%} for every held-out engine "
-                            f"within {int(MAX_FRACTION * 100)}% of the clip",
+                            f"at the θ chosen on validation within "
+                            f"{int(MAX_FRACTION * 100)}% of the clip",
                     "met": all(a >= TARGET_LOEO for a in accs.values()),
                     "detail": ", ".join(f"{e} {a:.3f}" for e, a in accs.items())})
     shares = {r["name"]: r["tests"]["real_unknown_held_out_languages"]["unknown_share_at_chosen"]
@@ -404,9 +410,13 @@ def targets(res, norms):
     if shares:
         main = [v for k, v in shares.items() if k.startswith("all_engines_rc")]
         out.append({"text": f"real unknown words of held-out languages → unknown ≥ "
-                            f"{TARGET_REAL_UNKNOWN:.0%}",
+                            f"{TARGET_REAL_UNKNOWN:.0%} (the all-engines RC model at its "
+                            "validation θ; every model listed, a model that always answers "
+                            "unknown scores 1.000)",
                     "met": bool(main) and min(main) >= TARGET_REAL_UNKNOWN,
                     "detail": ", ".join(f"{k} {v:.3f}" for k, v in shares.items())})
+        if not main:
+            out[-1]["met"] = False
     rc = next((r for r in res["runs"].values() if r["name"].startswith("all_engines_rc")), None)
     eos = next((r for r in res["runs"].values() if r["name"].startswith("all_engines_eos")), None)
     if rc and eos:
@@ -416,10 +426,12 @@ def targets(res, norms):
         cmp = tradeoff.compare_frontiers(f_rc, f_eos)
         res["frontier"] = {"overlap": cmp["overlap"], "worst_difference": cmp["worst_difference"],
                            "at_or_above": cmp["at_or_above"]}
+        overlap = ("no overlap" if cmp["overlap"] is None else
+                   f"overlap {cmp['overlap'][0]:.1f}–{cmp['overlap'][1]:.1f} frames")
         out.append({"text": "RC frontier at or above EOS on the synthesized test split",
                     "met": bool(cmp["at_or_above"]),
-                    "detail": f"worst RC − EOS {cmp['worst_difference']}, overlap "
-                              f"{cmp['overlap']} frames"})
+                    "detail": f"worst RC − EOS {100 * (cmp['worst_difference'] or 0):+.1f} "
+                              f"points, {overlap}"})
     return out
 
 
@@ -438,7 +450,18 @@ def main():
                         help="normalizations for the RC LOEO runs; the first is used "
                              "elsewhere")
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--stem", help="results file name (default kws_transfer)")
+    parser.add_argument("--render", help="only rewrite the .json's targets and the .md next "
+                                         "to this results .json")
     args = parser.parse_args()
+    if args.render:
+        path = Path(args.render)
+        res = json.loads(path.read_text())
+        norms = [n.strip() for n in args.norms.split(",") if n.strip()]
+        res["targets"] = targets(res, norms)
+        path.write_text(json.dumps(res, indent=2, default=str) + "\n")
+        path.with_suffix(".md").write_text(markdown(res) + "\n")
+        return
     config = dict(QUICK if args.quick else CONFIG)
     if args.epochs:
         config["epochs"] = args.epochs
@@ -511,7 +534,7 @@ def main():
     res["targets"] = targets(res, norms)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "kws_transfer_quick" if args.quick else "kws_transfer"
+    stem = args.stem or ("kws_transfer_quick" if args.quick else "kws_transfer")
     (out / f"{stem}.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     (out / f"{stem}.md").write_text(markdown(res) + "\n")
     print(markdown(res), flush=True)

@@ -547,8 +547,10 @@ def front_end(context_frames=10, **kwargs):
 
 FRONT_END_FILE = "front_end.json"
 """Written next to a trained keyword model: its `FrontEndParams` (normalization included)."""
-DEFAULT_NORMALIZATION = "running_mean"
-"""The causal normalization `rc-keras train --task speech-commands` uses by default."""
+DEFAULT_NORMALIZATION = "none"
+"""The causal normalization `rc-keras train --task speech-commands` uses by default: the
+leave-one-engine-out benchmark (benchmarks/results/kws_transfer.md) measured plain log-mel
+ahead of running-mean subtraction and PCEN at its training budget."""
 
 
 def saved_front_end(model_path):
