@@ -34,13 +34,18 @@ def test_speech_commands_train_and_sweep_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
     assert cli.main(["train", "--task", "speech-commands", "--data", str(root), "--epochs", "2",
                      "--units", "8", "--context-frames", "0", "--threshold", "0.5",
-                     "--verbose", "0", "--out", str(run)]) == 0
+                     "--normalization", "running_mean", "--verbose", "0",
+                     "--out", str(run)]) == 0
     out = capsys.readouterr().out
     assert "trained speech-commands (rc, beta 0.2)" in out and "ms)" in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["config"]["context_frames"] == 0 and summary["config"]["train_size"] > 0
     assert summary["test"]["sequence_length"] == 98
     assert len(summary["epoch_seconds"]) == summary["epochs_run"] <= 2
+    # The default recipe augments the training split; the front end travels with the model.
+    assert summary["config"]["augment"]["copies"] == 2
+    front = json.loads((run / "front_end.json").read_text())
+    assert front["normalization"] == "running_mean" and front["context_frames"] == 0
 
     assert cli.main(["evaluate", "--task", "speech-commands", "--data", str(root),
                      "--model", str(run / "model.keras"), "--json"]) == 0
@@ -52,7 +57,8 @@ def test_speech_commands_train_and_sweep_end_to_end(tmp_path, capsys):
     assert cli.main(["sweep", "--task", "speech-commands", "--data", str(root),
                      "--model", str(run / "model.keras"), "--thresholds", "0.4,0.5,0.99",
                      "--out", str(sweep_dir)]) == 0
-    assert "frames read" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "frames read" in table and "ms of audio" in table
     data = json.loads((sweep_dir / "sweep.json").read_text())
     (points,) = data["curves"].values()
     assert [p["threshold"] for p in points] == [0.4, 0.5, 0.99]
