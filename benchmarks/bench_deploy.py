@@ -83,12 +83,13 @@ def keyword_agreement(root, epochs, tmp, voices=120, seed=0):
     voices (validation + test splits), clips ending at their true length."""
     from rc_keras import kws_training, models
     from rc_keras.datasets import synthesize_keywords
+    from rc_keras.datasets.keyword_synthesis import CLOSED_ESPEAK_SET
     from rc_keras.export.bundle import verify_agreement
     from rc_keras.features import FrontEndParams
 
     root = pathlib.Path(root)
     if not (root / "testing_list.txt").exists():
-        synthesize_keywords(root, voices=voices, seed=0, noise=0.05)
+        synthesize_keywords(root, voices=voices, seed=0, noise=0.05, **CLOSED_ESPEAK_SET)
     params = FrontEndParams(context_frames=0)
     x, n, y = kws_training.load_split_arrays(root, "train", features=params)
     held = [kws_training.load_split_arrays(root, split, features=params)

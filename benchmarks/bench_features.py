@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from rc_keras import features
 from rc_keras.datasets import speech_commands, synthesize_keywords
-from rc_keras.datasets.keyword_synthesis import DEFAULT_WORDS
+from rc_keras.datasets.keyword_synthesis import CLOSED_ESPEAK_SET, DEFAULT_WORDS
 
 TARGET = 1000.0  # clips/s after caching
 
@@ -85,7 +85,8 @@ def run(voices=60, epochs=5, batch_size=64, data_dir=None, log=print):
         synthesis = json.loads((root / "synthesis.json").read_text())
     else:
         synthesis = synthesize_keywords(root, words=DEFAULT_WORDS, voices=voices, seed=0,
-                                        noise=0.05, workers=os.cpu_count())
+                                        noise=0.05, workers=os.cpu_count(),
+                                        **CLOSED_ESPEAK_SET)
     log(f"data: {synthesis['num_clips']} clips, {len(synthesis['voices'])} voices x "
         f"{len(synthesis['words'])} words, synthesized in {synthesis['seconds']} s")
     rows = [time_pipeline(root, "train", features.FrontEndParams(), epochs, batch_size, log),

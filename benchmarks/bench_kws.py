@@ -43,6 +43,7 @@ import tensorflow as tf  # noqa: E402
 from rc_keras import features as features_lib  # noqa: E402
 from rc_keras import kws_training, tradeoff  # noqa: E402
 from rc_keras.datasets import speech_commands, synthesize_keywords  # noqa: E402
+from rc_keras.datasets.keyword_synthesis import CLOSED_ESPEAK_SET  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995,
@@ -70,7 +71,8 @@ def make_data(root, config):
     start = time.perf_counter()
     info = synthesize_keywords(root, voices=config["voices"],
                                clips_per_voice=config["clips_per_voice"], seed=0,
-                               noise=config["noise"], workers=2)
+                               noise=config["noise"], workers=2,
+                               **CLOSED_ESPEAK_SET)
     return info, time.perf_counter() - start
 
 

@@ -105,11 +105,13 @@ def keyword_arrays(split, cfg):
     """
     from rc_keras import kws_training
     from rc_keras.datasets import synthesize_keywords
+    from rc_keras.datasets.keyword_synthesis import CLOSED_ESPEAK_SET
     from rc_keras.features import FrontEndParams
 
     root = Path(cfg["keyword_root"])
     if not (root / "testing_list.txt").exists():
-        synthesize_keywords(root, voices=cfg["keyword_voices"], seed=0, noise=0.05)
+        synthesize_keywords(root, voices=cfg["keyword_voices"], seed=0, noise=0.05,
+                            **CLOSED_ESPEAK_SET)
     options = {"features": FrontEndParams(context_frames=0),
                "cache_dir": root.parent / (root.name + "_features")}
     x, lengths, y = kws_training.load_split_arrays(root, split, **options)

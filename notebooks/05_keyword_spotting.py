@@ -86,7 +86,8 @@ if DATA is None:
     DATA = pathlib.Path(tempfile.mkdtemp(prefix="rc_keras_keywords_")) / f"keywords_{SIZE}"
     start = time.perf_counter()
     info = synthesize_keywords(DATA, voices=CFG["voices"], clips_per_voice=CFG["clips_per_voice"],
-                               noise=CFG["noise"], seed=0, workers=2)
+                               noise=CFG["noise"], seed=0, workers=2, engines=("espeak-ng",),
+                               unknown_per_voice=0, real_unknown=0)
     print(f"synthesized {info['num_clips']} clips {info['splits']} in "
           f"{time.perf_counter() - start:.0f} s into {DATA}")
 front_end = kws_training.front_end(context_frames=0)

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -188,11 +189,13 @@ def evaluate_model(model, x, y, threshold=None, batch_size=256):
 
 
 def format_summary(metrics, time_unit="steps"):
-    """One line: accuracy, mean spike time out of the sequence length (and in ms when
-    known), no-spike rate."""
+    """One line: accuracy, mean spike time out of the sequence length (and in ms of audio
+    for speech), no-spike rate; an EOS model's end-of-clip accuracy too."""
     ms = (f" ({metrics['mean_spike_time_ms']:.0f} ms)" if "mean_spike_time_ms" in metrics
           else "")
-    return (f"accuracy {metrics['accuracy']:.4f} | mean spike time "
+    end = (f" | end-of-clip accuracy {metrics['end_of_clip_accuracy']:.4f}"
+           if "end_of_clip_accuracy" in metrics else "")
+    return (f"accuracy {metrics['accuracy']:.4f}{end} | mean spike time "
             f"{metrics['mean_spike_time']:.2f} of {metrics['sequence_length']} {time_unit}{ms} | "
             f"no-spike rate {metrics['no_spike_rate']:.4f} | theta {metrics['threshold']:g} | "
             f"n={metrics['num_sequences']}")
@@ -206,7 +209,8 @@ def _history_dict(history):
 def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, train_size=None,
           units=None, seed=0, learning_rate=None, val_size=None, test_size=None, verbose=1,
           backup=True, deterministic=False, callbacks=None, data_root=None,
-          context_frames=None, batch_size=None, overwrite=False, log=print):
+          context_frames=None, batch_size=None, overwrite=False, log=print,
+          normalization=None, augment_copies=None):
     """Trains the task's default model, evaluates it on fresh test data and saves it.
 
     Every task trains here, with the same guards and backups; a task's hooks
@@ -236,6 +240,10 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
         data_root: dataset folder of a folder-based task (speech-commands).
         context_frames: speech-commands: frames of context stacked each side (default 10).
         batch_size: training batch size; the task's if None.
+        normalization: speech-commands: the front end's causal normalization ("none",
+            "running_mean", "pcen"; default none).
+        augment_copies: speech-commands: augmented copies of each training clip (0: off;
+            default 2).
         overwrite: train again into an ``out_dir`` that holds a finished run (its
             summary.json), and start over instead of resuming from ``out_dir/backup``.
         log: callable for the line that says a run resumes.
@@ -259,13 +267,15 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
     from rc_keras.resume import completed_epochs, fit_resumable  # noqa: PLC0415
 
     task = tasks.get_task(task)
-    task.check_options(data_root=data_root, context_frames=context_frames)
+    task.check_options(data_root=data_root, context_frames=context_frames,
+                       normalization=normalization, augment_copies=augment_copies)
     epochs = validation.check_positive_int(task.epochs if epochs is None else epochs, "epochs")
     batch_size = validation.check_positive_int(
         task.batch_size if batch_size is None else batch_size, "batch_size")
     out_dir = Path(out_dir)
     options = {"data_root": data_root, "context_frames": context_frames,
-               "cache_dir": out_dir / "cache"}
+               "cache_dir": out_dir / "cache", "normalization": normalization,
+               "augment_copies": augment_copies}
     options = {key: value for key, value in options.items() if key in task.options}
     backup_dir = out_dir / "backup"
     if overwrite and backup_dir.is_dir():
@@ -287,7 +297,8 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
                               input_shape=np.shape(inputs))
     start = time.perf_counter()
     plan = (task.plan_fit(task, out_dir=out_dir, y_train=y_train,
-                          state_dir=out_dir / "backup" if backup else None)
+                          state_dir=out_dir / "backup" if backup else None, model=model,
+                          validation_data=(x_val, y_val), options=options)
             if task.plan_fit is not None else tasks.FitPlan())
     guard = StopOnNonFiniteLoss(out_dir / "last_good.weights.h5")
     callbacks = [guard] + list(plan.callbacks) + list(callbacks or [])
@@ -355,16 +366,18 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
     Returns:
         The dict of `evaluate_model`, with "task" and "model" added.
     """
+    tasks.get_task(task).check_options(data_root=data_root)
     check_model_file(model_path)
     check_task(model_path, task, allow_task_mismatch)
     from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
 
     task = tasks.get_task(task)
-    task.check_options(data_root=data_root)
     model = load_model(model_path)
     if task.name == kws_training.SPEECH_COMMANDS.name:
         try:
-            x, lengths, y = kws_training.test_arrays_for(data_root, model, test_size)
+            x, lengths, y = kws_training.test_arrays_for(
+                data_root, model, test_size,
+                params=kws_training.saved_front_end(model_path))
         except FileNotFoundError as error:
             raise CLIError(str(error)) from None
         result = kws_training.evaluate_kws(model, x, lengths, y, threshold=threshold,
@@ -410,6 +423,7 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     """
     if isinstance(model_paths, (str, os.PathLike)):
         model_paths = [model_paths]
+    tasks.get_task(task).check_options(data_root=data_root)
     if out_dir is not None:
         check_output_dir(out_dir)
     for path in model_paths:
@@ -418,7 +432,6 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
 
     task = tasks.get_task(task)
-    task.check_options(data_root=data_root)
     thresholds = [validation.check_threshold(t) for t in thresholds]
     if not thresholds:
         raise CLIError("give at least one threshold.")
@@ -426,7 +439,9 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     lengths = None
     if task.name == kws_training.SPEECH_COMMANDS.name:
         try:
-            x, lengths, y = kws_training.test_arrays_for(data_root, models[0][1], test_size)
+            x, lengths, y = kws_training.test_arrays_for(
+                data_root, models[0][1], test_size,
+                params=kws_training.saved_front_end(model_paths[0]))
         except FileNotFoundError as error:
             raise CLIError(str(error)) from None
     else:
@@ -436,8 +451,9 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     curves, sources = {}, {}
     for path, model in models:
         name = _curve_name(path, curves)
+        lookahead = (kws_training.context_frames_of(model) if lengths is not None else None)
         curves[name] = tradeoff.threshold_sweep(model, x, y, thresholds, lengths=lengths,
-                                                batch_size=batch_size)
+                                                batch_size=batch_size, lookahead_frames=lookahead)
         if lengths is not None:
             curves[name] = kws_training.sweep_points_ms(curves[name], model)
         sources[name] = str(path)
@@ -449,8 +465,12 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         result["json"] = _write_json(out_dir / "sweep.json", result)
+        ms_axis = ((kws_training.FRAME_STRIDE_MS, kws_training.FRAME_WINDOW_MS,
+                    kws_training.context_frames_of(models[0][1]))
+                   if lengths is not None else None)
         result["png"] = tradeoff.plot_tradeoff(
             curves, out_dir / "sweep.png", frontier=frontier, time_unit=task.time_unit,
+            ms_axis=ms_axis,
             title=f"{task.name}: accuracy vs. mean spike time (n={len(y)})")
     return result
 
@@ -477,7 +497,7 @@ DEMO_SIZES = {
 
 
 def export_model(model, out_dir, calibration, held_out, int8=True, verify=True, int16x8=False,
-                 c_array=None):
+                 c_array=None, feature_params=None):
     """Writes the deployment bundle of `rc_keras.export.export_bundle` into ``out_dir``.
 
     The bundle holds the .keras model, the SavedModel, the float32 and int8 (and with
@@ -490,7 +510,8 @@ def export_model(model, out_dir, calibration, held_out, int8=True, verify=True, 
 
     return export.export_bundle(model, out_dir, int8=int8, int16x8=int16x8, c_array=c_array,
                                 calibration=calibration, verify=verify,
-                                verify_sequences=held_out if verify else None)
+                                verify_sequences=held_out if verify else None,
+                                feature_params=feature_params)
 
 
 def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print):
@@ -704,7 +725,9 @@ def _speak_in_flags(error, command):
     message = str(error)
     for python, flag in _FLAG_WORDING + _COMMAND_FLAG_WORDING.get(command, ()):
         # A message that already names both ("data_root (--data)") keeps the flag once.
-        message = message.replace(f"{python} ({flag})", flag).replace(python, flag)
+        message = message.replace(python, flag)
+    # A message that names a parameter and its flag ("`data_root` (--data)") keeps the flag.
+    message = re.sub(r"(?:`\w+`|--[\w-]+) \((--[\w-]+)\)", r"\1", message)
     return _plain(message)
 
 
@@ -744,6 +767,12 @@ def build_parser():
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
     p.add_argument("--context-frames", type=_non_negative_int,
                    help="speech-commands: frames of context stacked each side (default 10)")
+    p.add_argument("--normalization", choices=("none", "running_mean", "pcen"),
+                   help="speech-commands: causal feature normalization (default none)")
+    p.add_argument("--augment-copies", type=_non_negative_int,
+                   help="speech-commands: augmented copies of each training clip (speed, "
+                        "pitch, EQ, reverb, noise, gain, shift, SpecAugment; default 2, "
+                        "0: off)")
     p.add_argument("--beta", type=_beta_arg,
                    help="confidence penalty weight (>= 0); " + _per_task("beta"))
     p.add_argument("--threshold", type=_threshold_arg,
@@ -870,6 +899,7 @@ def _cmd_train(args):
                     val_size=args.val_size, test_size=args.test_size, verbose=args.verbose,
                     backup=not args.no_backup, deterministic=args.deterministic,
                     data_root=args.data, context_frames=args.context_frames,
+                    normalization=args.normalization, augment_copies=args.augment_copies,
                     overwrite=args.overwrite)
     task = tasks.get_task(args.task)
     recipe = summary.get("recipe") or {}
@@ -1029,8 +1059,11 @@ def export_command(model_path, out_dir, int8=False, calibration=None, verify=Fal
         original = model
         model = _fine_tuned_twin(original, calibration, qat_epochs, train_data, task, seed,
                                  qat_learning_rate, log=log)
+    from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
+
     report = export_model(model, out_dir, calibration, verify_sequences, int8=int8,
-                          verify=verify, int16x8=int16x8, c_array=c_array)
+                          verify=verify, int16x8=int16x8, c_array=c_array,
+                          feature_params=kws_training.saved_front_end(model_path))
     if quantization_aware and verify:
         x_held, y_held = export.load_sequences(verify_sequences, "verify_sequences")
         if y_held is not None:
@@ -1082,13 +1115,17 @@ def _add_make_keywords_parser(sub):
 
     p = sub.add_parser(
         "make-keywords", help="synthesize a keyword dataset in the Speech Commands layout",
-        description="Speaks each word with espeak-ng voices (accents x variants x speeds x "
-                    "pitches), converts to 16 kHz with sox and writes <word>/<voice>_nohash_<n>"
-                    ".wav, _background_noise_/, validation_list.txt and testing_list.txt.")
+        description="Speaks each word with the voices of every installed TTS engine "
+                    "(espeak-ng accents x variants, flite, festival; rate, pitch and "
+                    "expressiveness varied per utterance), adds open-unknown words "
+                    "(wamerican) and real recorded unknown words (ktuberling-data), converts "
+                    "to 16 kHz with sox and writes <word>/<voice>_nohash_<n>.wav, "
+                    "_background_noise_/, validation_list.txt and testing_list.txt.")
     p.add_argument("--out", required=True, help="output folder (missing or empty)")
     p.add_argument("--words", default=",".join(keyword_synthesis.DEFAULT_WORDS),
                    help="comma-separated words (default: the 10 keywords and %(default)s)")
-    p.add_argument("--voices", type=_positive_int, default=60, help="number of voices")
+    p.add_argument("--voices", type=_positive_int, default=90,
+                   help="number of voices (default %(default)s, shared among the engines)")
     p.add_argument("--clips-per-voice", type=_positive_int, default=1)
     p.add_argument("--noise", type=float, default=0.0, help="max noise peak level in [0, 1]")
     p.add_argument("--short-fraction", type=float, default=0.1,
@@ -1099,8 +1136,16 @@ def _add_make_keywords_parser(sub):
     p.add_argument("--workers", type=_positive_int, default=None)
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
-    p.add_argument("--engines", default="espeak-ng",
-                   help="comma-separated engines for the voices: espeak-ng, flite")
+    p.add_argument("--engines", default="all",
+                   help="comma-separated engines for the voices (espeak-ng, flite, festival) or "
+                        "'all' (default: every installed one)")
+    p.add_argument("--unknown-per-voice", type=_non_negative_int, default=8,
+                   help="open-unknown words (from wamerican) each voice says (default 8)")
+    p.add_argument("--unknown-pool", type=_positive_int, default=400,
+                   help="number of distinct open-unknown words (default 400)")
+    p.add_argument("--real-unknown", type=_non_negative_int, default=600,
+                   help="real recorded unknown words from ktuberling-data, languages held "
+                        "out per split (default 600; 0: none)")
 
 
 def _cmd_make_keywords(args):
@@ -1115,11 +1160,17 @@ def _cmd_make_keywords(args):
             validation_percentage=args.validation_percentage,
             testing_percentage=args.testing_percentage, split_rule=args.split_rule,
             workers=args.workers, overwrite=args.overwrite,
-            engines=[e.strip() for e in args.engines.split(",") if e.strip()])
+            engines=(None if args.engines.strip() == "all"
+                     else [e.strip() for e in args.engines.split(",") if e.strip()]),
+            unknown_per_voice=args.unknown_per_voice, unknown_pool=args.unknown_pool,
+            real_unknown=args.real_unknown)
     except FileNotFoundError as error:  # espeak-ng or sox missing
         raise CLIError(str(error)) from None
     splits = info["splits"]
-    print(f"wrote {info['num_clips']} clips ({len(info['voices'])} voices x {len(words)} words) "
+    engines = sorted({v["engine"] for v in info["voices"]})
+    print(f"wrote {info['num_clips']} clips ({len(info['voices'])} voices of "
+          f"{', '.join(engines)} x {len(words)} words + {args.unknown_per_voice} open-unknown "
+          f"words each, {sum(info['real_unknown']['clips'].values())} real unknown words) "
           f"to {args.out} in {info['seconds']:.1f} s: train {splits['train']}, validation "
           f"{splits['validation']}, test {splits['test']}")
 

@@ -18,6 +18,25 @@ features.num_frames(params, 16000)                    # 98
 x = features.frontend(tf.zeros([16000]), params)      # (98, 420): log-mel + context
 layer = features.LogMelFrontEnd(params)               # the same as a Keras layer
 ```
+
+Causal normalization (``FrontEndParams.normalization``). Real and synthesized speech
+differ in level and spectral tilt; a per-band normalization that only looks back removes
+most of that, and still runs frame by frame on a device while audio arrives. With
+``E_t`` the mel magnitudes of frame t (``|STFT| @ mel_matrix``, one value per band),
+``L_t = log(E_t + log_offset)`` and ``s = norm_smoothing``:
+
+- ``"running_mean"``: ``m_0 = L_0``; ``m_t = m_{t-1} + s * (L_t - m_{t-1})`` for t >= 1;
+  the feature is ``L_t - m_t`` (so frame 0 gives zeros).
+- ``"pcen"`` (per-channel energy normalization, Wang et al. 2017): ``M_0 = E_0``;
+  ``M_t = M_{t-1} + s * (E_t - M_{t-1})``; the feature is
+  ``(E_t / (pcen_eps + M_t) ** pcen_alpha + pcen_delta) ** pcen_r - pcen_delta ** pcen_r``.
+- ``"none"``: ``L_t``.
+
+The state (``m`` or ``M``, one float per band) starts from the clip's first frame, is
+updated before it is used, and never sees a later frame. `normalization_step` is that
+recurrence for one frame (the exported TFLite normalization model and firmware run it);
+`normalize` runs it over a clip (tf.data, `LogMelFrontEnd`). Context stacking comes
+after it.
 """
 
 import dataclasses
@@ -25,6 +44,9 @@ import math
 
 import keras
 import tensorflow as tf
+
+
+NORMALIZATIONS = ("none", "running_mean", "pcen")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -52,6 +74,20 @@ class FrontEndParams:
     is a look-ahead of ``context_frames * stride_ms`` milliseconds."""
     clip_seconds: float = 1.0
     """Clip length in seconds: shorter clips are zero-padded to it, longer ones cut."""
+    normalization: str = "none"
+    """Causal per-band normalization: "none", "running_mean" (log-mel minus its
+    exponential running mean) or "pcen" (see the module docstring for the recurrences)."""
+    norm_smoothing: float = 0.04
+    """Weight ``s`` of the new frame in the running mean / PCEN smoother (time constant
+    about ``stride_ms / s``: 250 ms at the defaults)."""
+    pcen_alpha: float = 0.98
+    """PCEN gain-normalization exponent."""
+    pcen_delta: float = 2.0
+    """PCEN bias added before the root compression."""
+    pcen_r: float = 0.5
+    """PCEN root-compression exponent."""
+    pcen_eps: float = 1e-6
+    """PCEN floor added to the smoother before the division."""
 
     def __post_init__(self):
         for name in ("sample_rate", "num_mel_bins"):
@@ -63,6 +99,16 @@ class FrontEndParams:
             raise ValueError(
                 f"`context_frames` must be an integer >= 0; received {self.context_frames!r}.")
         for name in ("window_ms", "stride_ms", "log_offset", "clip_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"`{name}` must be a finite number > 0; received {value!r}.")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"`normalization` must be one of {list(NORMALIZATIONS)}; "
+                             f"received {self.normalization!r}.")
+        if not isinstance(self.norm_smoothing, (int, float)) or not 0 < self.norm_smoothing <= 1:
+            raise ValueError(f"`norm_smoothing` must be a number in (0, 1]; received "
+                             f"{self.norm_smoothing!r}.")
+        for name in ("pcen_alpha", "pcen_delta", "pcen_r", "pcen_eps"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"`{name}` must be a finite number > 0; received {value!r}.")
@@ -157,7 +203,8 @@ def mel_matrix(params, dtype=tf.float32):
 
 
 def log_mel(waveform, params):
-    """Log-mel features of waveforms, with a Hamming window and no padding.
+    """Log-mel features of waveforms, with a Hamming window and no padding, normalized
+    causally when ``params.normalization`` says so (`normalize`).
 
     Pure TensorFlow (``tf.signal``), so it runs inside ``tf.data.Dataset.map``, in a
     Keras layer and in a SavedModel.
@@ -168,7 +215,7 @@ def log_mel(waveform, params):
 
     Returns:
         float32 tensor (..., num_frames(params, samples), num_mel_bins):
-        ``log(|STFT| @ mel_matrix + log_offset)``.
+        ``log(|STFT| @ mel_matrix + log_offset)``, or its causal normalization.
     """
     _check_params(params)
     waveform = tf.convert_to_tensor(waveform)
@@ -180,11 +227,78 @@ def log_mel(waveform, params):
         # No whole window: zero frames, as `num_frames` says (tf.signal.stft would hand
         # an empty frame batch to an RFFT that rejects it).
         return tf.zeros(tuple(waveform.shape[:-1]) + (0, params.num_mel_bins), tf.float32)
+    return normalize(mel_magnitudes(waveform, params), params)
+
+
+def mel_magnitudes(waveform, params):
+    """Mel magnitudes ``|STFT| @ mel_matrix`` (..., frames, bands) before the log (the
+    ``E_t`` of the normalization recurrences); waveforms of at least one window."""
+    _check_params(params)
+    waveform = tf.cast(tf.convert_to_tensor(waveform), tf.float32)
     stft = tf.signal.stft(waveform, frame_length=params.window_len,
                           frame_step=params.stride_len, fft_length=params.fft_length,
                           window_fn=tf.signal.hamming_window, pad_end=False)
-    mel = tf.tensordot(tf.abs(stft), mel_matrix(params), axes=1)
-    return tf.math.log(mel + params.log_offset)
+    return tf.tensordot(tf.abs(stft), mel_matrix(params), axes=1)
+
+
+def initial_state(mel_frame, params):
+    """The normalization state after the first frame: ``L_0`` (running mean) or ``E_0``
+    (PCEN), from that frame's mel magnitudes ``E_0`` (..., bands)."""
+    mel_frame = tf.convert_to_tensor(mel_frame, tf.float32)
+    if params.normalization == "pcen":
+        return mel_frame
+    return tf.math.log(mel_frame + params.log_offset)
+
+
+def normalization_step(mel_frame, state, params):
+    """One frame of the causal normalization: ``(feature, new_state)``.
+
+    Args:
+        mel_frame: mel magnitudes ``E_t`` of one frame, (..., bands).
+        state: the state after frame t-1 (`initial_state` of frame 0 for t = 1; for
+            t = 0 pass `initial_state` of frame 0 itself: the update leaves it unchanged).
+        params: `FrontEndParams` with ``normalization`` "running_mean" or "pcen".
+
+    Returns:
+        The normalized frame (..., bands) and the new state (..., bands).
+    """
+    mel_frame = tf.convert_to_tensor(mel_frame, tf.float32)
+    s = params.norm_smoothing
+    if params.normalization == "pcen":
+        smooth = state + s * (mel_frame - state)
+        gain = tf.pow(params.pcen_eps + smooth, params.pcen_alpha)
+        out = (tf.pow(mel_frame / gain + params.pcen_delta, params.pcen_r)
+               - params.pcen_delta ** params.pcen_r)
+        return out, smooth
+    if params.normalization == "running_mean":
+        log = tf.math.log(mel_frame + params.log_offset)
+        mean = state + s * (log - state)
+        return log - mean, mean
+    raise ValueError(f"`params.normalization` must be 'running_mean' or 'pcen' for a "
+                     f"normalization step; received {params.normalization!r}.")
+
+
+def normalize(mel, params):
+    """Features from mel magnitudes (..., frames, bands) as ``params.normalization`` says.
+
+    "none" gives ``log(mel + log_offset)``; the others run `normalization_step` over the
+    frames (a ``tf.scan``, strictly causal), starting from `initial_state` of frame 0.
+    """
+    mel = tf.convert_to_tensor(mel, tf.float32)
+    if params.normalization == "none":
+        return tf.math.log(mel + params.log_offset)
+    rank = mel.shape.rank
+    perm = [rank - 2] + list(range(rank - 2)) + [rank - 1]  # frames first for tf.scan
+    frames = tf.transpose(mel, perm)
+
+    def step(carry, frame):
+        _, state = carry
+        return normalization_step(frame, state, params)
+
+    first = initial_state(frames[0], params)
+    outputs, _ = tf.scan(step, frames, initializer=(tf.zeros_like(first), first))
+    inverse = list(range(1, rank - 1)) + [0, rank - 1]
+    return tf.transpose(outputs, inverse)
 
 
 def stack_context(features, context):

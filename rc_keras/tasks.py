@@ -87,9 +87,10 @@ class Task:
     """Optional ``compile_model(model, beta=, learning_rate=) -> model``; default: Adam,
     `ConfidencePenalty` and the RC metrics."""
     plan_fit: Optional[Callable[..., "FitPlan"]] = None
-    """Optional ``plan_fit(task, out_dir=, y_train=, state_dir=) -> FitPlan``: the recipe's
-    callbacks and its step after ``fit`` (``state_dir``: where a callback may keep what a
-    resumed run needs; None without backups)."""
+    """Optional ``plan_fit(task, out_dir=, y_train=, state_dir=, model=, validation_data=,
+    options=) -> FitPlan``: the recipe's callbacks and its step after ``fit``
+    (``state_dir``: where a callback may keep what a resumed run needs, None without
+    backups; ``options``: the task options of the run)."""
     evaluate: Optional[Callable[..., dict]] = None
     """Optional ``evaluate(model, x, y) -> dict`` of test metrics; default
     `rc_keras.cli.evaluate_model`."""
@@ -130,14 +131,16 @@ class Task:
         for name, value in options.items():
             if value is None or name in self.options:
                 continue
-            takers = [t for t in task_names() if name in _REGISTRY[t].options]
+            # An error path: loading a deferred task here to name it is fine.
+            takers = [t for t in task_names() if name in get_task(t).options]
             flag = OPTION_FLAGS.get(name, name)
             raise ValueError(f"`{name}` ({flag}) does not apply to the {self.name!r} task"
                              + (f"; it applies to: {', '.join(takers)}." if takers else "."))
 
 
 OPTION_FLAGS = {"data_root": "--data", "context_frames": "--context-frames",
-                "cache_dir": "the feature cache"}
+                "cache_dir": "the feature cache", "normalization": "--normalization",
+                "augment_copies": "--augment-copies"}
 """Command-line flag of each task-specific option, for the messages."""
 
 

@@ -169,7 +169,7 @@ def all_step_probabilities(model, x, batch_size=256):
 
 
 def sweep_from_probabilities(step_probs, y, thresholds, readout="softmax", lengths=None,
-                             mask=None):
+                             mask=None, lookahead_frames=None):
     """Accuracy, mean spike time and no-spike rate at each threshold.
 
     Args:
@@ -179,6 +179,12 @@ def sweep_from_probabilities(step_probs, y, thresholds, readout="softmax", lengt
         readout: "softmax" or "sigmoid".
         lengths: optional (n,) valid lengths.
         mask: optional (n, time) bool mask of valid steps.
+        lookahead_frames: with ``lengths``, the future frames stacked into each step's
+            features: each point then also has "lookahead_frames" and
+            "mean_overrun_frames", the mean of ``max(0, k + lookahead - length)`` over
+            examples answering after reading ``k`` steps, i.e. how far the look-ahead
+            reaches past the clip's end, which `add_milliseconds` takes off (no answer
+            is later than the clip lasts).
 
     Returns:
         A list of dicts ``{"threshold", "accuracy", "mean_spike_time",
@@ -199,10 +205,16 @@ def sweep_from_probabilities(step_probs, y, thresholds, readout="softmax", lengt
             "mean_spike_time": float(np.mean(crossing.spike_time + 1)),
             "no_spike_rate": float(1.0 - np.mean(crossing.spiked)),
         })
+        if lookahead_frames is not None and lengths is not None:
+            overrun = np.maximum(0, crossing.spike_time + 1 + int(lookahead_frames)
+                                 - np.asarray(lengths).reshape(-1))
+            points[-1].update(lookahead_frames=int(lookahead_frames),
+                              mean_overrun_frames=float(np.mean(overrun)))
     return points
 
 
-def threshold_sweep(model, x, y, thresholds, lengths=None, batch_size=256):
+def threshold_sweep(model, x, y, thresholds, lengths=None, batch_size=256,
+                    lookahead_frames=None):
     """Sweeps the threshold of a trained model with one forward pass.
 
     The answers agree with ``model.predict`` at each threshold (with inputs
@@ -218,6 +230,7 @@ def threshold_sweep(model, x, y, thresholds, lengths=None, batch_size=256):
         thresholds: iterable of theta values in (0, 1).
         lengths: optional (n,) valid lengths.
         batch_size: sequences per forward pass.
+        lookahead_frames: see `sweep_from_probabilities`.
 
     Returns:
         The list of points of `sweep_from_probabilities`.
@@ -229,7 +242,8 @@ def threshold_sweep(model, x, y, thresholds, lengths=None, batch_size=256):
         features = tuple(range(2, np.ndim(x)))
         mask = np.any(np.asarray(x) != model.mask_value, axis=features)
     return sweep_from_probabilities(step_probs, y, thresholds, readout=model.readout,
-                                    lengths=lengths, mask=mask)
+                                    lengths=lengths, mask=mask,
+                                    lookahead_frames=lookahead_frames)
 
 
 def _iter_curves(curves):
@@ -270,8 +284,21 @@ def composite_frontier(curves):
     return frontier
 
 
+def _label_axes(ax, time_unit, ms_axis):
+    """Axis labels; with ``ms_axis=(stride_ms, window_ms, lookahead_frames)`` a top axis in
+    milliseconds of audio heard (`add_milliseconds`' affine map)."""
+    ax.set_xlabel(f"mean spike time ({time_unit} read)")
+    ax.set_ylabel("accuracy (fraction correct)")
+    if ms_axis is not None:
+        stride, window, lookahead = ms_axis
+        top = ax.secondary_xaxis(
+            "top", functions=(lambda k: window + stride * (k - 1 + lookahead),
+                              lambda ms: (ms - window) / stride + 1 - lookahead))
+        top.set_xlabel("mean spike time (ms of audio heard)")
+
+
 def plot_tradeoff(curves, path, frontier=None, time_unit="steps", title=None,
-                  annotate_thresholds=True):
+                  annotate_thresholds=True, ms_axis=None):
     """Plots accuracy against mean spike time for one or more sweeps, to a PNG.
 
     Args:
@@ -282,6 +309,8 @@ def plot_tradeoff(curves, path, frontier=None, time_unit="steps", title=None,
         time_unit: unit of ``mean_spike_time`` for the axis label ("steps", "ms", ...).
         title: optional plot title.
         annotate_thresholds: write each point's theta next to it.
+        ms_axis: optional ``(stride_ms, window_ms, lookahead_frames)`` of a frame-based
+            input: adds a top axis in milliseconds of audio (see `add_milliseconds`).
 
     Returns:
         ``path``, as a string.
@@ -308,8 +337,7 @@ def plot_tradeoff(curves, path, frontier=None, time_unit="steps", title=None,
             ax.plot([p["mean_spike_time"] for p in frontier], [p["accuracy"] for p in frontier],
                     linestyle="--", color="black", linewidth=1.2, drawstyle="steps-post",
                     label="frontier")
-        ax.set_xlabel(f"mean spike time ({time_unit} read)")
-        ax.set_ylabel("accuracy (fraction correct)")
+        _label_axes(ax, time_unit, ms_axis)
         if title:
             ax.set_title(title)
         ax.grid(True, alpha=0.3)
@@ -333,14 +361,18 @@ def format_table(points, time_unit="steps"):
         The table as a string (no trailing newline).
     """
     with_curve = any("curve" in p for p in points)
+    with_ms = any("mean_spike_time_ms" in p for p in points)
     header = (["curve"] if with_curve else []) + [
-        "θ", "accuracy", f"mean spike time ({time_unit} read)", "no-spike rate"]
+        "θ", "accuracy", f"mean spike time ({time_unit} read)"] + (
+        ["mean spike time (ms of audio)"] if with_ms else []) + ["no-spike rate"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for p in points:
         row = ([str(p.get("curve", ""))] if with_curve else []) + [
             f"{p['threshold']:g}" if "threshold" in p else "",
             f"{p['accuracy']:.4f}",
-            f"{p['mean_spike_time']:.2f}",
+            f"{p['mean_spike_time']:.2f}"] + (
+            [f"{p['mean_spike_time_ms']:.0f}" if "mean_spike_time_ms" in p else ""]
+            if with_ms else []) + [
             f"{p['no_spike_rate']:.4f}" if "no_spike_rate" in p else ""]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -353,7 +385,9 @@ def add_milliseconds(points, stride_ms=10.0, window_ms=25.0, lookahead_frames=0)
     Reading ``k`` frames of a front end with hop ``stride_ms`` and window ``window_ms``
     means hearing ``window_ms + stride_ms * (k - 1)`` ms of audio, plus
     ``stride_ms * lookahead_frames`` when future context frames are stacked into each
-    step. The map is affine, so it converts a mean spike time exactly.
+    step. The map is affine, so it converts a mean spike time exactly. Points that carry
+    "mean_overrun_frames" for the same ``lookahead_frames`` (`sweep_from_probabilities`
+    with lengths) have it taken off: an answer never hears more than its clip.
 
     Args:
         points: list of point dicts with "mean_spike_time" in frames read.
@@ -370,8 +404,13 @@ def add_milliseconds(points, stride_ms=10.0, window_ms=25.0, lookahead_frames=0)
     if int(lookahead_frames) != lookahead_frames or lookahead_frames < 0:
         raise ValueError(f"`lookahead_frames` must be an integer >= 0; received "
                          f"{lookahead_frames!r}.")
+    def overrun(p):
+        same = p.get("lookahead_frames") == lookahead_frames
+        return p.get("mean_overrun_frames", 0.0) if same else 0.0
+
     return [dict(p, mean_spike_time_ms=float(
-        window_ms + stride_ms * (p["mean_spike_time"] - 1 + lookahead_frames))) for p in points]
+        window_ms + stride_ms * (p["mean_spike_time"] - 1 + lookahead_frames - overrun(p))))
+        for p in points]
 
 
 def frontier_accuracy_at(frontier, mean_spike_time):
@@ -497,14 +536,7 @@ def plot_comparison(groups, path, frontiers=None, time_unit="frames", ms_axis=No
         for i, (label, accuracy) in enumerate((reference_lines or {}).items()):
             ax.axhline(accuracy, color="grey", linestyle=styles[(i + 2) % len(styles)],
                        linewidth=1, label=label)
-        ax.set_xlabel(f"mean spike time ({time_unit} read)")
-        ax.set_ylabel("accuracy (fraction correct)")
-        if ms_axis is not None:
-            stride, window, lookahead = ms_axis
-            top = ax.secondary_xaxis(
-                "top", functions=(lambda k: window + stride * (k - 1 + lookahead),
-                                  lambda ms: (ms - window) / stride + 1 - lookahead))
-            top.set_xlabel("mean spike time (ms of audio heard)")
+        _label_axes(ax, time_unit, ms_axis)
         if title:
             ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)

@@ -30,17 +30,23 @@ def test_speech_commands_train_and_sweep_end_to_end(tmp_path, capsys):
     from rc_keras.datasets import synthesize_keywords
 
     root = tmp_path / "data"
-    synthesize_keywords(root, words=["yes", "no", "bed"], voices=10, seed=0, workers=2)
+    synthesize_keywords(root, words=["yes", "no", "bed"], voices=10, seed=0, workers=2,
+                        engines=["espeak-ng"], unknown_per_voice=0, real_unknown=0)
     run = tmp_path / "run"
     assert cli.main(["train", "--task", "speech-commands", "--data", str(root), "--epochs", "2",
                      "--units", "8", "--context-frames", "0", "--threshold", "0.5",
-                     "--verbose", "0", "--out", str(run)]) == 0
+                     "--normalization", "running_mean", "--verbose", "0",
+                     "--out", str(run)]) == 0
     out = capsys.readouterr().out
     assert "trained speech-commands (rc, beta 0.2)" in out and "ms)" in out
     summary = json.loads((run / "summary.json").read_text())
     assert summary["config"]["context_frames"] == 0 and summary["config"]["train_size"] > 0
     assert summary["test"]["sequence_length"] == 98
     assert 1 <= summary["epochs_run"] <= 2 and summary["recipe"]["global_clipnorm"] == 0.25
+    # The default recipe augments the training split; the front end travels with the model.
+    assert summary["recipe"]["augment"]["copies"] == 2
+    front = json.loads((run / "front_end.json").read_text())
+    assert front["normalization"] == "running_mean" and front["context_frames"] == 0
 
     assert cli.main(["evaluate", "--task", "speech-commands", "--data", str(root),
                      "--model", str(run / "model.keras"), "--json"]) == 0
@@ -52,7 +58,8 @@ def test_speech_commands_train_and_sweep_end_to_end(tmp_path, capsys):
     assert cli.main(["sweep", "--task", "speech-commands", "--data", str(root),
                      "--model", str(run / "model.keras"), "--thresholds", "0.4,0.5,0.99",
                      "--out", str(sweep_dir)]) == 0
-    assert "frames read" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "frames read" in table and "ms of audio" in table
     data = json.loads((sweep_dir / "sweep.json").read_text())
     (points,) = data["curves"].values()
     assert [p["threshold"] for p in points] == [0.4, 0.5, 0.99]

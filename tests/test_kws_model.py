@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rc_keras as rk
-from rc_keras import kws_training, models, tasks
+from rc_keras import kws_training, models, tasks, tradeoff
 
 
 def _frames(n=12, time=7, features=20, seed=0):
@@ -139,20 +139,34 @@ def test_train_speech_commands_keeps_the_best_validation_epoch(tmp_path):
         threshold=0.5, learning_rate=0.05, label_set="custom", batch_size=8, verbose=0,
         data=splits)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    val_acc = history["val_spike_accuracy"]
+    # An EOS model is chosen by its accuracy at the end of the clip, not at theta.
+    val_acc = history["val_end_of_clip_accuracy"]
+    assert summary["config"]["checkpoint_monitor"] == "val_end_of_clip_accuracy"
     assert len(val_acc) == 3 and len(summary["epoch_seconds"]) == 3
     assert summary["best_epoch"] == int(np.argmax(val_acc)) and summary["stopped_epoch"] is None
     # The saved model is the best checkpoint: it scores the best validation accuracy.
     best = keras.models.load_model(tmp_path / "run" / "model.keras")
     xv, nv, yv = splits["validation"]
-    result = best.evaluate({"inputs": xv, "lengths": nv}, yv, verbose=0, return_dict=True)
-    assert result["spike_accuracy"] == pytest.approx(max(val_acc), abs=1e-6)
+    probs = tradeoff.all_step_probabilities(best, xv)
+    assert kws_training.end_of_clip_accuracy(probs, nv, yv) == pytest.approx(max(val_acc))
     saved = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert saved["config"]["mode"] == "eos" and saved["config"]["global_clipnorm"] == 0.25
     test = summary["test"]
     assert test["num_sequences"] == 8 and test["sequence_length"] == 7
     assert test["mean_spike_time_ms"] == pytest.approx(25 + 10 * (test["mean_spike_time"] - 1))
     assert 1 <= test["mean_spike_time"] <= splits["test"][1].max()
+    assert 0 <= test["end_of_clip_accuracy"] <= 1 and test["training_mode"] == "eos"
+    # With a look-ahead no answer is reported later than its clip lasts.
+    xt, nt, yt = splits["test"]
+    best.threshold = 0.999999  # nothing crosses: every clip answers at its last frame
+    capped = kws_training.evaluate_kws(best, xt, nt, yt, lookahead_frames=10)
+    assert capped["no_spike_rate"] == 1.0
+    assert capped["mean_spike_time_ms"] == pytest.approx(
+        np.mean(kws_training.frames_to_ms(nt)))
+    points = tradeoff.sweep_from_probabilities(tradeoff.all_step_probabilities(best, xt), yt,
+                                               [0.999999], lengths=nt, lookahead_frames=10)
+    ms = tradeoff.add_milliseconds(points, lookahead_frames=10)[0]["mean_spike_time_ms"]
+    assert ms == pytest.approx(capped["mean_spike_time_ms"])
 
 
 def test_train_speech_commands_needs_a_data_root(tmp_path):

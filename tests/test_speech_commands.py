@@ -18,6 +18,7 @@ from rc_keras.datasets import keyword_synthesis, speech_commands, synthesize_key
 
 # The module, not the function of the same name that rc_keras.datasets exports.
 sc = importlib.import_module("rc_keras.datasets.speech_commands")
+speech_commands_module = sc
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
                                 reason="needs espeak-ng and sox (Debian packages)")
@@ -29,7 +30,8 @@ WORDS = ["yes", "no", "bed"]  # "bed" is an unknown word
 def kws_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("kws") / "data"
     synthesize_keywords(root, words=WORDS, voices=5, clips_per_voice=2, seed=0, noise=0.05,
-                        short_fraction=0.4, background_seconds=3, workers=2)
+                        short_fraction=0.4, background_seconds=3, workers=2,
+                        **keyword_synthesis.CLOSED_ESPEAK_SET)
     return root
 
 
@@ -98,37 +100,121 @@ def test_synthesized_layout(kws_root):
 
 
 def test_synthesis_is_deterministic_and_refuses_nonempty_root(tmp_path):
-    voices = keyword_synthesis.voice_catalog(3, seed=1)
-    a = synthesize_keywords(tmp_path / "a", ["go"], voices=voices, seed=1, noise=0.1, workers=1)
-    b = synthesize_keywords(tmp_path / "b", ["go"], voices=voices, seed=1, noise=0.1, workers=2)
+    voices = keyword_synthesis.voice_catalog(3, seed=1, engines=["espeak-ng"])
+    kwargs = dict(voices=voices, seed=1, noise=0.1, unknown_per_voice=1, unknown_pool=20,
+                  real_unknown=0)
+    a = synthesize_keywords(tmp_path / "a", ["go"], workers=1, **kwargs)
+    b = synthesize_keywords(tmp_path / "b", ["go"], workers=2, **kwargs)
     assert _digest(tmp_path / "a").keys() == _digest(tmp_path / "b").keys()
     strip = {k: v for k, v in _digest(tmp_path / "a").items() if k != "synthesis.json"}
     assert strip == {k: v for k, v in _digest(tmp_path / "b").items() if k != "synthesis.json"}
-    assert a["voices"] == b["voices"]
+    assert a["voices"] == b["voices"] and a["open_unknown_words"] == b["open_unknown_words"]
     with pytest.raises(ValueError, match="root"):
         synthesize_keywords(tmp_path / "a", ["go"], voices=voices)
 
 
-@pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite (Debian package)")
-def test_flite_voices(tmp_path):
-    voices = keyword_synthesis.voice_catalog(3, seed=0, engines=["flite"])
-    assert {v.engine for v in voices} == {"flite"}
-    assert {v.name for v in voices} <= set(keyword_synthesis.FLITE_VOICES)
-    info = synthesize_keywords(tmp_path / "f", ["stop"], voices=voices, workers=2)
-    assert [v["engine"] for v in info["voices"]] == ["flite"] * 3
-    for clip in _all_clips(tmp_path / "f"):
-        rate, samples = _read_wav(tmp_path / "f" / clip)
-        assert rate == 16000 and 0 < len(samples) <= 16000 and np.abs(samples).max() > 0.2
+def _engine_param(name):
+    from rc_keras.datasets import tts_engines  # noqa: PLC0415
+
+    engine = tts_engines.ENGINES[name]
+    return pytest.param(name, marks=pytest.mark.skipif(
+        not engine.available(), reason=f"needs the {name} engine (Debian: {engine.package})"))
+
+
+@pytest.mark.parametrize("engine", [_engine_param(n) for n in ("espeak-ng", "flite", "festival")])
+def test_each_engine_speaks_clips_in_the_layout(tmp_path, engine):
+    from rc_keras.datasets import tts_engines  # noqa: PLC0415
+
+    voices = keyword_synthesis.voice_catalog(3, seed=0, engines=[engine])
+    assert {v.engine for v in voices} == {engine}
+    assert {v.name for v in voices} <= set(tts_engines.ENGINES[engine].voices())
+    info = synthesize_keywords(tmp_path / "e", ["stop", "bed"], voices=voices, clips_per_voice=2,
+                               workers=2, short_fraction=0.0, unknown_per_voice=0,
+                               real_unknown=0)
+    assert [v["engine"] for v in info["voices"]] == [engine] * 3
+    clips = _all_clips(tmp_path / "e")
+    assert len(clips) == 3 * 2 * 2 and set(info["clips"].values()) == {engine}
+    spoken = {}
+    for clip in clips:
+        assert re.fullmatch(r"(stop|bed)/[0-9a-f]{8}_nohash_[01]\.wav", clip)
+        rate, samples = _read_wav(tmp_path / "e" / clip)
+        assert rate == 16000 and len(samples) == 16000 and np.abs(samples).max() > 0.2
+        loud = np.flatnonzero(np.abs(samples) > 0.02)
+        spoken[clip] = loud[-1] - loud[0]
+        assert 1600 < spoken[clip] < 16000  # a word: 0.1-1 s of sound
+    # Each utterance draws its own rate: a voice's two takes of a word differ in length.
+    pairs = [(spoken[c], spoken[c.replace("_0.wav", "_1.wav")]) for c in clips
+             if c.endswith("_0.wav")]
+    assert any(a != b for a, b in pairs)
+
+
+def test_all_installed_engines_are_the_default(tmp_path):
+    from rc_keras.datasets import tts_engines  # noqa: PLC0415
+
+    engines = tts_engines.available_engines()
+    voices = keyword_synthesis.voice_catalog(2 * len(engines), seed=0)
+    # The engines take turns: each gives the same number of voices.
+    assert [v.engine for v in voices] == list(engines) * 2
     with pytest.raises(ValueError, match="engines"):
-        keyword_synthesis.voice_catalog(3, engines=["festival"])
+        keyword_synthesis.voice_catalog(3, engines=["nope"])
+
+
+@pytest.mark.skipif(not keyword_synthesis.unknown_words.Path(
+    keyword_synthesis.unknown_words.WORD_LIST).is_file(), reason="needs wamerican (Debian)")
+def test_open_unknown_words_avoid_keywords_and_rhymes():
+    from rc_keras.datasets import unknown_words  # noqa: PLC0415
+
+    words = unknown_words.open_unknown_words(300, seed=0)
+    assert len(words) == len(set(words)) == 300
+    assert words == unknown_words.open_unknown_words(300, seed=0)
+    assert words != unknown_words.open_unknown_words(300, seed=1)
+    for word in words:
+        assert not any(k in word for k in speech_commands_module.KEYWORDS), word
+        assert not word.endswith(("ight", "ess", "own", "eft", "op")), word
+    assert unknown_words.is_keyword_like("tonight") and unknown_words.is_keyword_like("dress")
+    assert not unknown_words.is_keyword_like("table")
+    with pytest.raises(ValueError, match="count"):
+        unknown_words.open_unknown_words(10 ** 7)
+
+
+@pytest.mark.skipif(not keyword_synthesis.unknown_words.Path(
+    keyword_synthesis.unknown_words.KTUBERLING_SOUNDS).is_dir(),
+    reason="needs ktuberling-data (Debian)")
+def test_open_and_real_unknown_words_in_the_layout(tmp_path):
+    voices = keyword_synthesis.voice_catalog(4, seed=0, engines=["espeak-ng"])
+    info = synthesize_keywords(tmp_path / "u", ["yes"], voices=voices, workers=2,
+                               unknown_per_voice=2, unknown_pool=30, real_unknown=24,
+                               split_rule="quota")
+    tts = [p for p, s in info["clips"].items() if s == "espeak-ng"]
+    real = [p for p, s in info["clips"].items() if s.startswith("ktuberling:")]
+    assert len(tts) == 4 * 3 and len(real) == 24
+    assert {p.split("/")[0] for p in tts} - {"yes"} <= set(info["open_unknown_words"])
+    assert not {p.split("/")[0] for p in real} & set(speech_commands_module.KEYWORDS)
+    # Whole languages in one split: a test language never appears in training.
+    languages = info["real_unknown"]["languages"]
+    assert {"training", "validation", "testing"} <= set(languages.values())
+    test_clips = set(speech_commands_module.list_split(tmp_path / "u", "test"))
+    for path in real:
+        language = info["clips"][path].split(":", 1)[1]
+        assert (path in test_clips) == (languages[language] == "testing"), path
+        rate, samples = _read_wav(tmp_path / "u" / path)
+        assert rate == 16000 and np.abs(samples).max() > 0.2
+    assert sum(info["real_unknown"]["clips"].values()) == 24
+    labels = speech_commands_module.label_names("paper11")
+    ds = speech_commands(tmp_path / "u", "test", features=None)
+    for _, label in ds.as_numpy_iterator():
+        assert labels[label] in ("yes", "unknown")
 
 
 @pytest.mark.parametrize("kwargs, name", [
     (dict(words=[]), "words"), (dict(words=["a/b"]), "words"), (dict(voices=0), "voices"),
     (dict(split_rule="random"), "split_rule"), (dict(noise=2.0), "noise"),
-    (dict(clips_per_voice=0), "clips_per_voice"), (dict(voices=2, split_rule="quota"), "voices")])
+    (dict(clips_per_voice=0), "clips_per_voice"), (dict(voices=2, split_rule="quota"), "voices"),
+    (dict(engines=["nope"]), "engines"), (dict(unknown_per_voice=-1), "unknown_per_voice"),
+    (dict(unknown_per_voice=5, unknown_pool=2), "unknown_pool"),
+    (dict(real_unknown=1.5), "real_unknown")])
 def test_synthesis_bad_arguments(tmp_path, kwargs, name):
-    kwargs = {"words": ["go"], "voices": 3, **kwargs}
+    kwargs = {"words": ["go"], "voices": 3, **keyword_synthesis.CLOSED_ESPEAK_SET, **kwargs}
     with pytest.raises(ValueError, match=name):
         synthesize_keywords(tmp_path / "x", **kwargs)
 
@@ -136,9 +222,10 @@ def test_synthesis_bad_arguments(tmp_path, kwargs, name):
 def test_make_keywords_command(tmp_path, capsys):
     out = tmp_path / "cli"
     assert cli.main(["make-keywords", "--out", str(out), "--words", "up,down", "--voices", "3",
-                     "--workers", "2"]) == 0
-    assert "wrote 6 clips" in capsys.readouterr().out
-    assert len(_all_clips(out)) == 6 and (out / "validation_list.txt").is_file()
+                     "--workers", "2", "--unknown-per-voice", "1", "--real-unknown", "0",
+                     "--engines", "espeak-ng"]) == 0
+    assert "wrote 9 clips" in capsys.readouterr().out
+    assert len(_all_clips(out)) == 9 and (out / "validation_list.txt").is_file()
     assert cli.main(["make-keywords", "--out", str(out), "--voices", "3"]) == 2
     assert "not empty" in capsys.readouterr().err
 
@@ -345,3 +432,38 @@ def test_cache_that_cannot_be_written_fails_up_front(kws_root, tmp_path):
     for cache in ("/proc/rc_keras_cache", blocker / "cache"):
         with pytest.raises(ValueError, match=r"`cache` '.*' cannot be written"):
             speech_commands(kws_root, "train", cache=str(cache))
+
+
+def test_augmentation_adds_seeded_copies_to_the_training_split_only(kws_root, tmp_path):
+    from rc_keras import augment, kws_training  # noqa: PLC0415
+
+    params = features.FrontEndParams(context_frames=0)
+    clean = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False)
+    aug = augment.AugmentParams(copies=2)
+    x, n, y = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False,
+                                             augment=aug, augment_seed=3)
+    count = len(clean[2])
+    assert x.shape == (3 * count,) + clean[0].shape[1:]
+    assert np.array_equal(y, np.tile(clean[2], 3))
+    # The first block is the clean split, computed the same way as the loader's.
+    np.testing.assert_allclose(x[:count], clean[0], atol=1e-4)
+    assert np.array_equal(n[:count], clean[1])
+    assert not np.allclose(x[count:2 * count], clean[0], atol=1e-2)
+    again = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False,
+                                           augment=aug, augment_seed=3)
+    assert np.array_equal(again[0], x)
+    other = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False,
+                                           augment=aug, augment_seed=4)
+    assert not np.array_equal(other[0], x)
+    # Thinning "unknown": keywords appear in every block, unknown clips in a seeded share.
+    _, _, thin = kws_training.load_split_arrays(kws_root, "train", features=params, cache=False,
+                                                augment=aug, augment_seed=3, unknown_keep=0.5)
+    keywords = np.sum(clean[2] != 10)
+    assert np.sum(thin != 10) == 3 * keywords
+    assert 0 < np.sum(thin == 10) < 3 * np.sum(clean[2] == 10)
+    # Validation and test are never augmented.
+    for split in ("validation", "test"):
+        plain = kws_training.load_split_arrays(kws_root, split, features=params, cache=False)
+        with_aug = kws_training.load_split_arrays(kws_root, split, features=params, cache=False,
+                                                  augment=aug)
+        assert np.array_equal(plain[0], with_aug[0])

@@ -1,0 +1,217 @@
+"""Offline text-to-speech engines as small adapters, detected at run time.
+
+Each adapter knows its program, how to list its English voices on this machine and
+how to speak one word with a given rate, pitch and expressiveness. Everything is
+optional: `available_engines` lists those that are installed, and keyword synthesis
+uses all of them by default, so a dataset gets as many kinds of voice as the machine
+offers (a model trained on one engine learns that engine, not the words).
+
+Engines (Debian packages):
+
+- ``espeak-ng`` (espeak-ng): formant synthesis; every English accent it ships (the
+  mbrola ones need non-free voices and are left out) x every voice variant
+  (``espeak-ng --voices=variant``: formants, breathiness, pitch contour).
+- ``flite`` (flite): CMU diphone/clustergen voices kal, kal16, awb, rms, slt (awb_time,
+  a talking clock, is left out); pitch and pitch range through ``int_f0_target_*``.
+- ``festival`` (festival + festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts):
+  the English voices found under /usr/share/festival/voices; rate through
+  ``Duration_Stretch`` (the HTS voice ignores it: a sox tempo change instead); pitch by
+  a sox pitch shift afterwards (the voices have no common pitch parameter).
+
+Common knobs, per utterance (`Utterance`): ``speed`` in words per minute (160 is each
+engine's normal rate), ``pitch`` 0-99 (50 normal), ``expressiveness`` 0-1 (the pitch range: espeak-ng's
+SSML prosody range, flite's F0 standard deviation, festival a wider pitch shift), and ``punctuation`` ("", ".", "!", "?"), which changes the intonation
+contour in every engine.
+"""
+
+import dataclasses
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+__all__ = ["Utterance", "Engine", "ESPEAK_NG", "FLITE", "FESTIVAL", "ENGINES",
+           "available_engines", "get_engine"]
+
+PUNCTUATION = ("", ".", "!", "?")
+# espeak-ng's built-in English accents (gmw/*); the mbrola voices need extra packages.
+_ESPEAK_FALLBACK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+                            "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
+# Talking-clock (limited domain) voices cannot say arbitrary words.
+_FLITE_EXCLUDED = ("awb_time",)
+FESTIVAL_VOICE_DIRS = ("/usr/share/festival/voices/english", "/usr/share/festival/voices/us")
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    """How one word is spoken: rate, pitch, expressiveness and final punctuation."""
+
+    speed: int = 160
+    """Words per minute; 160 is the engine's normal rate."""
+    pitch: int = 50
+    """0-99, 50 normal (espeak-ng ``-p``; flite mean F0 60 + 2 * pitch Hz; festival a sox
+    pitch shift of (pitch - 50) * 12 cents)."""
+    expressiveness: float = 0.5
+    """0 (monotone) to 1 (lively): the pitch range of the intonation."""
+    punctuation: str = ""
+    """Appended to the word: "", ".", "!" or "?" (changes the intonation contour)."""
+
+
+def _run(args, **kwargs):
+    return subprocess.run(args, capture_output=True, check=True, **kwargs)
+
+
+class Engine:
+    """An offline TTS program: ``voices()`` lists its English voices, ``speak`` runs it.
+
+    Attributes:
+        name: the engine's name in `Voice.engine` and ``--engines``.
+        program: executable that must be on PATH.
+        package: Debian package(s) that install it.
+    """
+
+    name = ""
+    program = ""
+    package = ""
+
+    def available(self):
+        """True when the program is installed and at least one voice was found."""
+        return shutil.which(self.program) is not None and bool(self.voices())
+
+    def voices(self):
+        """Tuple of voice names this engine can use here."""
+        raise NotImplementedError
+
+    def speak(self, word, voice, utterance):
+        """WAV bytes (any rate; sox converts them) of ``word`` in ``voice``."""
+        raise NotImplementedError
+
+    def require(self):
+        if shutil.which(self.program) is None:
+            raise FileNotFoundError(f"the '{self.name}' engine needs the program '{self.program}' "
+                                    f"(Debian: apt-get install {self.package}).")
+
+
+class _EspeakNG(Engine):
+    name, program, package = "espeak-ng", "espeak-ng", "espeak-ng"
+
+    @functools.lru_cache(maxsize=None)
+    def accents(self):
+        """English accents with a built-in (non-mbrola) voice file."""
+        if shutil.which(self.program) is None:
+            return ()
+        out = _run([self.program, "--voices=en"]).stdout.decode("utf-8", "replace")
+        found = []
+        for line in out.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 5 and parts[4].startswith("gmw/") and parts[1].startswith("en"):
+                if parts[1] not in found:
+                    found.append(parts[1])
+        return tuple(found) or _ESPEAK_FALLBACK_ACCENTS
+
+    @functools.lru_cache(maxsize=None)
+    def variants(self):
+        """Voice variants (``!v/<name>`` files), by file name."""
+        if shutil.which(self.program) is None:
+            return ()
+        out = _run([self.program, "--voices=variant"]).stdout.decode("utf-8", "replace")
+        names = []
+        for line in out.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 5 and parts[4].startswith("!v/"):
+                names.append(parts[4][3:])
+        return tuple(sorted(set(names)))
+
+    def voices(self):
+        return tuple(f"{a}+{v}" for a in self.accents() for v in self.variants())
+
+    def speak(self, word, voice, utterance):
+        # SSML prosody range sets the pitch range (expressiveness); rate and pitch are flags.
+        text = (f'<speak><prosody range="{int(round(20 + 80 * utterance.expressiveness))}">'
+                f"{word}{utterance.punctuation}</prosody></speak>")
+        return _run([self.program, "-m", "-v", voice, "-s", str(int(utterance.speed)),
+                     "-p", str(int(utterance.pitch)), "--stdout", text]).stdout
+
+
+class _Flite(Engine):
+    name, program, package = "flite", "flite", "flite"
+
+    @functools.lru_cache(maxsize=None)
+    def voices(self):
+        if shutil.which(self.program) is None:
+            return ()
+        out = _run([self.program, "-lv"]).stdout.decode("utf-8", "replace")
+        names = out.split(":", 1)[-1].split()
+        return tuple(n for n in names if n not in _FLITE_EXCLUDED)
+
+    def speak(self, word, voice, utterance):
+        # flite writes no WAV to stdout: go through a temporary file.
+        with tempfile.TemporaryDirectory(prefix="rc_keras_flite_") as tmp:
+            out = os.path.join(tmp, "word.wav")
+            _run([self.program, "-voice", voice,
+                  "--setf", f"duration_stretch={160 / utterance.speed:.3f}",
+                  "--setf", f"int_f0_target_mean={60 + 2 * utterance.pitch}",
+                  "--setf", f"int_f0_target_stddev={5 + 40 * utterance.expressiveness:.1f}",
+                  "-t", word + utterance.punctuation, "-o", out])
+            return Path(out).read_bytes()
+
+
+class _Festival(Engine):
+    name, program, package = ("festival", "text2wave",
+                              "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts")
+
+    @functools.lru_cache(maxsize=None)
+    def voices(self):
+        if shutil.which(self.program) is None:
+            return ()
+        names = []
+        for folder in FESTIVAL_VOICE_DIRS:
+            if os.path.isdir(folder):
+                names += [d for d in sorted(os.listdir(folder))
+                          if os.path.isdir(os.path.join(folder, d))
+                          and re.fullmatch(r"[a-z0-9_]+", d)]
+        return tuple(names)
+
+    def speak(self, word, voice, utterance):
+        stretch = 160 / utterance.speed
+        # text2wave writes an empty WAV to "-o -": go through a temporary file.
+        with tempfile.TemporaryDirectory(prefix="rc_keras_festival_") as tmp:
+            out = os.path.join(tmp, "word.wav")
+            _run([self.program, "-eval", f"(voice_{voice})",
+                  "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.3f})", "-o", out],
+                 input=(word + utterance.punctuation + "\n").encode())
+            wav = Path(out).read_bytes()
+        # No common pitch parameter: shift with sox, wider for lively utterances. The HTS
+        # voices ignore Duration_Stretch: their rate changes by a sox tempo change.
+        effects = []
+        cents = int(round((utterance.pitch - 50) * (8 + 8 * utterance.expressiveness)))
+        if cents:
+            effects += ["pitch", str(cents)]
+        if "hts" in voice and utterance.speed != 160:
+            effects += ["tempo", "-s", f"{utterance.speed / 160:.3f}"]
+        if effects:
+            wav = _run(["sox", "-V1", "-D", "-R", "-t", "wav", "-", "-t", "wav", "-"] + effects,
+                       input=wav).stdout
+        return wav
+
+
+ESPEAK_NG = _EspeakNG()
+FLITE = _Flite()
+FESTIVAL = _Festival()
+ENGINES = {e.name: e for e in (ESPEAK_NG, FLITE, FESTIVAL)}
+"""Every engine adapter by name, installed or not."""
+
+
+def get_engine(name):
+    """The adapter named ``name`` (a key of `ENGINES`)."""
+    if name not in ENGINES:
+        raise ValueError(f"`engines` must name engines among {list(ENGINES)}; received {name!r}.")
+    return ENGINES[name]
+
+
+def available_engines():
+    """Names of the engines installed here (program and at least one voice), in order."""
+    return tuple(name for name, engine in ENGINES.items() if engine.available())
