@@ -1,0 +1,92 @@
+"""The firmware's state feedback, compiled with the host's gcc (fast; the default run).
+
+The firmware in QEMU against TFLM is tested in test_firmware_qemu.py (large).
+"""
+
+import json
+import pathlib
+import shutil
+import subprocess
+import types
+
+import numpy as np
+import pytest
+
+from rc_keras.export.c_array import write_c_array
+from rc_keras.export.interpreters import StepRunner
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIRMWARE = ROOT / "firmware"
+DEMO = ROOT / "saved_models" / "demo"
+HARNESS = pathlib.Path(__file__).resolve().parent / "firmware_host" / "feedback_main.c"
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a host C compiler (gcc)")
+
+
+def _compile(model_dir, out):
+    exe = out / "feedback"
+    subprocess.run(["gcc", "-std=c99", "-O1", "-Wall", "-Werror", f"-I{FIRMWARE}", f"-I{model_dir}",
+                    str(HARNESS), str(model_dir / "rc_model_data.c"), "-lm", "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    return exe
+
+
+def _feed_back(exe, mode, offsets, arena):
+    text = " ".join([str(mode), *(f"{i} {o}" for i, o in offsets), str(len(arena)),
+                     *(str(int(v)) for v in arena)])
+    done = subprocess.run([str(exe)], input=text, capture_output=True, text=True, check=True)
+    return np.array(done.stdout.split(), int)
+
+
+def test_staged_feedback_survives_a_state_output_over_another_state_input(tmp_path):
+    # The demo's LSTM: h (input 0, output 0) and c (input 1, output 2), 32 values each. Lay c's
+    # OUTPUT over h's INPUT, as TFLM's planner did on the Cortex-M4 build of this model.
+    sidecar = json.loads((DEMO / "step_int8.json").read_text())
+    write_c_array((DEMO / "step_int8.tflite").read_bytes(), sidecar, tmp_path, arena_bytes=8192)
+    exe = _compile(tmp_path, tmp_path)
+    h_out = np.arange(32) - 100          # distinct from every c value
+    c_out = np.arange(32) + 10
+    arena = np.zeros(96, int)
+    arena[0:32] = c_out                  # h input == c output
+    arena[64:96] = h_out
+    offsets = [(0, 64), (32, 0)]         # (input, output) of h, of c
+    staged = _feed_back(exe, 0, offsets, arena)
+    np.testing.assert_array_equal(staged, np.concatenate([h_out, c_out]))
+    # The old state-by-state copy writes h into h's input, which is c's output: c gets h.
+    old = _feed_back(exe, 1, offsets, arena)
+    np.testing.assert_array_equal(old, np.concatenate([h_out, h_out]))
+
+
+@pytest.mark.parametrize("quantization,bits", [("int8", (-128, 127)), ("int16x8", (-32768, 32767))])
+def test_requantized_feedback_matches_the_host_loop(tmp_path, quantization, bits):
+    # States the export could not tie ("requantize"): the firmware must round exactly as
+    # StepRunner does (float32, half to even), including the halfway values a 0.5 ratio makes.
+    sidecar = json.loads((DEMO / "step_int8.json").read_text())
+    sidecar["quantization"] = quantization
+    zero = 0 if quantization == "int16x8" else None
+    h, c = sidecar["states"]
+    h.update(feedback="requantize", scale=0.01, zero_point=zero if zero is not None else 3,
+             output_scale=0.005, output_zero_point=zero if zero is not None else -7)
+    c.update(feedback="requantize", scale=0.0625, zero_point=zero if zero is not None else -1,
+             output_scale=0.023, output_zero_point=zero if zero is not None else 5)
+    for s in (h, c):
+        s["initial_value_q"] = s["zero_point"]
+    write_c_array((DEMO / "step_int8.tflite").read_bytes(), sidecar, tmp_path, arena_bytes=8192)
+    exe = _compile(tmp_path, tmp_path)
+    dtype = np.int8 if quantization == "int8" else np.int16
+    rng = np.random.default_rng(0)
+    host = types.SimpleNamespace(int8=True, bits=bits, dtype=dtype)
+    for _ in range(4 if quantization == "int8" else 8):
+        values = rng.integers(bits[0], bits[1] + 1, 64)
+        arena = np.concatenate([np.zeros(64, int), values])
+        got = _feed_back(exe, 0, [(0, 64), (32, 96)], arena)
+        want = [StepRunner._feed_back(host, s, values[32 * k:32 * (k + 1)].astype(dtype))
+                for k, s in enumerate((h, c))]
+        np.testing.assert_array_equal(got, np.concatenate(want).astype(int))
+    # Every int8 value once through h (ratio 0.5: every odd value is a tie).
+    if quantization == "int8":
+        for start in range(-128, 128, 32):
+            values = np.arange(start, start + 32)
+            arena = np.concatenate([np.zeros(64, int), values, values])
+            got = _feed_back(exe, 0, [(0, 64), (32, 96)], arena)
+            np.testing.assert_array_equal(got[:32], StepRunner._feed_back(host, h, values.astype(dtype)))
