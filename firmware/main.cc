@@ -4,6 +4,7 @@
 //   A <arena used> <arena size>                         after AllocateTensors
 //   K <ticks> <instructions>                             SysTick calibration
 //   F <clip> <frame> <net ticks> <front-end ticks> <out_0> ... <out_n-1>   every frame run
+//   P <clip> <frame> <feature_0 * 1000> ...               every frame (audio input only)
 //   C <clip> <label> <spike frame> <spiked> <frames run> <net ticks> <front-end ticks>
 //   S <stack used> <stack size>                          at the end
 // Exit status 0; 1 model/arena/Invoke error; 2 bad input file.
@@ -15,12 +16,15 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <math.h>
 
 #include "board.h"
 #include "rc_stream.h"
 #include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
 #if RC_FRONTEND
 #include "rc_frontend.h"
+static_assert(RC_MODEL_FRAME_SIZE == RC_FE_CHANNELS,
+              "the front end's channels must be the model's features (context_frames = 0)");
 #endif
 
 namespace {
@@ -115,7 +119,7 @@ int main() {
 #if RC_FRONTEND
     } else {
       // Audio arrives hop by hop; the front end emits a feature frame once a window is full.
-      RcFrontendReset();
+      if (RcFrontendReset() != 0) return 1;
       int16_t hop[RC_FRONTEND_HOP];
       float features[RC_MODEL_FRAME_SIZE];
       bool go = true;
@@ -129,6 +133,9 @@ int main() {
         if (!ready) continue;
         RcStreamSetFeatures(features);
         const uint32_t fe = Elapsed(start);
+        printf("P %d %d", clip, t);  // the features, in thousandths
+        for (int i = 0; i < RC_MODEL_FRAME_SIZE; ++i) printf(" %ld", lrintf(features[i] * 1000.0f));
+        printf("\n");
         go = RunFrame(clip, t++, fe, whole_clip, &rec, &status);
       }
 #endif

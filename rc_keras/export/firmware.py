@@ -124,17 +124,24 @@ def _make(args, cwd, timeout):
     return done.stdout
 
 
-def _lib_args(tree, board):
-    return [f"TFLM_TREE={tree}", f"BOARD={board}", f"TFLM_LIB_CACHE={cache_dir() / 'tflm-lib'}"]
+def _lib_args(tree, board, kernel_set):
+    return [f"TFLM_TREE={tree}", f"BOARD={board}", f"TFLM_LIB_CACHE={cache_dir() / 'tflm-lib'}",
+            f"TFLM_KERNELS={kernel_set}"]
 
 
-def build_tflm_library(tree, board="mps2-an386", jobs=None, timeout=3600):
-    """Compiles the TFLM tree into a static library for ``board`` once (cached; minutes)."""
+def build_tflm_library(tree, board="mps2-an386", kernel_set="rc", jobs=None, timeout=3600):
+    """Compiles the TFLM tree into a static library for ``board`` once (cached; minutes).
+
+    ``kernel_set`` "rc" compiles the op kernels rank-coded step models use (see the
+    Makefile's RC_KERNELS) besides TFLM's core; "all" every kernel of the tree.
+    """
     check_board(board)
+    if kernel_set not in ("rc", "all"):
+        raise ValueError(f"`kernel_set` must be 'rc' or 'all'; received {kernel_set!r}.")
     tree = pathlib.Path(tree).resolve()
     digest = hashlib.md5(str(tree).encode()).hexdigest()[:8]
-    with _locked(cache_dir() / "tflm-lib" / f"{tree.name}-{digest}-{board}.lock"):
-        _make(["lib", f"-j{jobs or os.cpu_count() or 1}", *_lib_args(tree, board)],
+    with _locked(cache_dir() / "tflm-lib" / f"{tree.name}-{digest}-{board}-{kernel_set}.lock"):
+        _make(["lib", f"-j{jobs or os.cpu_count() or 1}", *_lib_args(tree, board, kernel_set)],
               firmware_dir(), timeout)
 
 
@@ -179,8 +186,9 @@ def memory_figures(build_dir):
             "ram_bytes": sum(sections.get(s, 0) for s in _RAM_SECTIONS)}
 
 
-def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend=False,
-                   per_state_copy=False, arena_bytes=None, model_dir=None, jobs=None):
+def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend=None,
+                   per_state_copy=False, arena_bytes=None, model_dir=None, kernel_set="rc",
+                   jobs=None):
     """Builds the firmware ELF for a quantized step model.
 
     Args:
@@ -189,11 +197,13 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
         board: "mps2-an386" (Cortex-M4) or "mps3-an547" (Cortex-M55).
         tree: an exported TFLM tree (default: `tflm_tree` ("cmsis_nn")). Its kernels are
             what it was exported with (`tree_kernels`).
-        frontend: compile the audio front end (PCM input clips).
+        frontend: compile the audio front end (PCM input clips): True for the sidecar's
+            ``feature_params``, or a `rc_keras.features.FrontEndParams` / dict.
         per_state_copy: the old state-by-state feedback (only to show the aliasing bug).
         arena_bytes: TFLM arena (default: measured minimum + margin).
         model_dir: use this folder's ``rc_model_data.{c,h}`` (a bundle's) instead of
             writing them from ``step_path``.
+        kernel_set: "rc" (the kernels of RC step models) or "all" (`build_tflm_library`).
 
     Returns:
         dict with "elf", "board", "kernels", "tree", "memory" (`memory_figures`), "sidecar".
@@ -213,13 +223,25 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
     if model_dir is None:
         model_dir = build_dir / "model"
         write_model_source(step_path, model_dir, arena_bytes)
-    build_tflm_library(tree, board, jobs)
-    _make(["all", *_lib_args(tree, board), f"MODEL_DIR={model_dir}", f"BUILD_DIR={build_dir}",
-           f"FRONTEND={int(bool(frontend))}", f"PER_STATE_COPY={int(bool(per_state_copy))}"],
-          firmware_dir(), timeout=1800)
+    if frontend is not None and frontend is not False:
+        params = sidecar.get("feature_params") if frontend is True else frontend
+        if not params:
+            raise ValueError("frontend=True needs a step model whose sidecar has feature_params.")
+        write_frontend_source(params, model_dir)
+    build_tflm_library(tree, board, kernel_set, jobs)
+    try:
+        _make(["all", *_lib_args(tree, board, kernel_set), f"MODEL_DIR={model_dir}",
+               f"BUILD_DIR={build_dir}", f"FRONTEND={int(frontend is not None and frontend is not False)}",
+               f"PER_STATE_COPY={int(bool(per_state_copy))}"], firmware_dir(), timeout=1800)
+    except RuntimeError as error:
+        missing = sorted(set(re.findall(r"undefined reference to `tflite::(Register_\w+)", str(error))))
+        if missing and kernel_set == "rc":
+            raise RuntimeError(f"the model needs kernels outside the 'rc' set ({', '.join(missing)}): "
+                               "build with kernel_set='all'.") from None
+        raise
     return {"elf": build_dir / "firmware.elf", "board": board, "kernels": tree_kernels(tree),
             "tree": str(tree), "memory": memory_figures(build_dir), "sidecar": sidecar,
-            "frontend": bool(frontend)}
+            "frontend": frontend is not None and frontend is not False}
 
 
 def write_input(path, clips, kind="frames", whole_clip=False, frame_size=None):
@@ -255,7 +277,7 @@ def write_input(path, clips, kind="frames", whole_clip=False, frame_size=None):
 
 def parse_output(text):
     """Parses the firmware's output lines (see firmware/main.cc) into a dict."""
-    result = {"frames": [], "clips": [], "errors": []}
+    result = {"frames": [], "clips": [], "features": [], "errors": []}
     for line in text.splitlines():
         parts = line.split()
         if not parts:
@@ -265,6 +287,9 @@ def parse_output(text):
             clip, frame, net, fe, *outputs = (int(v) for v in values)
             result["frames"].append({"clip": clip, "frame": frame, "net_ticks": net,
                                      "frontend_ticks": fe, "outputs": outputs})
+        elif tag == "P":
+            clip, frame, *values = (int(v) for v in values)
+            result["features"].append({"clip": clip, "frame": frame, "values": values})
         elif tag == "C":
             clip, label, spike, spiked, run, net, fe = (int(v) for v in values)
             result["clips"].append({"clip": clip, "label": label, "spike_frame": spike,
@@ -345,6 +370,27 @@ def host_reference(step_path, clips_q, whole_clip=False):
     return results
 
 
+def compare_with_host(build, step_path, clips_q, whole_clip=False):
+    """Runs the firmware and the TFLM Python interpreter on the same quantized clips.
+
+    Returns:
+        (firmware result, agreement dict: "class_agreement", "spike_frame_agreement" and
+        "outputs_bit_exact", the share of clips whose every frame's outputs are equal).
+    """
+    result = run_firmware(build, clips_q, whole_clip=whole_clip)
+    host = host_reference(step_path, clips_q, whole_clip=whole_clip)
+    device = outputs_by_clip(result)
+    pairs = list(zip(result["clips"], host))
+    return result, {
+        "reference": "tflm (Python)",
+        "class_agreement": float(np.mean([c["label"] == h["label"] for c, h in pairs])),
+        "spike_frame_agreement": float(np.mean([c["spike_frame"] == h["spike_frame"]
+                                                for c, h in pairs])),
+        "outputs_bit_exact": float(np.mean([np.array_equal(d, h["outputs"])
+                                            for d, h in zip(device, host)])),
+    }
+
+
 def summary(build, result, sequence_length=None):
     """Device figures for report.json: memory, arena, instructions per frame and per clip."""
     clips = result["clips"]
@@ -373,3 +419,157 @@ def summary(build, result, sequence_length=None):
 
 def save_json(path, data):
     pathlib.Path(path).write_text(json.dumps(data, indent=2, default=str))
+
+
+def write_frontend_source(params, out_dir):
+    """Writes ``rc_frontend_data.h``: the device front end's window, mel weights, constants.
+
+    Args:
+        params: a `rc_keras.features.FrontEndParams` (or its dict, e.g. a sidecar's
+            ``feature_params``) with ``context_frames == 0``: the firmware feeds each frame
+            as it is computed (context stacking would need look-ahead).
+        out_dir: folder (the model's C array goes there too).
+
+    Returns:
+        The header's path.
+    """
+    from rc_keras import features  # noqa: PLC0415 - TensorFlow, for the mel matrix
+
+    if isinstance(params, dict):
+        params = features.FrontEndParams(**params)
+    if params.context_frames != 0:
+        raise ValueError(f"the device front end feeds frames as they come: feature_params needs "
+                         f"context_frames=0; received {params.context_frames}.")
+    fft = params.fft_length
+    n = np.arange(params.window_len)
+    # tf.signal.hamming_window (periodic), in Q15.
+    window = 0.54 - 0.46 * np.cos(2 * np.pi * n / params.window_len)
+    window_q = np.clip(np.round(window * 32768), 0, 32767).astype(int)
+    mel = features.mel_matrix(params).numpy()          # (fft // 2 + 1, channels)
+    starts, lengths, weights = [], [], []
+    for c in range(mel.shape[1]):
+        nonzero = np.flatnonzero(mel[:, c] > 0)
+        first, last = (int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0)
+        starts.append(first)
+        lengths.append(last - first)
+        weights += [int(v) for v in np.clip(np.round(mel[first:last, c] * 32768), 0, 65535)]
+    used = [(s, s + ln) for s, ln in zip(starts, lengths) if ln]
+    first_bin = min(s for s, _ in used) if used else 0
+    last_bin = max(e for _, e in used) if used else 1
+
+    def array(ctype, name, values):
+        rows = [", ".join(str(v) for v in values[i:i + 16]) for i in range(0, len(values), 16)]
+        return [f"static const {ctype} {name}[{len(values)}] = {{", *(f"  {r}," for r in rows), "};"]
+
+    exponent = 30 - int(np.log2(fft))
+    lines = [
+        "/* Generated by rc_keras.export.firmware from the bundle's feature_params. Do not edit. */",
+        "#ifndef RC_FRONTEND_DATA_H_", "#define RC_FRONTEND_DATA_H_", "", "#include <stdint.h>", "",
+        f"#define RC_FE_SAMPLE_RATE {params.sample_rate}",
+        f"#define RC_FE_WINDOW {params.window_len}",
+        f"#define RC_FE_STRIDE {params.stride_len}",
+        f"#define RC_FE_FFT {fft}",
+        f"#define RC_FE_CHANNELS {params.num_mel_bins}",
+        f"#define RC_FE_FIRST_BIN {first_bin}",
+        f"#define RC_FE_LAST_BIN {last_bin}",
+        f"#define RC_FE_LOG_OFFSET {float(params.log_offset)!r}f",
+        "/* mel (Q15 window, Q15 weights, kissfft's 1/FFT) * 2^-(EXPONENT + auto-scale shift)",
+        "   = the mel energy of the waveform pcm / 32768, as rc_keras.features.log_mel sees it. */",
+        f"#define RC_FE_MEL_EXPONENT {exponent}",
+        "/* Normalization after the log (0: none); see rc_frontend.h. */",
+        "#define RC_FE_NORMALIZATION 0", "",
+        "/* Hamming window (periodic), Q15. */",
+        *array("int16_t", "rc_fe_window", window_q.tolist()), "",
+        "/* Mel channel c: weights[sum(lengths[:c]) ...] over bins start[c] ... start[c] + length[c]. */",
+        *array("uint16_t", "rc_fe_channel_start", starts),
+        *array("uint16_t", "rc_fe_channel_length", lengths),
+        *array("uint16_t", "rc_fe_weights", weights), "",
+        "#endif  /* RC_FRONTEND_DATA_H_ */", ""]
+    path = pathlib.Path(out_dir) / "rc_frontend_data.h"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _bundle_step(bundle_dir, quantization):
+    bundle_dir = pathlib.Path(bundle_dir)
+    report_path = bundle_dir / "report.json"
+    if not bundle_dir.is_dir():
+        raise ValueError(f"bundle directory {bundle_dir} does not exist (rc-keras export writes it).")
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    if quantization is None:
+        quantization = report.get("c_array", {}).get("model") or "int8"
+    if quantization not in ("int8", "int16x8"):
+        raise ValueError(f"the firmware runs an int8 or int16x8 step model; the bundle's C array "
+                         f"is {quantization} (pick one with --model int8|int16x8).")
+    step = bundle_dir / f"step_{quantization}.tflite"
+    if not step.exists():
+        raise ValueError(f"bundle {bundle_dir} has no {step.name}: export it (--{quantization}).")
+    return report, step
+
+
+def device_report(bundle_dir, board="mps2-an386", kernels="cmsis_nn", tree=None, quantization=None,
+                  sequences=None, lengths=None, build_dir=None, run=True, update_report=True):
+    """Builds the firmware for a bundle and, with ``run``, checks it in QEMU against TFLM.
+
+    Args:
+        bundle_dir: an `rc_keras.export.export_bundle` directory.
+        board: "mps2-an386" or "mps3-an547".
+        kernels: "cmsis_nn" or "ref" (used to pick the TFLM tree when ``tree`` is None).
+        tree: an exported TFLM tree (a user's own checkout export).
+        quantization: "int8" or "int16x8"; default the bundle's C array model.
+        sequences: float (clips, time, *features) held-out sequences for ``run``.
+        lengths: optional valid frames per clip.
+        build_dir: default ``<bundle>/firmware/<board>-<kernels>-<quantization>``.
+        update_report: add the row to the bundle's ``report.json`` under "device".
+
+    Returns:
+        dict: the build's memory figures, and with ``run`` the agreement with the TFLM
+        Python interpreter (class, spike frame, every frame's outputs) and instructions.
+    """
+    report, step = _bundle_step(bundle_dir, quantization)
+    quantization = step.stem.split("_", 1)[1]
+    tree = pathlib.Path(tree) if tree else tflm_tree(kernels)
+    kernels = tree_kernels(tree)
+    build_dir = build_dir or pathlib.Path(bundle_dir) / "firmware" / f"{board}-{kernels}-{quantization}"
+    arena = report.get("c_array", {}).get("arena_bytes") \
+        if report.get("c_array", {}).get("model") == quantization else None
+    build = build_firmware(step, build_dir, board=board, tree=tree, arena_bytes=arena)
+    row = {"model": step.name, "board": board, "cpu": BOARDS[board], "kernels": kernels,
+           "elf": str(build["elf"]), **{k: v for k, v in build["memory"].items() if k != "sections"}}
+    if run:
+        if sequences is None:
+            raise ValueError("running the firmware needs held-out sequences (--verify-sequences "
+                             "FILE or --task).")
+        from rc_keras.export.interpreters import StepRunner  # noqa: PLC0415
+
+        x = np.asarray(sequences, np.float32)
+        runner = StepRunner(step, runtime="tflm")
+        n = lengths if lengths is not None else [x.shape[1]] * len(x)
+        clips_q = [runner.quantize_frames(clip[:int(k)]) for clip, k in zip(x, n)]
+        result, agreement = compare_with_host(build, step, clips_q)
+        row.update(summary(build, result, float(np.mean(n))))
+        row.update(agreement)
+    if update_report and (pathlib.Path(bundle_dir) / "report.json").exists():
+        rows = [r for r in report.get("device", [])
+                if (r.get("model"), r.get("board"), r.get("kernels")) != (row["model"], board, kernels)]
+        report["device"] = rows + [row]
+        save_json(pathlib.Path(bundle_dir) / "report.json", report)
+    return row
+
+
+def format_device_table(rows):
+    """Device rows (`device_report`) as a markdown table."""
+    head = ["model", "board", "kernels", "flash KB", "RAM KB", "arena used", "net instr/frame",
+            "front end instr/frame", "class agree %", "spike agree %", "outputs exact %"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        def pct(key):
+            return f"{100 * r[key]:.1f}" if key in r else "-"
+        lines.append("| " + " | ".join([
+            r["model"], r["board"], r["kernels"], f"{r['flash_bytes'] / 1024:.1f}",
+            f"{r['ram_bytes'] / 1024:.1f}", str(r.get("arena_used_bytes", "-")),
+            f"{r['network_instructions_per_frame']:.0f}" if "network_instructions_per_frame" in r else "-",
+            f"{r['frontend_instructions_per_frame']:.0f}" if "frontend_instructions_per_frame" in r else "-",
+            pct("class_agreement"), pct("spike_frame_agreement"), pct("outputs_bit_exact")]) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+/* Audio front end on the device: 16 kHz int16 PCM -> the model's log-mel frames, hop by hop.
+ *
+ * The same features as rc_keras.features.log_mel (Hamming window, FFT, |X|, mel filters,
+ * log(mel + log_offset)), in fixed point up to the mel energies (TFLM's signal library: window,
+ * FFT auto-scale, kissfft int16 RFFT, integer square root) and float for the log of the 20-odd
+ * channels. The window, mel weights and constants come from rc_frontend_data.h, which
+ * rc_keras.export.firmware writes from the bundle's feature_params.
+ *
+ * Normalization: RC_FE_NORMALIZATION (rc_frontend_data.h) selects a stage run on the log-mel
+ * frame before it is quantized (0: none). A causal normalization of rc_keras.features (a
+ * running mean, PCEN) plugs in as one more case of RcFrontendNormalize with its parameters in
+ * rc_frontend_data.h and its running state in the front end's state, reset per clip. */
+#ifndef RC_FIRMWARE_RC_FRONTEND_H_
+#define RC_FIRMWARE_RC_FRONTEND_H_
+
+#include <stdint.h>
+
+#include "rc_frontend_data.h"
+
+#define RC_FRONTEND_HOP RC_FE_STRIDE
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Forgets the audio so far (a new clip starts); 0 on success, 1 if the FFT plan does not fit. */
+int RcFrontendReset(void);
+/* Takes up to RC_FRONTEND_HOP new samples; when a whole window has arrived, writes the frame's
+ * RC_FE_CHANNELS features and returns 1 (at most one frame per call), else 0. */
+int RcFrontendPush(const int16_t* samples, int n, float* features);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RC_FIRMWARE_RC_FRONTEND_H_ */
