@@ -6,6 +6,7 @@
 //   F <clip> <frame> <net ticks> <front-end ticks> <out_0> ... <out_n-1>   every frame run
 //   P <clip> <frame> <feature_0 * 1000> ...               every frame (audio input only)
 //   C <clip> <label> <spike frame> <spiked> <frames run> <net ticks> <front-end ticks>
+//   O <op> <ticks> <invokes>                             per op type, at the end (RC_PROFILE=1)
 //   S <stack used> <stack size>                          at the end
 // Exit status 0; 1 model/arena/Invoke error; 2 bad input file.
 //
@@ -21,6 +22,7 @@
 #include "board.h"
 #include "rc_stream.h"
 #include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
+#include "tensorflow/lite/micro/micro_profiler_interface.h"
 #if RC_FRONTEND
 #include "rc_frontend.h"
 static_assert(RC_MODEL_FRAME_SIZE == RC_FE_CHANNELS,
@@ -38,6 +40,39 @@ bool ReadWords(FILE* f, int32_t* words, int n) {
 }
 
 uint32_t Elapsed(uint64_t since) { return static_cast<uint32_t>(board_ticks() - since); }
+
+// Ticks per op type over the whole run (TFLM tags events with the op's name).
+class OpProfiler : public tflite::MicroProfilerInterface {
+ public:
+  uint32_t BeginEvent(const char* tag) override {
+    int k = 0;
+    while (k < count_ && strcmp(tags_[k], tag) != 0) ++k;
+    if (k == count_ && count_ < kMax) tags_[count_++] = tag;
+    start_ = board_ticks();
+    return static_cast<uint32_t>(k);
+  }
+  void EndEvent(uint32_t k) override {
+    const uint64_t now = board_ticks();
+    if (k < static_cast<uint32_t>(kMax)) {
+      ticks_[k] += now - start_;
+      ++calls_[k];
+    }
+  }
+  void Print() const {
+    for (int k = 0; k < count_; ++k) {
+      printf("O %s %lu %lu\n", tags_[k], static_cast<unsigned long>(ticks_[k]),
+             static_cast<unsigned long>(calls_[k]));
+    }
+  }
+
+ private:
+  static constexpr int kMax = 32;
+  const char* tags_[kMax] = {};
+  uint64_t ticks_[kMax] = {};
+  uint32_t calls_[kMax] = {};
+  int count_ = 0;
+  uint64_t start_ = 0;
+};
 
 struct ClipRecord {
   int label = 0, spike = -1, frames = 0;
@@ -77,9 +112,16 @@ int main() {
   RegisterDebugLogCallback(LogToStdout);
   const uint64_t calib = board_calibrate(500000);
   printf("K %lu %d\n", static_cast<unsigned long>(calib), 1000000);
+#if RC_PROFILE
+  static OpProfiler profiler;
+  const int init = RcStreamInit(&profiler);
+#else
   const int init = RcStreamInit();
+#endif
   if (init != 0) {
-    printf("RC error %s\n", init == 1 ? "model schema version" : "AllocateTensors: arena too small");
+    printf("RC error %s\n", init == 1 ? "model schema version"
+                                      : "AllocateTensors failed: a kernel refused the model or the "
+                                        "arena is too small (TFLM's message above)");
     return 1;
   }
   printf("A %lu %d\n", static_cast<unsigned long>(RcStreamArenaUsedBytes()), RC_MODEL_ARENA_BYTES);
@@ -145,6 +187,9 @@ int main() {
            static_cast<unsigned long>(rec.net_ticks), static_cast<unsigned long>(rec.fe_ticks));
   }
   fclose(f);
+#if RC_PROFILE
+  profiler.Print();
+#endif
   printf("S %lu %lu\n", static_cast<unsigned long>(board_stack_used()),
          static_cast<unsigned long>(board_stack_size()));
   return status;

@@ -36,13 +36,13 @@ T* Data(TfLiteTensor* tensor) {
 
 }  // namespace
 
-int RcStreamInit() {
+int RcStreamInit(tflite::MicroProfilerInterface* profiler) {
   const tflite::Model* model = tflite::GetModel(rc_model_tflite);
   if (model->version() != TFLITE_SCHEMA_VERSION) return 1;
   static tflite::MicroMutableOpResolver<RC_MODEL_NUM_OPS> resolver;
   RC_MODEL_REGISTER_OPS(resolver);
   interpreter = new (interpreter_storage)
-      tflite::MicroInterpreter(model, resolver, tensor_arena, RC_MODEL_ARENA_BYTES);
+      tflite::MicroInterpreter(model, resolver, tensor_arena, RC_MODEL_ARENA_BYTES, nullptr, profiler);
   if (interpreter->AllocateTensors() != kTfLiteOk) return 2;
   for (int k = 0; k < RC_MODEL_NUM_STATES; ++k) {
     state_in[k] = Data<rc_model_q_t>(interpreter->input(rc_model_states[k].input_position));

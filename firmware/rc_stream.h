@@ -24,8 +24,14 @@ struct RcAnswer {
   const rc_model_q_t* probs;  // the integer outputs (RC_MODEL_NUM_OUTPUTS)
 };
 
-// 0 on success; 1: the model's schema, 2: the arena is too small (raise RC_MODEL_ARENA_BYTES).
-int RcStreamInit();
+namespace tflite {
+class MicroProfilerInterface;
+}
+
+// 0 on success; 1: the model's schema; 2: AllocateTensors failed (a kernel's Prepare refused
+// the model, or the arena is too small: raise RC_MODEL_ARENA_BYTES).
+// `profiler` (optional) gets a begin/end event around every op of every Invoke.
+int RcStreamInit(tflite::MicroProfilerInterface* profiler = nullptr);
 void RcStreamReset();
 rc_model_q_t* RcStreamFrame();
 void RcStreamSetFeatures(const float* features);  // quantizes RC_MODEL_FRAME_SIZE floats

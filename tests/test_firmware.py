@@ -90,3 +90,26 @@ def test_requantized_feedback_matches_the_host_loop(tmp_path, quantization, bits
             arena = np.concatenate([np.zeros(64, int), values, values])
             got = _feed_back(exe, 0, [(0, 64), (32, 96)], arena)
             np.testing.assert_array_equal(got[:32], StepRunner._feed_back(host, h, values.astype(dtype)))
+
+
+def test_cli_firmware_run_needs_held_out_sequences(capsys):
+    from rc_keras import cli
+
+    assert cli.main(["firmware", "--bundle", str(DEMO), "--run"]) == 2
+    assert "--run needs --verify-sequences FILE or --task" in capsys.readouterr().err
+
+
+def test_cli_firmware_rejects_an_unknown_board(capsys):
+    from rc_keras import cli
+
+    assert cli.main(["firmware", "--bundle", str(DEMO), "--board", "stm32"]) == 2
+    assert "--board" in capsys.readouterr().err
+
+
+def test_firmware_input_file_rejects_mixed_or_float_clips(tmp_path):
+    from rc_keras.export import firmware
+
+    with pytest.raises(ValueError, match="int8 or all int16"):
+        firmware.write_input(tmp_path / "in.bin", [np.zeros((3, 1), np.float32)])
+    with pytest.raises(ValueError, match="pcm clips must be int16"):
+        firmware.write_input(tmp_path / "in.bin", [np.zeros(3, np.int8)], kind="pcm")

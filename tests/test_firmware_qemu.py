@@ -29,6 +29,9 @@ pytestmark = [
 
 # (board, kernels): the M4 with both kernel sets, the M55 with CMSIS-NN's Helium kernels.
 TARGETS = [("mps2-an386", "cmsis_nn"), ("mps2-an386", "ref"), ("mps3-an547", "cmsis_nn")]
+# CMSIS-NN's fully connected kernel (TFLM 90b983c2) refuses the per-channel int16 weights of
+# the 16x8 models (test_cmsis_nn_refuses_16x8_models_clearly): they run on the reference kernels.
+MATRIX = [("int8", b, k) for b, k in TARGETS] + [("int16x8", "mps2-an386", "ref")]
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +82,9 @@ def keyword(tmp_path_factory):
     model.fit({"inputs": x, "lengths": n}, y, epochs=3, batch_size=64, verbose=0)
     steps = {q: folder / f"step_{q}.tflite" for q in ("int8", "int16x8")}
     for q, path in steps.items():
-        # theta 0.7: a briefly trained network must spike on many clips for the early-exit check.
+        # theta 0.5: a briefly trained network must spike on many clips for the early-exit check.
         export.export_tflite_step(model, path, q, calibration=x[:500], feature_params=params,
-                                  threshold=0.7)
+                                  threshold=0.5)
     pcm, _ = firmware.pcm_clips(root, "test", params.clip_samples, limit=CLIPS)
     host_features = features.log_mel(pcm.astype(np.float32) / 32768.0, params).numpy()
     return steps, host_features, pcm
@@ -127,8 +130,7 @@ def _check_bit_exact(build, step, clips_q):
     return early
 
 
-@pytest.mark.parametrize("board,kernels", TARGETS)
-@pytest.mark.parametrize("quantization", ["int8", "int16x8"])
+@pytest.mark.parametrize("quantization,board,kernels", MATRIX)
 def test_demo_firmware_is_bit_exact_with_tflm_python(tmp_path_factory, demo_clips, board, kernels,
                                                      quantization):
     step = DEMO / f"step_{quantization}.tflite"
@@ -137,8 +139,7 @@ def test_demo_firmware_is_bit_exact_with_tflm_python(tmp_path_factory, demo_clip
     _check_bit_exact(build, step, _quantized(step, demo_clips))
 
 
-@pytest.mark.parametrize("board,kernels", TARGETS)
-@pytest.mark.parametrize("quantization", ["int8", "int16x8"])
+@pytest.mark.parametrize("quantization,board,kernels", MATRIX)
 def test_two_sequence_firmware_is_bit_exact(tmp_path_factory, two_sequence, board, kernels,
                                             quantization):
     steps, x = two_sequence
@@ -146,12 +147,18 @@ def test_two_sequence_firmware_is_bit_exact(tmp_path_factory, two_sequence, boar
     _check_bit_exact(build, steps[quantization], _quantized(steps[quantization], x))
 
 
-@pytest.mark.parametrize("board,kernels", TARGETS)
-@pytest.mark.parametrize("quantization", ["int8", "int16x8"])
+@pytest.mark.parametrize("quantization,board,kernels", MATRIX)
 def test_keyword_firmware_is_bit_exact(tmp_path_factory, keyword, board, kernels, quantization):
     steps, host_features, _ = keyword
     build = _build(tmp_path_factory, steps[quantization], board, kernels)
     _check_bit_exact(build, steps[quantization], _quantized(steps[quantization], host_features))
+
+
+def test_cmsis_nn_refuses_16x8_models_clearly(tmp_path_factory, demo_clips):
+    step = DEMO / "step_int16x8.tflite"
+    build = _build(tmp_path_factory, step, "mps2-an386", "cmsis_nn")
+    with pytest.raises(RuntimeError, match="per-channel int16 weights.*kernels='ref'"):
+        firmware.run_firmware(build, _quantized(step, demo_clips[:2]))
 
 
 def test_per_state_copy_breaks_on_a_model_whose_planner_aliases_states(tmp_path_factory,
@@ -167,3 +174,45 @@ def test_per_state_copy_breaks_on_a_model_whose_planner_aliases_states(tmp_path_
     differing = sum(not np.array_equal(got, want["outputs"])
                     for got, want in zip(firmware.outputs_by_clip(result), host))
     assert differing >= CLIPS // 2
+
+
+# The front end's features against rc_keras.features.log_mel (log units): measured max 0.0074
+# on synthesized keywords (int32 FFT; quiet bands err most). The stated tolerance:
+FEATURE_TOLERANCE = 0.02
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_audio_in_keyword_out_agrees_with_the_host_pipeline(tmp_path_factory, keyword, board):
+    # 16 kHz PCM in, the front end and the network on the device; on the host
+    # rc_keras.features.log_mel and the TFLM Python interpreter on the same clips.
+    steps, host_features, pcm = keyword
+    step = steps["int8"]
+    build = _build(tmp_path_factory, step, board, "cmsis_nn", frontend=True)
+    result = firmware.run_firmware(build, list(pcm), kind="pcm")
+    host = firmware.host_reference(step, _quantized(step, host_features))
+    assert len(result["clips"]) == len(pcm) >= 50
+    same = [(c["label"], c["spike_frame"]) == (h["label"], h["spike_frame"])
+            for c, h in zip(result["clips"], host)]
+    assert np.mean(same) >= 0.99
+    assert sum(h["spiked"] for h in host) >= 5
+    errors = np.concatenate([np.abs(np.array(f["values"]) / 1000.0 - host_features[f["clip"], f["frame"]])
+                             for f in result["features"]])
+    assert errors.max() <= FEATURE_TOLERANCE
+    assert all(f["frontend_instructions"] > 0 for f in result["frames"])
+
+
+def test_cli_firmware_adds_a_device_row_to_the_bundle_report(tmp_path):
+    import json
+    import shutil
+
+    from rc_keras import cli
+
+    bundle = tmp_path / "demo"
+    shutil.copytree(DEMO, bundle, ignore=shutil.ignore_patterns("saved_model"))
+    assert cli.main(["firmware", "--bundle", str(bundle), "--run", "--task", "spotting",
+                     "--sequences-count", "50"]) == 0
+    row = json.loads((bundle / "report.json").read_text())["device"][0]
+    assert (row["board"], row["kernels"], row["model"]) == ("mps2-an386", "cmsis_nn", "step_int8.tflite")
+    assert row["outputs_bit_exact"] == row["class_agreement"] == row["spike_frame_agreement"] == 1.0
+    assert row["clips"] == 50 and row["flash_bytes"] > 0 and row["network_instructions_per_frame"] > 0
+    assert row["instructions_per_clip_rc"] <= row["instructions_per_clip_whole"]

@@ -37,7 +37,9 @@ _FLASH_SECTIONS = (".text", ".ARM.extab", ".ARM.exidx", ".preinit_array", ".init
                    ".fini_array", ".data")
 _RAM_SECTIONS = (".data", ".bss", ".heap", ".stack")
 _INPUT_MAGIC = 0x4E494352  # "RCIN"
-ARENA_MARGIN_BYTES = 256
+# The Python interpreter's smallest arena plus this margin (and a quarter): CMSIS-NN kernels ask
+# for scratch buffers the reference kernels of the Python interpreter do not (int16x8 LSTM).
+ARENA_MARGIN_BYTES = 1024
 
 
 def firmware_dir():
@@ -155,7 +157,8 @@ def write_model_source(step_path, out_dir, arena_bytes=None):
     """Writes ``rc_model_data.{c,h}`` for a quantized step model into ``out_dir``.
 
     ``arena_bytes`` defaults to the smallest arena the TFLM Python interpreter allocates
-    the model in, plus `ARENA_MARGIN_BYTES` (the firmware prints what it really used).
+    the model in, plus a quarter and `ARENA_MARGIN_BYTES` (the firmware prints what it
+    really used).
     """
     from rc_keras.export.c_array import write_c_array  # noqa: PLC0415
     from rc_keras.export.interpreters import tflm_arena  # noqa: PLC0415
@@ -168,7 +171,8 @@ def write_model_source(step_path, out_dir, arena_bytes=None):
                          f"{sidecar['quantization']}.")
     data = step_path.read_bytes()
     if arena_bytes is None:
-        arena_bytes = (tflm_arena(data)["min_arena_bytes"] + ARENA_MARGIN_BYTES + 15) // 16 * 16
+        smallest = tflm_arena(data)["min_arena_bytes"]
+        arena_bytes = (smallest + smallest // 4 + ARENA_MARGIN_BYTES + 15) // 16 * 16
     write_c_array(data, sidecar, out_dir, arena_bytes=arena_bytes)
     return sidecar
 
@@ -188,7 +192,7 @@ def memory_figures(build_dir):
 
 def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend=None,
                    per_state_copy=False, arena_bytes=None, model_dir=None, kernel_set="rc",
-                   jobs=None):
+                   profile=False, jobs=None):
     """Builds the firmware ELF for a quantized step model.
 
     Args:
@@ -204,6 +208,7 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
         model_dir: use this folder's ``rc_model_data.{c,h}`` (a bundle's) instead of
             writing them from ``step_path``.
         kernel_set: "rc" (the kernels of RC step models) or "all" (`build_tflm_library`).
+        profile: time every op; `run_firmware` then returns "ops" (instructions per op type).
 
     Returns:
         dict with "elf", "board", "kernels", "tree", "memory" (`memory_figures`), "sidecar".
@@ -232,7 +237,8 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
     try:
         _make(["all", *_lib_args(tree, board, kernel_set), f"MODEL_DIR={model_dir}",
                f"BUILD_DIR={build_dir}", f"FRONTEND={int(frontend is not None and frontend is not False)}",
-               f"PER_STATE_COPY={int(bool(per_state_copy))}"], firmware_dir(), timeout=1800)
+               f"PER_STATE_COPY={int(bool(per_state_copy))}", f"PROFILE={int(bool(profile))}"],
+              firmware_dir(), timeout=1800)
     except RuntimeError as error:
         missing = sorted(set(re.findall(r"undefined reference to `tflite::(Register_\w+)", str(error))))
         if missing and kernel_set == "rc":
@@ -277,7 +283,7 @@ def write_input(path, clips, kind="frames", whole_clip=False, frame_size=None):
 
 def parse_output(text):
     """Parses the firmware's output lines (see firmware/main.cc) into a dict."""
-    result = {"frames": [], "clips": [], "features": [], "errors": []}
+    result = {"frames": [], "clips": [], "features": [], "ops": {}, "errors": []}
     for line in text.splitlines():
         parts = line.split()
         if not parts:
@@ -295,6 +301,8 @@ def parse_output(text):
             result["clips"].append({"clip": clip, "label": label, "spike_frame": spike,
                                     "spiked": bool(spiked), "frames_run": run, "net_ticks": net,
                                     "frontend_ticks": fe})
+        elif tag == "O":
+            result["ops"][values[0]] = {"ticks": int(values[1]), "invokes": int(values[2])}
         elif tag == "A":
             result["arena_used_bytes"], result["arena_bytes"] = int(values[0]), int(values[1])
         elif tag == "K":
@@ -324,12 +332,20 @@ def run_firmware(build, clips, kind="frames", whole_clip=False, timeout=600):
     result = parse_output(done.stdout)
     result["returncode"] = done.returncode
     if done.returncode != 0 or result["errors"]:
+        log = "\n".join(line for line in done.stdout.splitlines()[-12:] if line[:2] not in ("F ", "P "))
+        if "fully_connected.cc" in log and "is_per_channel" in log:
+            raise RuntimeError("CMSIS-NN's fully connected kernel refuses this model's per-channel "
+                               "int16 weights (16x8 models; TFLM 90b983c2): build it with the "
+                               "reference kernels (kernels='ref', --kernels ref).\n" + log)
         raise RuntimeError(f"firmware exited with {done.returncode}: "
-                           f"{' '.join(result['errors']) or done.stderr[-2000:]}")
+                           f"{' '.join(result['errors']) or done.stderr[-2000:]}\n{log}")
     per = result["ticks_per_instruction"]
     for row in result["frames"] + result["clips"]:
         row["net_instructions"] = round(row["net_ticks"] / per)
         row["frontend_instructions"] = round(row["frontend_ticks"] / per)
+    frames = max(len(result["frames"]), 1)
+    for op in result["ops"].values():
+        op["instructions_per_frame"] = op["ticks"] / per / frames
     return result
 
 
@@ -461,7 +477,7 @@ def write_frontend_source(params, out_dir):
         rows = [", ".join(str(v) for v in values[i:i + 16]) for i in range(0, len(values), 16)]
         return [f"static const {ctype} {name}[{len(values)}] = {{", *(f"  {r}," for r in rows), "};"]
 
-    exponent = 45 - int(np.log2(fft))
+    exponent = 53 - int(np.log2(fft))
     lines = [
         "/* Generated by rc_keras.export.firmware from the bundle's feature_params. Do not edit. */",
         "#ifndef RC_FRONTEND_DATA_H_", "#define RC_FRONTEND_DATA_H_", "", "#include <stdint.h>", "",
@@ -473,9 +489,11 @@ def write_frontend_source(params, out_dir):
         f"#define RC_FE_FIRST_BIN {first_bin}",
         f"#define RC_FE_LAST_BIN {last_bin}",
         f"#define RC_FE_LOG_OFFSET {float(params.log_offset)!r}f",
-        "/* mel (Q15 window, Q15 weights, kissfft's 1/FFT) * 2^-EXPONENT",
+        "/* mel (Q15 window, Q8 magnitudes, Q15 weights, kissfft's 1/FFT) * 2^-EXPONENT",
         "   = the mel energy of the waveform pcm / 32768, as rc_keras.features.log_mel sees it. */",
         f"#define RC_FE_MEL_EXPONENT {exponent}",
+        "/* log_offset in the units of the integer mel energies (2^-EXPONENT). */",
+        f"#define RC_FE_LOG_OFFSET_Q {max(1, round(params.log_offset * 2.0 ** exponent))}ull",
         "/* Normalization after the log (0: none); see rc_frontend.h. */",
         "#define RC_FE_NORMALIZATION 0", "",
         "/* Hamming window (periodic), Q15. */",
