@@ -32,6 +32,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DEMO = ROOT / "saved_models" / "demo"
 TARGETS = [("mps2-an386", "cmsis_nn"), ("mps2-an386", "ref"), ("mps3-an547", "cmsis_nn")]
+# CMSIS-NN's fully connected kernel refuses the per-channel int16 weights of 16x8 models
+# (TFLM 90b983c2): those run with the reference kernels.
+INT16_TARGETS = [("mps2-an386", "ref")]
 # The targets for the keyword network (int8, CMSIS-NN, Cortex-M4).
 TARGET = {"network_instructions_per_frame": 150_000, "frontend_instructions_per_frame": 50_000,
           "flash_bytes": 256 * 1024, "ram_bytes": 32 * 1024}
@@ -65,7 +68,7 @@ def demo_rows(tmp, clips):
         step = DEMO / f"step_{q}.tflite"
         runner = StepRunner(step, runtime="tflm")
         clips_q = [runner.quantize_frames(c) for c in x]
-        for board, kernels in TARGETS:
+        for board, kernels in TARGETS if q == "int8" else INT16_TARGETS:
             build = firmware.build_firmware(step, tmp / f"demo-{q}-{board}-{kernels}", board=board,
                                             tree=firmware.tflm_tree(kernels))
             rows.append(device_row(f"demo spotting LSTM 32 {q}", step, build, clips_q, x.shape[1])[0])
@@ -104,20 +107,23 @@ def keyword_assets(root, tmp, voices, epochs, test_clips):
 def keyword_rows(root, tmp, voices, epochs, test_clips):
     steps, pcm, host_features, params = keyword_assets(root, tmp, voices, epochs, test_clips)
     frames = host_features.shape[1]
-    rows, feature_error = [], {}
+    rows, feature_error, ops = [], {}, {}
     for q, step in steps.items():
         runner = StepRunner(step, runtime="tflm")
         clips_q = [runner.quantize_frames(c) for c in host_features]
         host = firmware.host_reference(step, clips_q)
-        # CMSIS-NN's fully connected kernel refuses this 16x8 model's per-channel int16 weights
-        # (TFLM 90b983c2): the 16x8 keyword model runs with the reference kernels.
-        for board, kernels in TARGETS if q == "int8" else [("mps2-an386", "ref")]:
+        for board, kernels in TARGETS if q == "int8" else INT16_TARGETS:
             tree = firmware.tflm_tree(kernels)
             build = firmware.build_firmware(step, tmp / f"kws-{q}-{board}-{kernels}", board=board,
                                             tree=tree)
             rows.append(device_row(f"keyword LSTM 128 {q}", step, build, clips_q, frames)[0])
             if kernels != "cmsis_nn" or q != "int8":
                 continue
+            # Where the instructions go: every op timed (a separate build: timing adds its own).
+            profiled = firmware.build_firmware(step, tmp / f"kws-prof-{board}", board=board,
+                                               tree=tree, profile=True)
+            result = firmware.run_firmware(profiled, clips_q[:5])
+            ops[board] = {op: round(v["instructions_per_frame"]) for op, v in result["ops"].items()}
             # Audio in, keyword out: the front end on the device.
             build = firmware.build_firmware(step, tmp / f"kws-audio-{q}-{board}", board=board,
                                             tree=tree, frontend=True)
@@ -126,7 +132,8 @@ def keyword_rows(root, tmp, voices, epochs, test_clips):
             rows.append(row)
             feature_error[f"{q} {board}"] = frontend_error(result, host_features)
     return rows, feature_error, {"voices": voices, "epochs": epochs, "test_clips": len(pcm),
-                                 "frames_per_clip": frames}
+                                 "frames_per_clip": frames, "threshold": 0.6,
+                                 "instructions_per_op_per_frame": ops}
 
 
 def frontend_error(result, host_features):
@@ -162,6 +169,10 @@ def markdown(results):
         for t in results["targets"]:
             lines.append(f"| {t['figure']} | {t['measured']:,.0f} | {t['target']:,.0f} | "
                          f"{'yes' if t['met'] else 'NOT met'} |")
+    for board, ops in results["keyword"].get("instructions_per_op_per_frame", {}).items():
+        lines += ["", f"Keyword network int8 (CMSIS-NN, {board}): instructions per frame by op type:", "",
+                  "| op | instructions / frame |", "|---|---|"]
+        lines += [f"| {op} | {n:,} |" for op, n in sorted(ops.items(), key=lambda kv: -kv[1])]
     if results.get("frontend_error"):
         lines += ["", "On-device front end vs `rc_keras.features.log_mel` (log-mel units):", "",
                   "| model, board | max abs | p99 abs | mean abs | values |", "|---|---|---|---|---|"]
@@ -198,11 +209,11 @@ def main():
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         tmp = pathlib.Path(folder)
-        rows = demo_rows(tmp, 50 if args.quick else 200)
+        rows = demo_rows(tmp, 50 if args.quick else 100)
         root = args.keywords or tmp / "keywords"
-        kw_rows, fe_error, kw_info = keyword_rows(root, tmp, 12 if args.quick else 30,
+        kw_rows, fe_error, kw_info = keyword_rows(root, tmp, 12 if args.quick else 40,
                                                    2 if args.quick else 8,
-                                                   60 if args.quick else 150)
+                                                   60 if args.quick else 100)
         rows += kw_rows
     results = {"note": "one instruction per virtual ns; QEMU has no cycle model.",
                "host": platform.machine(), "rows": rows, "keyword": kw_info,
