@@ -113,3 +113,27 @@ def test_firmware_input_file_rejects_mixed_or_float_clips(tmp_path):
         firmware.write_input(tmp_path / "in.bin", [np.zeros((3, 1), np.float32)])
     with pytest.raises(ValueError, match="pcm clips must be int16"):
         firmware.write_input(tmp_path / "in.bin", [np.zeros(3, np.int8)], kind="pcm")
+
+
+def test_lut_activations_give_the_same_integers_in_tflm(tmp_path):
+    # int8 LOGISTIC / TANH as CAST + ADD + GATHER from a table that TFLM's own kernel filled:
+    # the rewritten demo model matches the original on every frame's outputs.
+    from rc_keras import tasks
+    from rc_keras.export import _flatbuffer, firmware
+    from rc_keras.export.lut_activations import lut_activations
+
+    original = (DEMO / "step_int8.tflite").read_bytes()
+    data, replaced = lut_activations(original)
+    ops = _flatbuffer.describe(data)["op_names"]
+    assert replaced == 5  # the LSTM step: three sigmoid gates, tanh of the candidate and of c
+    assert "LOGISTIC" not in ops and "TANH" not in ops and {"CAST", "GATHER"} <= set(ops)
+    x, _ = tasks.get_task("spotting").data("test", 20, seed=3)
+    runner = StepRunner(DEMO / "step_int8.tflite", runtime="tflm")
+    clips = [runner.quantize_frames(c) for c in x]
+    want = firmware.host_reference(DEMO / "step_int8.tflite", clips, whole_clip=True)
+    path = tmp_path / "step_int8.tflite"
+    path.write_bytes(data)
+    shutil.copy(DEMO / "step_int8.json", tmp_path / "step_int8.json")
+    got = firmware.host_reference(path, clips, whole_clip=True)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a["outputs"], b["outputs"])

@@ -153,12 +153,13 @@ def check_board(board):
     return board
 
 
-def write_model_source(step_path, out_dir, arena_bytes=None):
+def write_model_source(step_path, out_dir, arena_bytes=None, lut=False):
     """Writes ``rc_model_data.{c,h}`` for a quantized step model into ``out_dir``.
 
     ``arena_bytes`` defaults to the smallest arena the TFLM Python interpreter allocates
     the model in, plus a quarter and `ARENA_MARGIN_BYTES` (the firmware prints what it
-    really used).
+    really used). With ``lut`` the int8 LOGISTIC / TANH ops become table lookups
+    (`rc_keras.export.lut_activations`; same integers, a tenth of the instructions).
     """
     from rc_keras.export.c_array import write_c_array  # noqa: PLC0415
     from rc_keras.export.interpreters import tflm_arena  # noqa: PLC0415
@@ -170,6 +171,14 @@ def write_model_source(step_path, out_dir, arena_bytes=None):
         raise ValueError(f"the firmware runs int8 or int16x8 step models; {step_path.name} is "
                          f"{sidecar['quantization']}.")
     data = step_path.read_bytes()
+    if lut:
+        from rc_keras.export import _flatbuffer  # noqa: PLC0415
+        from rc_keras.export.lut_activations import lut_activations  # noqa: PLC0415
+
+        if sidecar["quantization"] != "int8":
+            raise ValueError("lut=True rewrites int8 activations; the model is int16x8.")
+        data, _ = lut_activations(data)
+        sidecar = dict(sidecar, ops=_flatbuffer.describe(data)["op_names"], model_bytes=len(data))
     if arena_bytes is None:
         smallest = tflm_arena(data)["min_arena_bytes"]
         arena_bytes = (smallest + smallest // 4 + ARENA_MARGIN_BYTES + 15) // 16 * 16
@@ -192,7 +201,7 @@ def memory_figures(build_dir):
 
 def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend=None,
                    per_state_copy=False, arena_bytes=None, model_dir=None, kernel_set="rc",
-                   profile=False, jobs=None):
+                   profile=False, lut=False, jobs=None):
     """Builds the firmware ELF for a quantized step model.
 
     Args:
@@ -209,6 +218,7 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
             writing them from ``step_path``.
         kernel_set: "rc" (the kernels of RC step models) or "all" (`build_tflm_library`).
         profile: time every op; `run_firmware` then returns "ops" (instructions per op type).
+        lut: int8 LOGISTIC / TANH as table lookups (`write_model_source`).
 
     Returns:
         dict with "elf", "board", "kernels", "tree", "memory" (`memory_figures`), "sidecar".
@@ -227,7 +237,7 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
     sidecar = load_sidecar(step_path)
     if model_dir is None:
         model_dir = build_dir / "model"
-        write_model_source(step_path, model_dir, arena_bytes)
+        write_model_source(step_path, model_dir, arena_bytes, lut)
     if frontend is not None and frontend is not False:
         params = sidecar.get("feature_params") if frontend is True else frontend
         if not params:
