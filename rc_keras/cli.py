@@ -750,6 +750,9 @@ def _add_firmware_parser(sub):
     p.add_argument("--tflm-tree", help="an exported TFLM source tree (default: the cached "
                                        "extract of ../shared/tflm/tflm-tree-KERNELS-*.tar.gz)")
     p.add_argument("--model", choices=["int8", "int16x8"], help="step model (default: the C array's)")
+    p.add_argument("--lut-activations", action="store_true",
+                   help="int8 LOGISTIC/TANH as table lookups: the same integers, far fewer "
+                        "instructions (rc_keras.export.lut_activations)")
     p.add_argument("--run", action="store_true", help="run held-out sequences in QEMU")
     p.add_argument("--verify-sequences", help="held-out sequences (.npz with x, or .npy)")
     p.add_argument("--task", type=_task_arg, help="task whose test data serve as sequences")
@@ -777,7 +780,7 @@ def _cmd_firmware(args):
     try:
         row = firmware.device_report(args.bundle, board=args.board, kernels=args.kernels,
                                      tree=args.tflm_tree, quantization=args.model, sequences=x,
-                                     run=args.run)
+                                     run=args.run, lut=args.lut_activations)
     except FileNotFoundError as error:
         raise CLIError(str(error)) from None
     print(firmware.format_device_table([row]))

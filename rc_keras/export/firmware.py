@@ -537,7 +537,8 @@ def _bundle_step(bundle_dir, quantization):
 
 
 def device_report(bundle_dir, board="mps2-an386", kernels="cmsis_nn", tree=None, quantization=None,
-                  sequences=None, lengths=None, build_dir=None, run=True, update_report=True):
+                  sequences=None, lengths=None, build_dir=None, run=True, update_report=True,
+                  lut=False):
     """Builds the firmware for a bundle and, with ``run``, checks it in QEMU against TFLM.
 
     Args:
@@ -550,6 +551,7 @@ def device_report(bundle_dir, board="mps2-an386", kernels="cmsis_nn", tree=None,
         lengths: optional valid frames per clip.
         build_dir: default ``<bundle>/firmware/<board>-<kernels>-<quantization>``.
         update_report: add the row to the bundle's ``report.json`` under "device".
+        lut: int8 LOGISTIC / TANH as table lookups (`build_firmware`).
 
     Returns:
         dict: the build's memory figures, and with ``run`` the agreement with the TFLM
@@ -559,11 +561,13 @@ def device_report(bundle_dir, board="mps2-an386", kernels="cmsis_nn", tree=None,
     quantization = step.stem.split("_", 1)[1]
     tree = pathlib.Path(tree) if tree else tflm_tree(kernels)
     kernels = tree_kernels(tree)
-    build_dir = build_dir or pathlib.Path(bundle_dir) / "firmware" / f"{board}-{kernels}-{quantization}"
+    build_dir = build_dir or pathlib.Path(bundle_dir) / "firmware" / (
+        f"{board}-{kernels}-{quantization}" + ("-lut" if lut else ""))
     arena = report.get("c_array", {}).get("arena_bytes") \
         if report.get("c_array", {}).get("model") == quantization else None
-    build = build_firmware(step, build_dir, board=board, tree=tree, arena_bytes=arena)
-    row = {"model": step.name, "board": board, "cpu": BOARDS[board], "kernels": kernels,
+    build = build_firmware(step, build_dir, board=board, tree=tree, arena_bytes=None if lut else arena,
+                           lut=lut)
+    row = {"model": step.name + (" (LUT activations)" if lut else ""), "board": board, "cpu": BOARDS[board], "kernels": kernels,
            "elf": str(build["elf"]), **{k: v for k, v in build["memory"].items() if k != "sections"}}
     if run:
         if sequences is None:
