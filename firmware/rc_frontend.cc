@@ -13,7 +13,7 @@ int16_t audio[RC_FE_WINDOW + RC_FE_STRIDE];  // samples not yet consumed by a fr
 int filled = 0;
 int32_t fft_in[RC_FE_FFT];
 Complex<int32_t> spectrum[RC_FE_FFT / 2 + 1];
-alignas(8) uint8_t fft_state[16 * RC_FE_FFT + 512];  // kissfft's plan and scratch (checked)
+alignas(8) uint8_t fft_state[10 * RC_FE_FFT + 512];  // kissfft plan + scratch: 5.4 KB at 512 (checked)
 void* fft = nullptr;
 uint64_t magnitude[RC_FE_FFT / 2 + 1];  // |X| * 2^8: quiet bins are a few units of |X|
 
