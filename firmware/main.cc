@@ -189,6 +189,12 @@ int main() {
   fclose(f);
 #if RC_PROFILE
   profiler.Print();
+#if RC_FRONTEND
+  uint64_t stages[4];
+  RcFrontendStageTicks(stages);
+  const char* names[4] = {"fe_window", "fe_fft", "fe_magnitude", "fe_mel_log"};
+  for (int k = 0; k < 4; ++k) printf("O %s %lu 0\n", names[k], static_cast<unsigned long>(stages[k]));
+#endif
 #endif
   printf("S %lu %lu\n", static_cast<unsigned long>(board_stack_used()),
          static_cast<unsigned long>(board_stack_size()));

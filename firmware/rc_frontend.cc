@@ -6,6 +6,9 @@
 
 #include "signal/src/complex.h"
 #include "signal/src/rfft.h"
+#if RC_PROFILE
+#include "board.h"
+#endif
 
 namespace {
 
@@ -49,18 +52,38 @@ int32_t Log2Q16(uint64_t x) {  // x > 0
   return ((63 - lz) << 16) + l;
 }
 
+#if RC_PROFILE
+uint64_t stage_ticks[4];  // window, FFT, magnitudes, mel + log (PROFILE=1 builds)
+#define RC_FE_STAGE(k)                \
+  do {                                \
+    const uint64_t now = board_ticks(); \
+    stage_ticks[k] += now - mark;     \
+    mark = now;                       \
+  } while (0)
+#else
+#define RC_FE_STAGE(k) \
+  do {                 \
+  } while (0)
+#endif
+
 // One frame of log-mel features from audio[0 : RC_FE_WINDOW].
 void Frame(float* features) {
+#if RC_PROFILE
+  uint64_t mark = board_ticks();
+#endif
   // Hamming window (Q15) into 32-bit samples, zero padding to the FFT length. The int32 FFT
   // (kissfft, Q31 twiddles, the DFT / RC_FE_FFT) keeps quiet bins that an int16 FFT rounds
   // away: measured against log_mel, int16 with auto-scaling was off by up to 1.5 in quiet bands.
   for (int i = 0; i < RC_FE_WINDOW; ++i) fft_in[i] = static_cast<int32_t>(audio[i]) * rc_fe_window[i];
   memset(fft_in + RC_FE_WINDOW, 0, (RC_FE_FFT - RC_FE_WINDOW) * sizeof(int32_t));
+  RC_FE_STAGE(0);
   tflm_signal::RfftInt32Apply(fft, fft_in, spectrum);
+  RC_FE_STAGE(1);
   for (int k = RC_FE_FIRST_BIN; k < RC_FE_LAST_BIN; ++k) {
     const int64_t re = spectrum[k].real, im = spectrum[k].imag;
     magnitude[k] = Sqrt(static_cast<uint64_t>(re * re) + static_cast<uint64_t>(im * im));
   }
+  RC_FE_STAGE(2);
   // Mel channels: triangular weights (Q15) over a run of bins each.
   const uint16_t* weight = rc_fe_weights;
   // The mel energy of the float waveform (pcm / 32768) is mel * 2^-RC_FE_MEL_EXPONENT, so
@@ -74,6 +97,7 @@ void Frame(float* features) {
     const int32_t log2 = Log2Q16(mel + RC_FE_LOG_OFFSET_Q) - (RC_FE_MEL_EXPONENT << 16);
     features[c] = static_cast<float>(log2) * ln2_q16;
   }
+  RC_FE_STAGE(3);
 }
 
 #if RC_FE_NORMALIZATION != 0
@@ -81,6 +105,10 @@ void Frame(float* features) {
 #endif
 
 }  // namespace
+
+#if RC_PROFILE
+extern "C" void RcFrontendStageTicks(uint64_t ticks[4]) { memcpy(ticks, stage_ticks, sizeof(stage_ticks)); }
+#endif
 
 extern "C" int RcFrontendReset(void) {
   if (fft == nullptr) {

@@ -29,6 +29,11 @@ int RcFrontendReset(void);
  * RC_FE_CHANNELS features and returns 1 (at most one frame per call), else 0. */
 int RcFrontendPush(const int16_t* samples, int n, float* features);
 
+#if RC_PROFILE
+/* Ticks spent so far in: window, FFT, magnitudes, mel + log (PROFILE=1 builds). */
+void RcFrontendStageTicks(uint64_t ticks[4]);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
