@@ -1,9 +1,8 @@
 /* Audio front end on the device: 16 kHz int16 PCM -> the model's log-mel frames, hop by hop.
  *
  * The same features as rc_keras.features.log_mel (Hamming window, FFT, |X|, mel filters,
- * log(mel + log_offset)), in fixed point up to the mel energies (TFLM's signal library: kissfft
- * int32 RFFT, integer square root) and float for the log of the 20-odd
- * channels. The window, mel weights and constants come from rc_frontend_data.h, which
+ * log(mel + log_offset)), in fixed point up to the log (TFLM's signal library: kissfft int32
+ * RFFT; square root and log2 by table) and float for the last scaling of the 20-odd channels. The window, mel weights and constants come from rc_frontend_data.h, which
  * rc_keras.export.firmware writes from the bundle's feature_params.
  *
  * Normalization: RC_FE_NORMALIZATION (rc_frontend_data.h) selects a stage run on the log-mel
