@@ -97,6 +97,7 @@ void Frame(float* features) {
     const int32_t log2 = Log2Q16(mel + RC_FE_LOG_OFFSET_Q) - (RC_FE_MEL_EXPONENT << 16);
     features[c] = static_cast<float>(log2) * ln2_q16;
   }
+  // A normalization stage (RC_FE_NORMALIZATION, see rc_frontend.h) runs here on features[].
   RC_FE_STAGE(3);
 }
 

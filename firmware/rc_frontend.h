@@ -2,13 +2,16 @@
  *
  * The same features as rc_keras.features.log_mel (Hamming window, FFT, |X|, mel filters,
  * log(mel + log_offset)), in fixed point up to the log (TFLM's signal library: kissfft int32
- * RFFT; square root and log2 by table) and float for the last scaling of the 20-odd channels. The window, mel weights and constants come from rc_frontend_data.h, which
+ * RFFT; square root and log2 by table) and float for the last scaling of the 20-odd channels.
+ * The window, mel weights and constants come from rc_frontend_data.h, which
  * rc_keras.export.firmware writes from the bundle's feature_params.
  *
  * Normalization: RC_FE_NORMALIZATION (rc_frontend_data.h) selects a stage run on the log-mel
- * frame before it is quantized (0: none). A causal normalization of rc_keras.features (a
- * running mean, PCEN) plugs in as one more case of RcFrontendNormalize with its parameters in
- * rc_frontend_data.h and its running state in the front end's state, reset per clip. */
+ * frame before it is quantized (0: none; the build refuses other values until one exists). A
+ * causal normalization of rc_keras.features (a running mean, PCEN) plugs in at the marked point
+ * at the end of Frame() in rc_frontend.cc, its parameters written into rc_frontend_data.h by
+ * write_frontend_source from feature_params, its running state kept beside `filled` and reset
+ * in RcFrontendReset (per clip). */
 #ifndef RC_FIRMWARE_RC_FRONTEND_H_
 #define RC_FIRMWARE_RC_FRONTEND_H_
 
