@@ -24,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 1.0
-SUBCOMMANDS = ("train", "evaluate", "sweep", "export", "demo", "make-keywords", "tune")
+SUBCOMMANDS = ("train", "evaluate", "sweep", "export", "demo", "make-keywords", "tune",
+               "firmware")
 CASES = ([("--help",)] + [(command, "--help") for command in SUBCOMMANDS]
          + [("train", "--task", "nope", "--out", "x"),
             ("evaluate", "--model", "missing.keras", "--task", "spotting")])

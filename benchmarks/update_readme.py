@@ -15,6 +15,7 @@ SECTIONS = [
     ("train_speed.md", "Training speed (`benchmarks/bench_train_speed.py`)"),
     ("toy_tasks.md", "Toy tasks (`benchmarks/bench_toy_tasks.py`)"),
     ("deploy.md", "Deployment (`benchmarks/bench_deploy.py`)"),
+    ("firmware.md", "Firmware on emulated Cortex-M (`benchmarks/bench_firmware.py`)"),
     ("spiking_two_sequence.md", "Spiking cell, 2-sequence problem (`benchmarks/bench_spiking.py`)"),
     ("spiking_keywords.md",
      "Spiking cell, synthesized keywords (`benchmarks/bench_spiking.py --task keywords`)"),

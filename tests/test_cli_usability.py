@@ -153,7 +153,8 @@ def test_saved_models_load_with_plain_keras_after_import_rc_keras(imports, quant
 
 
 # ---------------------------------------------------------------------- quiet, fast CLI
-SUBCOMMANDS = ("train", "evaluate", "sweep", "export", "demo", "make-keywords", "tune")
+SUBCOMMANDS = ("train", "evaluate", "sweep", "export", "demo", "make-keywords", "tune",
+               "firmware")
 
 
 def test_help_and_argument_errors_do_not_import_tensorflow():

@@ -1,5 +1,6 @@
 """C source and header holding a step model as an aligned byte array plus its sidecar."""
 
+import math
 import pathlib
 import re
 
@@ -84,6 +85,9 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
         ("READOUT_SIGMOID", int(sidecar["readout"] == "sigmoid")),
         ("THRESHOLD", _c_float(sidecar["threshold"])),
         ("NUM_STATES", len(states)),
+        # Elements of all states together: the firmware stages every state output in a
+        # buffer this long before writing the inputs (the planner may alias them).
+        ("STATE_ELEMENTS", sum(math.prod(int(d) for d in s["shape"]) for s in states)),
     ]
     if quantized:
         macros += [

@@ -1,0 +1,43 @@
+/* Audio front end on the device: 16 kHz int16 PCM -> the model's log-mel frames, hop by hop.
+ *
+ * The same features as rc_keras.features.log_mel (Hamming window, FFT, |X|, mel filters,
+ * log(mel + log_offset)), in fixed point up to the log (TFLM's signal library: kissfft int32
+ * RFFT; square root and log2 by table) and float for the last scaling of the 20-odd channels.
+ * The window, mel weights and constants come from rc_frontend_data.h, which
+ * rc_keras.export.firmware writes from the bundle's feature_params.
+ *
+ * Normalization: RC_FE_NORMALIZATION (rc_frontend_data.h) selects a stage run on the log-mel
+ * frame before it is quantized (0: none; the build refuses other values until one exists). A
+ * causal normalization of rc_keras.features (a running mean, PCEN) plugs in at the marked point
+ * at the end of Frame() in rc_frontend.cc, its parameters written into rc_frontend_data.h by
+ * write_frontend_source from feature_params, its running state kept beside `filled` and reset
+ * in RcFrontendReset (per clip). */
+#ifndef RC_FIRMWARE_RC_FRONTEND_H_
+#define RC_FIRMWARE_RC_FRONTEND_H_
+
+#include <stdint.h>
+
+#include "rc_frontend_data.h"
+
+#define RC_FRONTEND_HOP RC_FE_STRIDE
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Forgets the audio so far (a new clip starts); 0 on success, 1 if the FFT plan does not fit. */
+int RcFrontendReset(void);
+/* Takes up to RC_FRONTEND_HOP new samples; when a whole window has arrived, writes the frame's
+ * RC_FE_CHANNELS features and returns 1 (at most one frame per call), else 0. */
+int RcFrontendPush(const int16_t* samples, int n, float* features);
+
+#if RC_PROFILE
+/* Ticks spent so far in: window, FFT, magnitudes, mel + log (PROFILE=1 builds). */
+void RcFrontendStageTicks(uint64_t ticks[4]);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RC_FIRMWARE_RC_FRONTEND_H_ */

@@ -1,0 +1,629 @@
+"""Build the rank-coded firmware for a step model and run it on emulated Cortex-M boards.
+
+The firmware (``firmware/`` in the repository: Makefile, startup, linker script, the RC loop
+over TensorFlow Lite Micro) is compiled with the GNU Arm toolchain against an exported TFLM
+source tree and run in ``qemu-system-arm`` with semihosting. Clips go in through a file that
+the firmware reads frame by frame; it prints every frame's integer outputs, each clip's class
+and spike frame, and instruction counts (SysTick under ``-icount shift=0``).
+
+```python
+from rc_keras.export import firmware
+tree = firmware.tflm_tree("cmsis_nn")                     # extracted once into a cache
+build = firmware.build_firmware("out/step_int8.tflite", "build/m4", board="mps2-an386", tree=tree)
+result = firmware.run_firmware(build, frames_q)           # (clips, time, *features) integers
+result["clips"][0]["label"], result["frames"][0]["outputs"], build["memory"]["flash_bytes"]
+```
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import pathlib
+import re
+import shutil
+import struct
+import subprocess
+import tarfile
+import tempfile
+
+import numpy as np
+
+BOARDS = {"mps2-an386": "Cortex-M4", "mps3-an547": "Cortex-M55 (Helium)"}
+KERNELS = ("ref", "cmsis_nn")
+# Sections that live in flash (code, constants, the .data image) and in RAM.
+_FLASH_SECTIONS = (".text", ".ARM.extab", ".ARM.exidx", ".preinit_array", ".init_array",
+                   ".fini_array", ".data")
+_RAM_SECTIONS = (".data", ".bss", ".heap", ".stack")
+_INPUT_MAGIC = 0x4E494352  # "RCIN"
+# The Python interpreter's smallest arena plus this margin (and a quarter): CMSIS-NN kernels ask
+# for scratch buffers the reference kernels of the Python interpreter do not (int16x8 LSTM).
+ARENA_MARGIN_BYTES = 1024
+
+
+def firmware_dir():
+    """The firmware sources: ``$RC_KERAS_FIRMWARE_DIR`` or ``firmware/`` beside the package."""
+    path = pathlib.Path(os.environ.get("RC_KERAS_FIRMWARE_DIR")
+                        or pathlib.Path(__file__).resolve().parents[2] / "firmware")
+    if not (path / "Makefile").exists():
+        raise FileNotFoundError(f"no firmware Makefile in {path}: set RC_KERAS_FIRMWARE_DIR to the "
+                                "repository's firmware/ folder.")
+    return path
+
+
+def missing_tools():
+    """Names of the tools the firmware needs that are not on PATH (empty when all are)."""
+    return [tool for tool in ("make", "arm-none-eabi-gcc", "arm-none-eabi-g++", "qemu-system-arm")
+            if shutil.which(tool) is None]
+
+
+def cache_dir():
+    """Where extracted TFLM trees and built TFLM libraries are kept between runs."""
+    return pathlib.Path(os.environ.get("RC_KERAS_CACHE") or pathlib.Path.home() / ".cache" / "rc_keras")
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """An exclusive lock file: one extraction / library build at a time (tests run in parallel)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _tree_root(folder):
+    for candidate in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
+        if (candidate / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").exists():
+            return candidate
+    raise ValueError(f"{folder} holds no exported TFLM tree (tensorflow/lite/micro/...).")
+
+
+def tflm_tree(kernels="cmsis_nn", archives=None):
+    """An extracted TFLM source tree with the given kernels, from a ``tflm-tree-*.tar.gz``.
+
+    Args:
+        kernels: "cmsis_nn" or "ref".
+        archives: folder holding ``tflm-tree-<kernels>-*.tar.gz``; default
+            ``$RC_KERAS_TFLM_ARCHIVES``, else ``../shared/tflm`` beside the repository.
+
+    Returns:
+        The tree's root (holds tensorflow/, signal/, third_party/), extracted once under
+        `cache_dir()` ``/tflm``.
+    """
+    if kernels not in KERNELS:
+        raise ValueError(f"`kernels` must be one of {KERNELS}; received {kernels!r}.")
+    folder = pathlib.Path(archives or os.environ.get("RC_KERAS_TFLM_ARCHIVES")
+                          or pathlib.Path(__file__).resolve().parents[3] / "shared" / "tflm")
+    found = sorted(folder.glob(f"tflm-tree-{kernels}-*.tar.gz"))
+    if not found:
+        raise FileNotFoundError(f"no tflm-tree-{kernels}-*.tar.gz in {folder}: pass a TFLM tree "
+                                "(--tflm-tree) or set RC_KERAS_TFLM_ARCHIVES.")
+    archive = found[-1]
+    target = cache_dir() / "tflm" / archive.name[:-len(".tar.gz")]
+    with _locked(cache_dir() / "tflm" / (target.name + ".lock")):
+        if not (target / ".extracted").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            with tarfile.open(archive) as tar:
+                tar.extractall(target, filter="data")
+            (target / ".extracted").write_text(archive.name)
+    return _tree_root(target)
+
+
+def tree_kernels(tree):
+    """"cmsis_nn" when the exported tree carries CMSIS-NN, else "ref"."""
+    return "cmsis_nn" if (pathlib.Path(tree) / "third_party" / "cmsis_nn").is_dir() else "ref"
+
+
+def _make(args, cwd, timeout):
+    done = subprocess.run(["make", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"make {' '.join(args)} failed:\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def _lib_args(tree, board, kernel_set):
+    return [f"TFLM_TREE={tree}", f"BOARD={board}", f"TFLM_LIB_CACHE={cache_dir() / 'tflm-lib'}",
+            f"TFLM_KERNELS={kernel_set}"]
+
+
+def build_tflm_library(tree, board="mps2-an386", kernel_set="rc", jobs=None, timeout=3600):
+    """Compiles the TFLM tree into a static library for ``board`` once (cached; minutes).
+
+    ``kernel_set`` "rc" compiles the op kernels rank-coded step models use (see the
+    Makefile's RC_KERNELS) besides TFLM's core; "all" every kernel of the tree.
+    """
+    check_board(board)
+    if kernel_set not in ("rc", "all"):
+        raise ValueError(f"`kernel_set` must be 'rc' or 'all'; received {kernel_set!r}.")
+    tree = pathlib.Path(tree).resolve()
+    digest = hashlib.md5(str(tree).encode()).hexdigest()[:8]
+    with _locked(cache_dir() / "tflm-lib" / f"{tree.name}-{digest}-{board}-{kernel_set}.lock"):
+        _make(["lib", f"-j{jobs or os.cpu_count() or 1}", *_lib_args(tree, board, kernel_set)],
+              firmware_dir(), timeout)
+
+
+def check_board(board):
+    if board not in BOARDS:
+        raise ValueError(f"`board` must be one of {', '.join(BOARDS)}; received {board!r}.")
+    return board
+
+
+def write_model_source(step_path, out_dir, arena_bytes=None, lut=False):
+    """Writes ``rc_model_data.{c,h}`` for a quantized step model into ``out_dir``.
+
+    ``arena_bytes`` defaults to the smallest arena the TFLM Python interpreter allocates
+    the model in, plus a quarter and `ARENA_MARGIN_BYTES` (the firmware prints what it
+    really used). With ``lut`` the int8 LOGISTIC / TANH ops become table lookups
+    (`rc_keras.export.lut_activations`; same integers, a tenth of the instructions).
+    """
+    from rc_keras.export.c_array import write_c_array  # noqa: PLC0415
+    from rc_keras.export.interpreters import tflm_arena  # noqa: PLC0415
+    from rc_keras.export.tflite_step import load_sidecar  # noqa: PLC0415
+
+    step_path = pathlib.Path(step_path)
+    sidecar = load_sidecar(step_path)
+    if sidecar["quantization"] not in ("int8", "int16x8"):
+        raise ValueError(f"the firmware runs int8 or int16x8 step models; {step_path.name} is "
+                         f"{sidecar['quantization']}.")
+    data = step_path.read_bytes()
+    if lut:
+        from rc_keras.export import _flatbuffer  # noqa: PLC0415
+        from rc_keras.export.lut_activations import lut_activations  # noqa: PLC0415
+
+        if sidecar["quantization"] != "int8":
+            raise ValueError("lut=True rewrites int8 activations; the model is int16x8.")
+        data, _ = lut_activations(data)
+        sidecar = dict(sidecar, ops=_flatbuffer.describe(data)["op_names"], model_bytes=len(data))
+    if arena_bytes is None:
+        smallest = tflm_arena(data)["min_arena_bytes"]
+        arena_bytes = (smallest + smallest // 4 + ARENA_MARGIN_BYTES + 15) // 16 * 16
+    write_c_array(data, sidecar, out_dir, arena_bytes=arena_bytes)
+    return sidecar
+
+
+def memory_figures(build_dir):
+    """Flash and RAM of a linked firmware from ``arm-none-eabi-size -A`` (bytes).
+
+    flash = code + constants (the model) + the .data image; ram = .data + .bss (the arena
+    is in .bss) + the heap and stack the linker script reserves.
+    """
+    text = (pathlib.Path(build_dir) / "size.txt").read_text()
+    sections = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", text, re.M)}
+    return {"sections": sections,
+            "flash_bytes": sum(sections.get(s, 0) for s in _FLASH_SECTIONS),
+            "ram_bytes": sum(sections.get(s, 0) for s in _RAM_SECTIONS)}
+
+
+def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend=None,
+                   per_state_copy=False, arena_bytes=None, model_dir=None, kernel_set="rc",
+                   profile=False, lut=False, jobs=None):
+    """Builds the firmware ELF for a quantized step model.
+
+    Args:
+        step_path: the step .tflite (int8 or int16x8) with its sidecar.
+        build_dir: where the C array, objects, ELF and map go.
+        board: "mps2-an386" (Cortex-M4) or "mps3-an547" (Cortex-M55).
+        tree: an exported TFLM tree (default: `tflm_tree` ("cmsis_nn")). Its kernels are
+            what it was exported with (`tree_kernels`).
+        frontend: compile the audio front end (PCM input clips): True for the sidecar's
+            ``feature_params``, or a `rc_keras.features.FrontEndParams` / dict.
+        per_state_copy: the old state-by-state feedback (only to show the aliasing bug).
+        arena_bytes: TFLM arena (default: measured minimum + margin).
+        model_dir: use this folder's ``rc_model_data.{c,h}`` (a bundle's) instead of
+            writing them from ``step_path``.
+        kernel_set: "rc" (the kernels of RC step models) or "all" (`build_tflm_library`).
+        profile: time every op; `run_firmware` then returns "ops" (instructions per op type).
+        lut: int8 LOGISTIC / TANH as table lookups (`write_model_source`).
+
+    Returns:
+        dict with "elf", "board", "kernels", "tree", "memory" (`memory_figures`), "sidecar".
+    """
+    missing = missing_tools()
+    if missing:
+        raise RuntimeError(f"the firmware build needs {', '.join(missing)}: apt-get install "
+                           "make gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                           "libstdc++-arm-none-eabi-newlib qemu-system-arm")
+    check_board(board)
+    tree = pathlib.Path(tree or tflm_tree("cmsis_nn")).resolve()
+    build_dir = pathlib.Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    from rc_keras.export.tflite_step import load_sidecar  # noqa: PLC0415
+
+    sidecar = load_sidecar(step_path)
+    if model_dir is None:
+        model_dir = build_dir / "model"
+        write_model_source(step_path, model_dir, arena_bytes, lut)
+    if frontend is not None and frontend is not False:
+        params = sidecar.get("feature_params") if frontend is True else frontend
+        if not params:
+            raise ValueError("frontend=True needs a step model whose sidecar has feature_params.")
+        write_frontend_source(params, model_dir)
+    build_tflm_library(tree, board, kernel_set, jobs)
+    try:
+        _make(["all", *_lib_args(tree, board, kernel_set), f"MODEL_DIR={model_dir}",
+               f"BUILD_DIR={build_dir}", f"FRONTEND={int(frontend is not None and frontend is not False)}",
+               f"PER_STATE_COPY={int(bool(per_state_copy))}", f"PROFILE={int(bool(profile))}"],
+              firmware_dir(), timeout=1800)
+    except RuntimeError as error:
+        missing = sorted(set(re.findall(r"undefined reference to `tflite::(Register_\w+)", str(error))))
+        if missing and kernel_set == "rc":
+            raise RuntimeError(f"the model needs kernels outside the 'rc' set ({', '.join(missing)}): "
+                               "build with kernel_set='all'.") from None
+        raise
+    return {"elf": build_dir / "firmware.elf", "board": board, "kernels": tree_kernels(tree),
+            "tree": str(tree), "memory": memory_figures(build_dir), "sidecar": sidecar,
+            "frontend": frontend is not None and frontend is not False}
+
+
+def write_input(path, clips, kind="frames", whole_clip=False, frame_size=None):
+    """Writes the firmware's input file (format in firmware/main.cc).
+
+    Args:
+        clips: list of integer arrays: quantized frames (time, *features) for "frames",
+            int16 samples (n,) for "pcm".
+        kind: "frames" or "pcm".
+        whole_clip: run every frame of every clip (report the first spike, don't stop).
+    """
+    if kind not in ("frames", "pcm"):
+        raise ValueError(f"`kind` must be 'frames' or 'pcm'; received {kind!r}.")
+    clips = [np.ascontiguousarray(c) for c in clips]
+    if not clips:
+        raise ValueError("`clips` is empty.")
+    dtype = clips[0].dtype
+    if kind == "pcm" and dtype != np.int16:
+        raise ValueError(f"pcm clips must be int16; received {dtype}.")
+    if dtype not in (np.int8, np.int16) or any(c.dtype != dtype for c in clips):
+        raise ValueError("clips must all be int8 or all int16 arrays.")
+    if frame_size is None:
+        frame_size = 1 if kind == "pcm" else int(np.prod(clips[0].shape[1:]))
+    with open(path, "wb") as out:
+        out.write(struct.pack("<8i", _INPUT_MAGIC, 1, 0 if kind == "frames" else 1, len(clips),
+                              frame_size, dtype.itemsize, int(bool(whole_clip)), 0))
+        for clip in clips:
+            if len(clip) < 1:
+                raise ValueError("every clip needs at least one frame / sample.")
+            out.write(struct.pack("<i", len(clip)))
+            out.write(clip.astype(dtype.newbyteorder("<")).tobytes())
+
+
+def parse_output(text):
+    """Parses the firmware's output lines (see firmware/main.cc) into a dict."""
+    result = {"frames": [], "clips": [], "features": [], "ops": {}, "errors": []}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        tag, values = parts[0], parts[1:]
+        if tag == "F":
+            clip, frame, net, fe, *outputs = (int(v) for v in values)
+            result["frames"].append({"clip": clip, "frame": frame, "net_ticks": net,
+                                     "frontend_ticks": fe, "outputs": outputs})
+        elif tag == "P":
+            clip, frame, *values = (int(v) for v in values)
+            result["features"].append({"clip": clip, "frame": frame, "values": values})
+        elif tag == "C":
+            clip, label, spike, spiked, run, net, fe = (int(v) for v in values)
+            result["clips"].append({"clip": clip, "label": label, "spike_frame": spike,
+                                    "spiked": bool(spiked), "frames_run": run, "net_ticks": net,
+                                    "frontend_ticks": fe})
+        elif tag == "O":
+            result["ops"][values[0]] = {"ticks": int(values[1]), "invokes": int(values[2])}
+        elif tag == "A":
+            result["arena_used_bytes"], result["arena_bytes"] = int(values[0]), int(values[1])
+        elif tag == "K":
+            result["ticks_per_instruction"] = int(values[0]) / int(values[1])
+        elif tag == "S":
+            result["stack_used_bytes"], result["stack_bytes"] = int(values[0]), int(values[1])
+        elif tag == "RC":
+            result["errors"].append(line)
+    return result
+
+
+def run_firmware(build, clips, kind="frames", whole_clip=False, timeout=600):
+    """Runs a built firmware in QEMU on ``clips`` and returns its parsed output.
+
+    Instruction counts are added: "net_instructions" / "frontend_instructions" per frame
+    and per clip (ticks divided by the board's measured ticks per instruction).
+
+    Raises:
+        RuntimeError: when the firmware exits non-zero or prints an error.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        write_input(pathlib.Path(folder) / "rc_input.bin", clips, kind, whole_clip)
+        command = ["qemu-system-arm", "-machine", build["board"], "-nographic", "-monitor", "none",
+                   "-serial", "none", "-semihosting-config", "enable=on,target=native",
+                   "-icount", "shift=0", "-kernel", str(build["elf"])]
+        done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=timeout)
+    result = parse_output(done.stdout)
+    result["returncode"] = done.returncode
+    if done.returncode != 0 or result["errors"]:
+        log = "\n".join(line for line in done.stdout.splitlines()[-12:] if line[:2] not in ("F ", "P "))
+        if "fully_connected.cc" in log and "is_per_channel" in log:
+            raise RuntimeError("CMSIS-NN's fully connected kernel refuses this model's per-channel "
+                               "int16 weights (16x8 models; TFLM 90b983c2): build it with the "
+                               "reference kernels (kernels='ref', --kernels ref).\n" + log)
+        raise RuntimeError(f"firmware exited with {done.returncode}: "
+                           f"{' '.join(result['errors']) or done.stderr[-2000:]}\n{log}")
+    per = result["ticks_per_instruction"]
+    for row in result["frames"] + result["clips"]:
+        row["net_instructions"] = round(row["net_ticks"] / per)
+        row["frontend_instructions"] = round(row["frontend_ticks"] / per)
+    frames = max(len(result["frames"]), 1)
+    for op in result["ops"].values():
+        op["instructions_per_frame"] = op["ticks"] / per / frames
+    return result
+
+
+def outputs_by_clip(result):
+    """Per clip, the (frames run, outputs) integer array of every frame the firmware ran."""
+    by_clip = {}
+    for row in result["frames"]:
+        by_clip.setdefault(row["clip"], []).append(row["outputs"])
+    return [np.array(by_clip[c["clip"]]) for c in result["clips"]]
+
+
+def host_reference(step_path, clips_q, whole_clip=False):
+    """The TFLM Python interpreter on the same quantized clips, frame by frame.
+
+    Returns:
+        list per clip of {"outputs": (frames run, outputs) ints, "label", "spike_frame",
+        "spiked"}; with early exit a clip stops at its first spike, as on the board.
+    """
+    from rc_keras.export.interpreters import StepRunner  # noqa: PLC0415
+
+    runner = StepRunner(step_path, runtime="tflm")
+    results = []
+    for clip in clips_q:
+        runner.reset()
+        outputs, spike, label = [], None, None
+        for t in range(len(clip)):
+            raw = runner.invoke(np.asarray(clip[t]))
+            outputs.append(np.array(raw).astype(int))
+            if spike is None:
+                label = runner.label(raw)
+                if runner.crossed(raw):
+                    spike = t
+                    if not whole_clip:
+                        break
+        results.append({"outputs": np.array(outputs), "label": label,
+                        "spike_frame": len(clip) - 1 if spike is None else spike,
+                        "spiked": spike is not None})
+    return results
+
+
+def compare_with_host(build, step_path, clips_q, whole_clip=False):
+    """Runs the firmware and the TFLM Python interpreter on the same quantized clips.
+
+    Returns:
+        (firmware result, agreement dict: "class_agreement", "spike_frame_agreement" and
+        "outputs_bit_exact", the share of clips whose every frame's outputs are equal).
+    """
+    result = run_firmware(build, clips_q, whole_clip=whole_clip)
+    host = host_reference(step_path, clips_q, whole_clip=whole_clip)
+    device = outputs_by_clip(result)
+    pairs = list(zip(result["clips"], host))
+    return result, {
+        "reference": "tflm (Python)",
+        "class_agreement": float(np.mean([c["label"] == h["label"] for c, h in pairs])),
+        "spike_frame_agreement": float(np.mean([c["spike_frame"] == h["spike_frame"]
+                                                for c, h in pairs])),
+        "outputs_bit_exact": float(np.mean([np.array_equal(d, h["outputs"])
+                                            for d, h in zip(device, host)])),
+    }
+
+
+def summary(build, result, sequence_length=None):
+    """Device figures for report.json: memory, arena, instructions per frame and per clip."""
+    clips = result["clips"]
+    frames = result["frames"]
+    net = np.array([f["net_instructions"] for f in frames], float)
+    fe = np.array([f["frontend_instructions"] for f in frames], float)
+    per_frame = float(net.mean() + fe.mean())
+    mean_run = float(np.mean([c["frames_run"] for c in clips]))
+    memory = build["memory"]
+    row = {"board": build["board"], "cpu": BOARDS[build["board"]], "kernels": build["kernels"],
+           "clips": len(clips),
+           "flash_bytes": memory["flash_bytes"], "ram_bytes": memory["ram_bytes"],
+           "arena_bytes": result["arena_bytes"], "arena_used_bytes": result["arena_used_bytes"],
+           "stack_used_bytes": result["stack_used_bytes"],
+           "network_instructions_per_frame": float(net.mean()),
+           "network_instructions_per_frame_max": float(net.max()),
+           "frontend_instructions_per_frame": float(fe.mean()),
+           "mean_frames_run": mean_run,
+           "instructions_per_clip_rc": float(np.mean([c["net_instructions"] + c["frontend_instructions"]
+                                                      for c in clips]))}
+    if sequence_length:
+        row["frames_per_clip"] = int(sequence_length)
+        row["instructions_per_clip_whole"] = per_frame * sequence_length
+    return row
+
+
+def save_json(path, data):
+    pathlib.Path(path).write_text(json.dumps(data, indent=2, default=str))
+
+
+def write_frontend_source(params, out_dir):
+    """Writes ``rc_frontend_data.h``: the device front end's window, mel weights, constants.
+
+    Args:
+        params: a `rc_keras.features.FrontEndParams` (or its dict, e.g. a sidecar's
+            ``feature_params``) with ``context_frames == 0``: the firmware feeds each frame
+            as it is computed (context stacking would need look-ahead).
+        out_dir: folder (the model's C array goes there too).
+
+    Returns:
+        The header's path.
+    """
+    from rc_keras import features  # noqa: PLC0415 - TensorFlow, for the mel matrix
+
+    if isinstance(params, dict):
+        params = features.FrontEndParams(**params)
+    if params.context_frames != 0:
+        raise ValueError(f"the device front end feeds frames as they come: feature_params needs "
+                         f"context_frames=0; received {params.context_frames}.")
+    fft = params.fft_length
+    n = np.arange(params.window_len)
+    # tf.signal.hamming_window (periodic), in Q15.
+    window = 0.54 - 0.46 * np.cos(2 * np.pi * n / params.window_len)
+    window_q = np.clip(np.round(window * 32768), 0, 32767).astype(int)
+    mel = features.mel_matrix(params).numpy()          # (fft // 2 + 1, channels)
+    starts, lengths, weights = [], [], []
+    for c in range(mel.shape[1]):
+        nonzero = np.flatnonzero(mel[:, c] > 0)
+        first, last = (int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0)
+        starts.append(first)
+        lengths.append(last - first)
+        weights += [int(v) for v in np.clip(np.round(mel[first:last, c] * 32768), 0, 65535)]
+    used = [(s, s + ln) for s, ln in zip(starts, lengths) if ln]
+    first_bin = min(s for s, _ in used) if used else 0
+    last_bin = max(e for _, e in used) if used else 1
+
+    def array(ctype, name, values):
+        rows = [", ".join(str(v) for v in values[i:i + 16]) for i in range(0, len(values), 16)]
+        return [f"static const {ctype} {name}[{len(values)}] = {{", *(f"  {r}," for r in rows), "};"]
+
+    exponent = 53 - int(np.log2(fft))
+    lines = [
+        "/* Generated by rc_keras.export.firmware from the bundle's feature_params. Do not edit. */",
+        "#ifndef RC_FRONTEND_DATA_H_", "#define RC_FRONTEND_DATA_H_", "", "#include <stdint.h>", "",
+        f"#define RC_FE_SAMPLE_RATE {params.sample_rate}",
+        f"#define RC_FE_WINDOW {params.window_len}",
+        f"#define RC_FE_STRIDE {params.stride_len}",
+        f"#define RC_FE_FFT {fft}",
+        f"#define RC_FE_CHANNELS {params.num_mel_bins}",
+        f"#define RC_FE_FIRST_BIN {first_bin}",
+        f"#define RC_FE_LAST_BIN {last_bin}",
+        f"#define RC_FE_LOG_OFFSET {float(params.log_offset)!r}f",
+        "/* mel (Q15 window, Q8 magnitudes, Q15 weights, kissfft's 1/FFT) * 2^-EXPONENT",
+        "   = the mel energy of the waveform pcm / 32768, as rc_keras.features.log_mel sees it. */",
+        f"#define RC_FE_MEL_EXPONENT {exponent}",
+        "/* log_offset in the units of the integer mel energies (2^-EXPONENT). */",
+        f"#define RC_FE_LOG_OFFSET_Q {max(1, round(params.log_offset * 2.0 ** exponent))}ull",
+        "/* Normalization after the log (0: none); see rc_frontend.h. */",
+        "#define RC_FE_NORMALIZATION 0", "",
+        "/* Hamming window (periodic), Q15. */",
+        *array("int16_t", "rc_fe_window", window_q.tolist()), "",
+        "/* Mel channel c: weights[sum(lengths[:c]) ...] over bins start[c] ... start[c] + length[c]. */",
+        *array("uint16_t", "rc_fe_channel_start", starts),
+        *array("uint16_t", "rc_fe_channel_length", lengths),
+        *array("uint16_t", "rc_fe_weights", weights), "",
+        "#endif  /* RC_FRONTEND_DATA_H_ */", ""]
+    path = pathlib.Path(out_dir) / "rc_frontend_data.h"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _bundle_step(bundle_dir, quantization):
+    bundle_dir = pathlib.Path(bundle_dir)
+    report_path = bundle_dir / "report.json"
+    if not bundle_dir.is_dir():
+        raise ValueError(f"bundle directory {bundle_dir} does not exist (rc-keras export writes it).")
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    if quantization is None:
+        quantization = report.get("c_array", {}).get("model") or "int8"
+    if quantization not in ("int8", "int16x8"):
+        raise ValueError(f"the firmware runs an int8 or int16x8 step model; the bundle's C array "
+                         f"is {quantization} (pick one with --model int8|int16x8).")
+    step = bundle_dir / f"step_{quantization}.tflite"
+    if not step.exists():
+        raise ValueError(f"bundle {bundle_dir} has no {step.name}: export it (--{quantization}).")
+    return report, step
+
+
+def device_report(bundle_dir, board="mps2-an386", kernels="cmsis_nn", tree=None, quantization=None,
+                  sequences=None, lengths=None, build_dir=None, run=True, update_report=True,
+                  lut=False):
+    """Builds the firmware for a bundle and, with ``run``, checks it in QEMU against TFLM.
+
+    Args:
+        bundle_dir: an `rc_keras.export.export_bundle` directory.
+        board: "mps2-an386" or "mps3-an547".
+        kernels: "cmsis_nn" or "ref" (used to pick the TFLM tree when ``tree`` is None).
+        tree: an exported TFLM tree (a user's own checkout export).
+        quantization: "int8" or "int16x8"; default the bundle's C array model.
+        sequences: float (clips, time, *features) held-out sequences for ``run``.
+        lengths: optional valid frames per clip.
+        build_dir: default ``<bundle>/firmware/<board>-<kernels>-<quantization>``.
+        update_report: add the row to the bundle's ``report.json`` under "device".
+        lut: int8 LOGISTIC / TANH as table lookups (`build_firmware`).
+
+    Returns:
+        dict: the build's memory figures, and with ``run`` the agreement with the TFLM
+        Python interpreter (class, spike frame, every frame's outputs) and instructions.
+    """
+    report, step = _bundle_step(bundle_dir, quantization)
+    quantization = step.stem.split("_", 1)[1]
+    tree = pathlib.Path(tree) if tree else tflm_tree(kernels)
+    kernels = tree_kernels(tree)
+    build_dir = build_dir or pathlib.Path(bundle_dir) / "firmware" / (
+        f"{board}-{kernels}-{quantization}" + ("-lut" if lut else ""))
+    arena = report.get("c_array", {}).get("arena_bytes") \
+        if report.get("c_array", {}).get("model") == quantization else None
+    build = build_firmware(step, build_dir, board=board, tree=tree, arena_bytes=None if lut else arena,
+                           lut=lut)
+    row = {"model": step.name + (" (LUT activations)" if lut else ""), "board": board, "cpu": BOARDS[board], "kernels": kernels,
+           "elf": str(build["elf"]), **{k: v for k, v in build["memory"].items() if k != "sections"}}
+    if run:
+        if sequences is None:
+            raise ValueError("running the firmware needs held-out sequences (--verify-sequences "
+                             "FILE or --task).")
+        from rc_keras.export.interpreters import StepRunner  # noqa: PLC0415
+
+        x = np.asarray(sequences, np.float32)
+        runner = StepRunner(step, runtime="tflm")
+        n = lengths if lengths is not None else [x.shape[1]] * len(x)
+        clips_q = [runner.quantize_frames(clip[:int(k)]) for clip, k in zip(x, n)]
+        result, agreement = compare_with_host(build, step, clips_q)
+        row.update(summary(build, result, float(np.mean(n))))
+        row.update(agreement)
+    if update_report and (pathlib.Path(bundle_dir) / "report.json").exists():
+        rows = [r for r in report.get("device", [])
+                if (r.get("model"), r.get("board"), r.get("kernels")) != (row["model"], board, kernels)]
+        report["device"] = rows + [row]
+        save_json(pathlib.Path(bundle_dir) / "report.json", report)
+    return row
+
+
+def format_device_table(rows):
+    """Device rows (`device_report`) as a markdown table."""
+    head = ["model", "board", "kernels", "flash KB", "RAM KB", "arena used", "net instr/frame",
+            "front end instr/frame", "class agree %", "spike agree %", "outputs exact %"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        def pct(key):
+            return f"{100 * r[key]:.1f}" if key in r else "-"
+        lines.append("| " + " | ".join([
+            r["model"], r["board"], r["kernels"], f"{r['flash_bytes'] / 1024:.1f}",
+            f"{r['ram_bytes'] / 1024:.1f}", str(r.get("arena_used_bytes", "-")),
+            f"{r['network_instructions_per_frame']:.0f}" if "network_instructions_per_frame" in r else "-",
+            f"{r['frontend_instructions_per_frame']:.0f}" if "frontend_instructions_per_frame" in r else "-",
+            pct("class_agreement"), pct("spike_frame_agreement"), pct("outputs_bit_exact")]) + " |")
+    return "\n".join(lines)
+
+
+def pcm_clips(root, split, clip_samples=16000, limit=None):
+    """16 kHz int16 clips of a Speech Commands-layout folder, zero-padded or cut to
+    ``clip_samples`` (the front end's clip), in `speech_commands.list_split` order.
+
+    Returns:
+        (int16 array (clips, clip_samples), list of the clips' relative paths).
+    """
+    import wave  # noqa: PLC0415
+
+    from rc_keras.datasets.speech_commands import list_split  # noqa: PLC0415
+
+    paths = list_split(root, split)[:limit]
+    clips = np.zeros((len(paths), clip_samples), np.int16)
+    for k, rel in enumerate(paths):
+        with wave.open(str(pathlib.Path(root) / rel)) as handle:
+            if (handle.getframerate(), handle.getsampwidth(), handle.getnchannels()) != (16000, 2, 1):
+                raise ValueError(f"{rel}: the device front end takes 16 kHz 16-bit mono WAV.")
+            pcm = np.frombuffer(handle.readframes(handle.getnframes()), "<i2")[:clip_samples]
+        clips[k, :len(pcm)] = pcm
+    return clips, paths

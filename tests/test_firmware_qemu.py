@@ -1,0 +1,237 @@
+"""The firmware built against TFLM and run on emulated Cortex-M cores (QEMU): bit-exact with the
+TFLM Python interpreter on every frame.
+
+Large: the first build of each TFLM tree for a board takes minutes (then it is cached under
+~/.cache/rc_keras/tflm-lib). Needs the GNU Arm toolchain and qemu-system-arm (.ci/run installs
+them) and the TFLM trees of ../shared/tflm (or $RC_KERAS_TFLM_ARCHIVES).
+"""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from rc_keras import tasks
+from rc_keras.export import firmware
+from rc_keras.export.interpreters import StepRunner
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEMO = ROOT / "saved_models" / "demo"
+CLIPS = 60
+
+pytestmark = [
+    pytest.mark.large,
+    pytest.mark.skipif(bool(firmware.missing_tools()),
+                       reason=f"needs {', '.join(firmware.missing_tools())} (apt-get install "
+                              "gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                              "libstdc++-arm-none-eabi-newlib qemu-system-arm; .ci/run does)"),
+]
+
+# (board, kernels): the M4 with both kernel sets, the M55 with CMSIS-NN's Helium kernels.
+TARGETS = [("mps2-an386", "cmsis_nn"), ("mps2-an386", "ref"), ("mps3-an547", "cmsis_nn")]
+# CMSIS-NN's fully connected kernel (TFLM 90b983c2) refuses the per-channel int16 weights of
+# the 16x8 models (test_cmsis_nn_refuses_16x8_models_clearly): they run on the reference kernels.
+MATRIX = [("int8", b, k) for b, k in TARGETS] + [("int16x8", "mps2-an386", "ref")]
+
+
+@pytest.fixture(scope="module")
+def demo_clips():
+    x, _ = tasks.get_task("spotting").data("test", CLIPS, seed=7)
+    return x
+
+
+@pytest.fixture(scope="module")
+def two_sequence(tmp_path_factory):
+    """An LSTM trained briefly on the 2-sequence problem (T=40), exported int8 and int16x8."""
+    import keras
+
+    import rc_keras as rk
+    from rc_keras import export
+
+    keras.utils.set_random_seed(0)
+    x, y = rk.datasets.two_sequence(2000, seed=0)
+    model = rk.RCModel(keras.layers.LSTMCell(64),
+                       keras.Sequential([keras.layers.Dense(2, activation="softmax")]), threshold=0.9)
+    model.compile(keras.optimizers.Adam(3e-3), rk.ConfidencePenalty(0.1))
+    model.fit(x, y, epochs=2, batch_size=128, verbose=0)
+    folder = tmp_path_factory.mktemp("two_sequence")
+    steps = {q: folder / f"step_{q}.tflite" for q in ("int8", "int16x8")}
+    for q, path in steps.items():
+        export.export_tflite_step(model, path, q, calibration=x[:500])
+    return steps, rk.datasets.two_sequence(CLIPS, seed=5)[0]
+
+
+@pytest.fixture(scope="module")
+def keyword(tmp_path_factory):
+    """The paper's keyword network (LSTM 128, Dense 32, Dense 11 on 20 log-mel features)
+    trained briefly on synthesized keywords; step models, test audio and its host features."""
+    import keras
+
+    from rc_keras import export, features, kws_training, models
+    from rc_keras.datasets import keyword_synthesis
+
+    folder = tmp_path_factory.mktemp("keywords")
+    root = folder / "data"
+    keyword_synthesis.synthesize_keywords(root, voices=40, seed=0, noise=0.05,
+                                          testing_percentage=30.0)
+    params = features.FrontEndParams(context_frames=0)
+    keras.utils.set_random_seed(0)
+    x, n, y = kws_training.load_split_arrays(root, "train", features=params)
+    model = models.kws_lstm(11, num_features=20, threshold=0.9)
+    kws_training.compile_kws(model, beta=0.2, learning_rate=3e-3)
+    model.fit({"inputs": x, "lengths": n}, y, epochs=3, batch_size=64, verbose=0)
+    steps = {q: folder / f"step_{q}.tflite" for q in ("int8", "int16x8")}
+    for q, path in steps.items():
+        # theta 0.5: a briefly trained network must spike on many clips for the early-exit check.
+        export.export_tflite_step(model, path, q, calibration=x[:500], feature_params=params,
+                                  threshold=0.5)
+    pcm, _ = firmware.pcm_clips(root, "test", params.clip_samples, limit=CLIPS)
+    host_features = features.log_mel(pcm.astype(np.float32) / 32768.0, params).numpy()
+    return steps, host_features, pcm
+
+
+def _quantized(step_path, x):
+    runner = StepRunner(step_path, runtime="tflm")
+    return [runner.quantize_frames(clip) for clip in x]
+
+
+def _build(tmp_path_factory, step_path, board, kernels, **kwargs):
+    tree = firmware.tflm_tree(kernels)
+    folder = tmp_path_factory.mktemp(f"{board}-{kernels}")
+    return firmware.build_firmware(step_path, folder, board=board, tree=tree, **kwargs)
+
+
+def _check_bit_exact(build, step, clips_q):
+    # Whole clips: every frame's integer outputs, compared with the interpreter's.
+    whole = firmware.run_firmware(build, clips_q, whole_clip=True)
+    host = firmware.host_reference(step, clips_q, whole_clip=True)
+    device = firmware.outputs_by_clip(whole)
+    assert len(device) == len(clips_q) >= 50
+    for k, (got, want) in enumerate(zip(device, host)):
+        np.testing.assert_array_equal(got, want["outputs"], err_msg=f"clip {k}")
+        clip = whole["clips"][k]
+        assert (clip["label"], clip["spike_frame"], clip["spiked"]) == \
+            (want["label"], want["spike_frame"], want["spiked"]), f"clip {k}"
+
+    # Early exit: the same answers, and a clip stops at its spike.
+    early = firmware.run_firmware(build, clips_q)
+    spiked = 0
+    for clip, want in zip(early["clips"], host):
+        assert (clip["label"], clip["spike_frame"], clip["spiked"]) == \
+            (want["label"], want["spike_frame"], want["spiked"])
+        assert clip["frames_run"] == want["spike_frame"] + 1
+        spiked += clip["spiked"]
+    assert spiked >= 5    # the check covers early exits, not only whole clips
+    assert 0 < early["arena_used_bytes"] <= early["arena_bytes"]
+    assert all(f["net_instructions"] > 1000 for f in early["frames"])
+    memory = build["memory"]
+    assert memory["flash_bytes"] > step.stat().st_size
+    assert memory["ram_bytes"] > early["arena_bytes"]
+    return early
+
+
+@pytest.mark.parametrize("quantization,board,kernels", MATRIX)
+def test_demo_firmware_is_bit_exact_with_tflm_python(tmp_path_factory, demo_clips, board, kernels,
+                                                     quantization):
+    step = DEMO / f"step_{quantization}.tflite"
+    build = _build(tmp_path_factory, step, board, kernels)
+    assert build["kernels"] == kernels
+    _check_bit_exact(build, step, _quantized(step, demo_clips))
+
+
+@pytest.mark.parametrize("quantization,board,kernels", MATRIX)
+def test_two_sequence_firmware_is_bit_exact(tmp_path_factory, two_sequence, board, kernels,
+                                            quantization):
+    steps, x = two_sequence
+    build = _build(tmp_path_factory, steps[quantization], board, kernels)
+    _check_bit_exact(build, steps[quantization], _quantized(steps[quantization], x))
+
+
+@pytest.mark.parametrize("quantization,board,kernels", MATRIX)
+def test_keyword_firmware_is_bit_exact(tmp_path_factory, keyword, board, kernels, quantization):
+    steps, host_features, _ = keyword
+    build = _build(tmp_path_factory, steps[quantization], board, kernels)
+    _check_bit_exact(build, steps[quantization], _quantized(steps[quantization], host_features))
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_lut_activations_on_the_device_match_the_original_model(tmp_path_factory, keyword, board):
+    # LOGISTIC / TANH as table lookups (rc_keras.export.lut_activations) in the firmware: every
+    # frame's outputs equal the ORIGINAL model's in the TFLM Python interpreter, in far fewer
+    # instructions.
+    steps, host_features, _ = keyword
+    step = steps["int8"]
+    clips_q = _quantized(step, host_features)
+    lut = _build(tmp_path_factory, step, board, "cmsis_nn", lut=True)
+    early = _check_bit_exact(lut, step, clips_q)
+    plain = firmware.run_firmware(_build(tmp_path_factory, step, board, "cmsis_nn"), clips_q[:3])
+    fewer = np.mean([f["net_instructions"] for f in early["frames"]])
+    assert fewer < 0.75 * np.mean([f["net_instructions"] for f in plain["frames"]])
+
+
+def test_cmsis_nn_refuses_16x8_models_clearly(tmp_path_factory, demo_clips):
+    step = DEMO / "step_int16x8.tflite"
+    build = _build(tmp_path_factory, step, "mps2-an386", "cmsis_nn")
+    with pytest.raises(RuntimeError, match="per-channel int16 weights.*kernels='ref'"):
+        firmware.run_firmware(build, _quantized(step, demo_clips[:2]))
+
+
+def test_per_state_copy_breaks_on_a_model_whose_planner_aliases_states(tmp_path_factory,
+                                                                       demo_clips):
+    # The old loop copied state outputs to inputs one by one. TFLM places the demo's c output
+    # over its h input, so c received h: the firmware then disagrees with the interpreter
+    # (the staged copy above is exact on the same model, board and clips).
+    step = DEMO / "step_int8.tflite"
+    build = _build(tmp_path_factory, step, "mps2-an386", "cmsis_nn", per_state_copy=True)
+    clips_q = _quantized(step, demo_clips)
+    result = firmware.run_firmware(build, clips_q, whole_clip=True)
+    host = firmware.host_reference(step, clips_q, whole_clip=True)
+    differing = sum(not np.array_equal(got, want["outputs"])
+                    for got, want in zip(firmware.outputs_by_clip(result), host))
+    assert differing >= CLIPS // 2
+
+
+# The front end's features against rc_keras.features.log_mel (log units): measured max 0.0074
+# on synthesized keywords (int32 FFT; quiet bands err most). The stated tolerance:
+FEATURE_TOLERANCE = 0.02
+
+
+@pytest.mark.parametrize("board", ["mps2-an386", "mps3-an547"])
+def test_audio_in_keyword_out_agrees_with_the_host_pipeline(tmp_path_factory, keyword, board):
+    # 16 kHz PCM in, the front end and the network on the device; on the host
+    # rc_keras.features.log_mel and the TFLM Python interpreter on the same clips.
+    steps, host_features, pcm = keyword
+    step = steps["int8"]
+    build = _build(tmp_path_factory, step, board, "cmsis_nn", frontend=True)
+    result = firmware.run_firmware(build, list(pcm), kind="pcm")
+    host = firmware.host_reference(step, _quantized(step, host_features))
+    assert len(result["clips"]) == len(pcm) >= 50
+    pairs = list(zip(result["clips"], host))
+    # Class on every clip; the spike frame moves by one frame on a few clips where a feature
+    # within 0.007 of an int8 rounding boundary lands on the other side (the issue's target,
+    # class and spike frame on >= 99% of clips, is measured in benchmarks/results/firmware.md).
+    assert np.mean([c["label"] == h["label"] for c, h in pairs]) >= 0.99
+    assert np.mean([abs(c["spike_frame"] - h["spike_frame"]) <= 1 for c, h in pairs]) >= 0.99
+    assert np.mean([c["spike_frame"] == h["spike_frame"] for c, h in pairs]) >= 0.9
+    assert sum(h["spiked"] for h in host) >= 5
+    errors = np.concatenate([np.abs(np.array(f["values"]) / 1000.0 - host_features[f["clip"], f["frame"]])
+                             for f in result["features"]])
+    assert errors.max() <= FEATURE_TOLERANCE
+    assert all(f["frontend_instructions"] > 0 for f in result["frames"])
+
+
+def test_cli_firmware_adds_a_device_row_to_the_bundle_report(tmp_path):
+    import json
+    import shutil
+
+    from rc_keras import cli
+
+    bundle = tmp_path / "demo"
+    shutil.copytree(DEMO, bundle, ignore=shutil.ignore_patterns("saved_model"))
+    assert cli.main(["firmware", "--bundle", str(bundle), "--run", "--task", "spotting",
+                     "--sequences-count", "50"]) == 0
+    row = json.loads((bundle / "report.json").read_text())["device"][0]
+    assert (row["board"], row["kernels"], row["model"]) == ("mps2-an386", "cmsis_nn", "step_int8.tflite")
+    assert row["outputs_bit_exact"] == row["class_agreement"] == row["spike_frame_agreement"] == 1.0
+    assert row["clips"] == 50 and row["flash_bytes"] > 0 and row["network_instructions_per_frame"] > 0
+    assert row["instructions_per_clip_rc"] <= row["instructions_per_clip_whole"]
