@@ -253,3 +253,57 @@ def test_fitter_refuses_bad_shapes_and_labels():
         tradeoff.fit_threshold_schedule(probs, y[:7])
     with pytest.raises(ValueError, match=r"`tau` must be a finite number > 0"):
         tradeoff.exponential_schedule(0.9, 0.8, 0, 3)
+
+
+# ----------------------------------------------------------------------------- export
+LEVELS = [0.995, 0.95, 0.85, 0.75, 0.6, 0.9]
+EXPECTED = [0, 1, 2, 3, 6, 1]
+
+
+@pytest.mark.parametrize("runtime", ["litert", "tflm"])
+def test_float32_step_model_spikes_at_the_schedule_steps(tmp_path, runtime):
+    from rc_keras import export
+    x = _constant_levels(LEVELS)
+    model = _pass_through(SCHEDULE)
+    model.build(x.shape)
+    sidecar = export.export_tflite_step(model, tmp_path / "s.tflite")
+    assert sidecar["threshold"] == list(model.threshold)
+    out = export.run_tflite_stream(tmp_path / "s.tflite", x, runtime=runtime)
+    np.testing.assert_array_equal(out["spike_time"], EXPECTED)
+    np.testing.assert_array_equal(out["spiked"], [True, True, True, True, False, True])
+    # A schedule given at run time overrides the sidecar's (here: a constant 0.9).
+    out = export.run_tflite_stream(tmp_path / "s.tflite", x, runtime=runtime, threshold=0.9)
+    np.testing.assert_array_equal(out["spike_time"], [0, 0, 6, 6, 6, 0])
+    with pytest.raises(ValueError, match=r"`threshold` schedule is empty"):
+        export.run_tflite_stream(tmp_path / "s.tflite", x, threshold=[])
+
+
+def test_saved_model_serves_the_schedule(tmp_path):
+    x = _constant_levels(LEVELS)
+    model = _pass_through(SCHEDULE)
+    model.build(x.shape)
+    model.export(tmp_path / "sm")
+    served = tf.saved_model.load(str(tmp_path / "sm")).signatures["serve"](x=tf.constant(x))
+    np.testing.assert_array_equal(served["spike_time"].numpy(), EXPECTED)
+
+
+def test_int8_sidecar_has_one_quantized_threshold_per_step(tmp_path):
+    from rc_keras import export
+    from rc_keras.export.interpreters import StepRunner
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5, 3)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = rk.RCModel(keras.layers.LSTMCell(4), keras.layers.Dense(2, activation="softmax"),
+                       threshold=SCHEDULE)
+    model.build(x.shape)
+    side = export.export_tflite_step(model, tmp_path / "q.tflite", "int8", calibration=x)
+    probs = side["outputs"]["probs"]
+    highs = [export.quantized_threshold(v, probs["scale"], probs["zero_point"])[0]
+             for v in SCHEDULE]
+    assert side["threshold"] == SCHEDULE and side["threshold_q"] == highs
+    assert len(set(highs)) == len(SCHEDULE)  # distinct steps, so the test below can fail
+    runner = StepRunner(tmp_path / "q.tflite")
+    for step in range(len(SCHEDULE) + 2):  # the last value holds past the schedule
+        high = highs[min(step, len(SCHEDULE) - 1)]
+        assert runner.crossed(np.array([high, -128], np.int8), step)
+        assert not runner.crossed(np.array([high - 1, -128], np.int8), step)
