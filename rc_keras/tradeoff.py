@@ -592,15 +592,15 @@ def _default_levels(confidence, valid, bound, count):
     """About ``count`` thresholds inside (bound, 1) spread over the data's confidence.
 
     Half sit at quantiles of the valid steps' confidence (dense where the data is),
-    half are spaced geometrically in 1 - theta between its 20th percentile and its
-    maximum (confidences pile up near 1, where quantiles tie).
+    half are spaced geometrically in 1 - theta between its minimum and its maximum
+    (confidences pile up near 1, where quantiles tie).
     """
     values = confidence[valid].astype(np.float64)
     low = 0.0 if bound is None else float(bound)
     if not values.size:
         return []
-    quantiles = np.quantile(values, np.linspace(0.2, 0.995, max(1, count // 2)))
-    start = max(float(np.quantile(values, 0.2)), low + 1e-6)
+    quantiles = np.quantile(values, np.linspace(0.0, 0.995, max(1, count // 2)))
+    start = max(float(values.min()), low + 1e-6)
     stop = min(float(values.max()), 1.0 - 1e-6)
     geometric = 1.0 - np.geomspace(1.0 - start, 1.0 - max(stop, start), count - count // 2)
     levels = np.unique(np.float32(np.concatenate([quantiles, geometric])))
@@ -609,7 +609,7 @@ def _default_levels(confidence, valid, bound, count):
 
 def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None, *,
                            readout="softmax", mask=None, levels=None, taus=None,
-                           constant_levels=None, monotone=True):
+                           constant_levels=None, monotone=True, _all_candidates=False):
     """Fits a per-step threshold schedule on validation data.
 
     Searches the exponential family of `exponential_schedule` on a grid: ``theta_0`` and
@@ -724,6 +724,8 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
                 schedule = exponential_schedule(theta_0, theta_end, tau, time)
                 candidates.append(dict(score(schedule), threshold=list(schedule),
                                        theta_0=theta_0, theta_end=theta_end, tau=tau))
+    if _all_candidates:  # for benchmarks: every scored candidate
+        return candidates
     if budget is None:
         return composite_frontier({"schedule": candidates})
 
