@@ -307,3 +307,13 @@ def test_int8_sidecar_has_one_quantized_threshold_per_step(tmp_path):
         high = highs[min(step, len(SCHEDULE) - 1)]
         assert runner.crossed(np.array([high, -128], np.int8), step)
         assert not runner.crossed(np.array([high - 1, -128], np.int8), step)
+
+
+def test_bundle_refuses_a_schedule_it_cannot_put_in_the_c_header(tmp_path):
+    from rc_keras import export
+    model = _pass_through(SCHEDULE)
+    model.build((None, 7, 2))
+    with pytest.raises(ValueError, match=r"`threshold` is a per-step schedule, which the "
+                                         r"bundle's C header cannot hold yet"):
+        export.export_bundle(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
