@@ -79,7 +79,7 @@ def check_threshold_values(threshold, readout="softmax", num_outputs=None, name=
     Returns:
         A float for a scalar, a tuple of floats for a schedule.
     """
-    if isinstance(threshold, (str, bytes)):
+    if threshold is None or isinstance(threshold, (str, bytes)):
         raise ValueError(f"`{name}` must be a number in (0, 1) or a 1-D schedule of such numbers; "
                          f"received {threshold!r}.")
     try:

@@ -136,6 +136,7 @@ def test_schedule_can_be_set_inside_a_tf_function():
                    r"of shape \(1, 2\)"),
     (["a", "b"], r"`threshold` must be a number"),
     ("0.9", r"`threshold` must be a number in \(0, 1\) or a 1-D schedule"),
+    (None, r"`threshold` must be a number in \(0, 1\) or a 1-D schedule of such numbers; received None"),
 ])
 def test_bad_schedules_are_refused(value, message):
     with pytest.raises(ValueError, match=message):
@@ -317,3 +318,27 @@ def test_bundle_refuses_a_schedule_it_cannot_put_in_the_c_header(tmp_path):
                                          r"bundle's C header cannot hold yet"):
         export.export_bundle(model, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lstm_with_random_schedule_answers_at_the_first_crossing(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(8, 7, 2)).astype("float32") * 3
+    keras.utils.set_random_seed(seed)
+    model = rk.RCModel(keras.layers.LSTMCell(4), keras.layers.Dense(3, activation="softmax"),
+                       threshold=0.9)
+    model.build(x.shape)
+    probs = model.step_probabilities(x).numpy()
+    # Schedule values between observed maxima (never on one: no rounding ties), so
+    # crossings happen at varied steps.
+    values = np.unique(probs.max(-1))
+    schedule = rng.choice((values[:-1] + values[1:]) / 2, size=int(rng.integers(2, 10)))
+    model.threshold = schedule.tolist()
+    theta = np.float32(schedule)[np.minimum(np.arange(7), len(schedule) - 1)]
+    crossed = probs.max(-1) >= theta[None, :]
+    expected = np.where(crossed.any(1), crossed.argmax(1), 6)
+    out = model.rank_code(x)
+    np.testing.assert_array_equal(out.spike_time.numpy(), expected)
+    np.testing.assert_array_equal(out.spiked.numpy(), crossed.any(1))
+    np.testing.assert_array_equal(tradeoff.first_crossing(probs, model.threshold).spike_time,
+                                  expected)
