@@ -342,3 +342,20 @@ def test_lstm_with_random_schedule_answers_at_the_first_crossing(seed):
     np.testing.assert_array_equal(out.spiked.numpy(), crossed.any(1))
     np.testing.assert_array_equal(tradeoff.first_crossing(probs, model.threshold).spike_time,
                                   expected)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+def test_rc_training_with_a_schedule_matches_the_full_sequence_reference(mode):
+    # Loss, spike steps and every gradient of the halting unroll equal a full-sequence
+    # pass gathered at each example's first crossing of theta_t (the helper broadcasts a
+    # schedule of one value per step over time).
+    from helpers import TIME, assert_rc_matches_reference, rc_setup
+    keras.utils.set_random_seed(0)
+    model, x, y = rc_setup(keras.layers.LSTMCell(8))
+    values = np.unique(model.step_probabilities(x).numpy().max(axis=-1))
+    window = np.arange(int(0.5 * len(values)), int(0.95 * len(values)))
+    widest = sorted(window[np.argsort(values[window + 1] - values[window])[-3:]], reverse=True)
+    mids = [float((values[i] + values[i + 1]) / 2) for i in widest]  # falling over time
+    model.threshold = [mids[0]] * 4 + [mids[1]] * 4 + [mids[2]] * (TIME - 8)
+    assert len(model.threshold) == TIME
+    assert_rc_matches_reference(model, tf.constant(x), y, mode)
