@@ -468,29 +468,20 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     return result
 
 
-def _padding_mask(model, x):
-    """The valid steps of a model with ``mask_value`` (as `tradeoff.threshold_sweep`)."""
-    import numpy as np  # noqa: PLC0415 - keeps `rc-keras --help` light
-
-    if getattr(model, "mask_value", None) is None:
-        return None
-    return np.any(np.asarray(x) != model.mask_value, axis=tuple(range(2, np.ndim(x))))
-
-
 def _schedule_curve(model, x_val, y_val, x_test, y_test, batch_size, max_points=12):
     """Schedules fitted on validation (their frontier, thinned), read on the test split."""
     import numpy as np  # noqa: PLC0415 - keeps `rc-keras --help` light
 
     val_probs = tradeoff.all_step_probabilities(model, x_val, batch_size=batch_size)
     fitted = tradeoff.fit_threshold_schedule(val_probs, y_val, readout=model.readout,
-                                             mask=_padding_mask(model, x_val))
+                                             mask=tradeoff.padding_mask(model, x_val))
     keep = np.unique(np.round(np.linspace(0, len(fitted) - 1, min(max_points, len(fitted)))))
     fitted = [fitted[int(i)] for i in keep]
     test_probs = tradeoff.all_step_probabilities(model, x_test, batch_size=batch_size)
     points = tradeoff.sweep_from_probabilities(test_probs, y_test,
                                                [f["threshold"] for f in fitted],
                                                readout=model.readout,
-                                               mask=_padding_mask(model, x_test))
+                                               mask=tradeoff.padding_mask(model, x_test))
     for point, fit in zip(points, fitted):
         point.update(theta_0=fit["theta_0"], theta_end=fit["theta_end"], tau=fit["tau"],
                      val_accuracy=fit["accuracy"], val_mean_spike_time=fit["mean_spike_time"])

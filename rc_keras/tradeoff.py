@@ -30,7 +30,7 @@ __all__ = ["Crossing", "first_crossing", "all_step_probabilities", "sweep_from_p
            "threshold_sweep", "composite_frontier", "plot_tradeoff", "format_table",
            "add_milliseconds", "frontier_accuracy_at", "compare_frontiers",
            "fast_operating_points", "plot_comparison", "format_comparison_table",
-           "exponential_schedule", "fit_threshold_schedule"]
+           "exponential_schedule", "fit_threshold_schedule", "padding_mask"]
 
 
 class Crossing(NamedTuple):
@@ -229,12 +229,17 @@ def threshold_sweep(model, x, y, thresholds, lengths=None, batch_size=256):
     """
     thresholds = [validation.check_threshold_values(t) for t in thresholds]
     step_probs = all_step_probabilities(model, x, batch_size=batch_size)
-    mask = None
-    if lengths is None and getattr(model, "mask_value", None) is not None:
-        features = tuple(range(2, np.ndim(x)))
-        mask = np.any(np.asarray(x) != model.mask_value, axis=features)
+    mask = padding_mask(model, x) if lengths is None else None
     return sweep_from_probabilities(step_probs, y, thresholds, readout=model.readout,
                                     lengths=lengths, mask=mask)
+
+
+def padding_mask(model, x):
+    """(n, time) valid steps of ``x`` for a model with a ``mask_value`` (steps whose
+    features all equal it are padding), or None for a model without one."""
+    if getattr(model, "mask_value", None) is None:
+        return None
+    return np.any(np.asarray(x) != model.mask_value, axis=tuple(range(2, np.ndim(x))))
 
 
 def _threshold_value(threshold):
