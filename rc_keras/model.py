@@ -89,6 +89,10 @@ class RCModel(keras.Model):
         self._threshold_steps = tf.Variable(
             np.atleast_1d(np.asarray(theta, np.float32)), shape=tf.TensorShape([None]),
             trainable=False, dtype=tf.float32, name="threshold_steps")
+        # Scalar or schedule, in a variable too: a tf.function that sets a schedule and
+        # runs again without retracing leaves the Python flag as it was at trace time.
+        self._threshold_rank = tf.Variable(int(isinstance(theta, tuple)), trainable=False,
+                                           dtype=tf.int32, name="threshold_rank")
         self._threshold_is_schedule = isinstance(theta, tuple)
         self.feature_shape = None
         self.num_outputs = None
@@ -121,7 +125,7 @@ class RCModel(keras.Model):
                 else self._threshold.value
         # The shortest decimal of the stored float32: 0.9 reads back as 0.9, and every
         # value reads back (and saves) as exactly the float32 the spike test uses.
-        if self._threshold_is_schedule:
+        if self.threshold_is_schedule:
             return tuple(validation.float32_value(v) for v in self._threshold_steps.numpy())
         return validation.float32_value(self._threshold.numpy())
 
@@ -132,7 +136,8 @@ class RCModel(keras.Model):
             steps = tf.reshape(theta, [-1])
             self._threshold.assign(steps[0])
             self._threshold_steps.assign(steps)
-            self._threshold_is_schedule = theta.shape.rank == 1
+            self._threshold_rank.assign(theta.shape.rank)
+            self._threshold_is_schedule = theta.shape.rank == 1  # for graph code reading it
             return
         if tf.is_tensor(value):
             value = value.numpy()
@@ -140,11 +145,14 @@ class RCModel(keras.Model):
         steps = np.atleast_1d(np.asarray(theta, np.float32))
         self._threshold.assign(steps[0])
         self._threshold_steps.assign(steps)
+        self._threshold_rank.assign(int(isinstance(theta, tuple)))
         self._threshold_is_schedule = isinstance(theta, tuple)
 
     @property
     def threshold_is_schedule(self):
         """True when ``threshold`` is a per-step schedule, False for one scalar theta."""
+        if tf.executing_eagerly():
+            self._threshold_is_schedule = bool(self._threshold_rank.numpy())
         return self._threshold_is_schedule
 
     def _checked_threshold_tensor(self, value):
@@ -198,7 +206,8 @@ class RCModel(keras.Model):
                              f"{self.num_outputs}.")
         with tf.init_scope():  # build may run while predict traces: read the value eagerly
             theta = [validation.float32_value(v) for v in self._threshold_steps.numpy()]
-        validation.check_threshold_values(theta if self._threshold_is_schedule else theta[0],
+            scheduled = self.threshold_is_schedule
+        validation.check_threshold_values(theta if scheduled else theta[0],
                                           self.readout, self.num_outputs)
         self.built = True
 
@@ -541,7 +550,7 @@ class RCModel(keras.Model):
         config.update(
             cell=keras.saving.serialize_keras_object(self.cell),
             head=keras.saving.serialize_keras_object(self.head),
-            threshold=list(self.threshold) if self._threshold_is_schedule else self.threshold,
+            threshold=list(self.threshold) if self.threshold_is_schedule else self.threshold,
             readout=self.readout,
             training_mode=self.training_mode,
             inference_mode=self.inference_mode,

@@ -125,6 +125,12 @@ def test_schedule_can_be_set_inside_a_tf_function():
     with pytest.raises(tf.errors.InvalidArgumentError, match="strictly between 0 and 1"):
         spikes_at(tf.constant([0.9, 1.5, 0.8, 0.7]))
     np.testing.assert_array_equal(np.float32(model.threshold), np.float32(SCHEDULE))
+    # Set a scalar eagerly, then run the traced function again (no retrace): the model
+    # reads back the schedule that function assigned, not the scalar of the Python side.
+    model.threshold = 0.9
+    spikes_at(tf.constant(SCHEDULE))
+    assert model.threshold_is_schedule and len(model.threshold) == len(SCHEDULE)
+    assert model.get_config()["threshold"] == list(model.threshold)
 
 
 @pytest.mark.parametrize("value, message", [
@@ -286,6 +292,8 @@ def test_saved_model_serves_the_schedule(tmp_path):
     model.export(tmp_path / "sm")
     served = tf.saved_model.load(str(tmp_path / "sm")).signatures["serve"](x=tf.constant(x))
     np.testing.assert_array_equal(served["spike_time"].numpy(), EXPECTED)
+    import json
+    assert json.loads((tmp_path / "sm" / "rc_keras.json").read_text())["threshold"] == SCHEDULE
 
 
 def test_int8_sidecar_has_one_quantized_threshold_per_step(tmp_path):
