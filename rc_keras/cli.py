@@ -400,7 +400,7 @@ def _curve_name(path, taken):
 
 
 def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_size=None,
-          seed=0, batch_size=256, data_root=None, allow_task_mismatch=False):
+          seed=0, batch_size=256, data_root=None, allow_task_mismatch=False, schedule=False):
     """Sweeps the threshold of one or more saved models with one pass each.
 
     With several models (e.g. one per beta) the composite (Pareto) frontier over
@@ -416,6 +416,11 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         batch_size: sequences per forward pass.
         data_root: dataset folder of a folder-based task (speech-commands): its test
             split, with true lengths; points then carry "mean_spike_time_ms" too.
+        schedule: also fit per-step threshold schedules
+            (`rc_keras.tradeoff.fit_threshold_schedule`) on the task's validation split
+            (same size and seed as the test split) and read them on the test split: a curve
+            "<name> schedule" beside each constant-theta curve, its points carrying the
+            validation accuracy and mean spike time too.
 
     Returns:
         Dict with "task", "curves" (name -> points), "frontier" (points, or None for
@@ -448,6 +453,11 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         x, y = task.data("test", test_size, seed)
         for path, model in models:
             check_feature_shape(model, x, path)
+    if schedule:
+        if lengths is not None:
+            raise CLIError(f"--schedule is not supported for --task {task.name} yet: it fits "
+                           "on a generated validation split.")
+        x_val, y_val = task.data("val", test_size, seed)
     curves, sources = {}, {}
     for path, model in models:
         name = _curve_name(path, curves)
@@ -457,6 +467,9 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         if lengths is not None:
             curves[name] = kws_training.sweep_points_ms(curves[name], model)
         sources[name] = str(path)
+        if schedule:
+            curves[f"{name} schedule"] = _schedule_curve(model, x_val, y_val, x, y, batch_size)
+            sources[f"{name} schedule"] = str(path)
     frontier = tradeoff.composite_frontier(curves) if len(curves) > 1 else None
     result = {"task": task.name, "num_sequences": int(len(y)),
               "sequence_length": int(x.shape[1]), "models": sources, "curves": curves,
@@ -473,6 +486,26 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
             ms_axis=ms_axis,
             title=f"{task.name}: accuracy vs. mean spike time (n={len(y)})")
     return result
+
+
+def _schedule_curve(model, x_val, y_val, x_test, y_test, batch_size, max_points=12):
+    """Schedules fitted on validation (their frontier, thinned), read on the test split."""
+    import numpy as np  # noqa: PLC0415 - keeps `rc-keras --help` light
+
+    val_probs = tradeoff.all_step_probabilities(model, x_val, batch_size=batch_size)
+    fitted = tradeoff.fit_threshold_schedule(val_probs, y_val, readout=model.readout,
+                                             mask=tradeoff.padding_mask(model, x_val))
+    keep = np.unique(np.round(np.linspace(0, len(fitted) - 1, min(max_points, len(fitted)))))
+    fitted = [fitted[int(i)] for i in keep]
+    test_probs = tradeoff.all_step_probabilities(model, x_test, batch_size=batch_size)
+    points = tradeoff.sweep_from_probabilities(test_probs, y_test,
+                                               [f["threshold"] for f in fitted],
+                                               readout=model.readout,
+                                               mask=tradeoff.padding_mask(model, x_test))
+    for point, fit in zip(points, fitted):
+        point.update(theta_0=fit["theta_0"], theta_end=fit["theta_end"], tau=fit["tau"],
+                     val_accuracy=fit["accuracy"], val_mean_spike_time=fit["mean_spike_time"])
+    return points
 
 
 def format_sweep(result, time_unit="steps"):
@@ -836,6 +869,9 @@ def build_parser():
     p.add_argument("--allow-task-mismatch", action="store_true",
                    help="sweep models that record another --task (same feature shape)")
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
+    p.add_argument("--schedule", action="store_true",
+                   help="also fit per-step threshold schedules on the validation split and "
+                        "show them on the test split beside the constant thresholds")
 
     p = sub.add_parser("export", help="write the deployment bundle of a trained model",
                        description="Writes model.keras, saved_model/, step_float32.tflite, "
@@ -930,7 +966,7 @@ def _cmd_evaluate(args):
 def _cmd_sweep(args):
     result = sweep(args.model, args.task, args.thresholds, out_dir=args.out,
                    test_size=args.test_size, seed=args.seed, data_root=args.data,
-                   allow_task_mismatch=args.allow_task_mismatch)
+                   allow_task_mismatch=args.allow_task_mismatch, schedule=args.schedule)
     print(format_sweep(result, tasks.get_task(args.task).time_unit))
     print(f"\nwrote {result['json']} and {result['png']}")
 

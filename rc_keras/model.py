@@ -34,8 +34,11 @@ class RCModel(keras.Model):
             ``SimpleRNNCell``, a cell of `rc_keras.cells`) or a list of cells, stacked.
         head: a layer or ``keras.Sequential`` mapping the cell output to probabilities
             (end it with a softmax, or with one sigmoid unit for ``readout="sigmoid"``).
-        threshold: theta in (0, 1). Stored in a variable: it is saved with the model and
-            can be changed after training (``model.threshold = 0.9``) without rebuilding.
+        threshold: theta in (0, 1), or a per-step schedule: a 1-D sequence of thetas, step
+            t using ``schedule[min(t, len - 1)]`` (see
+            `rc_keras.tradeoff.fit_threshold_schedule`). Stored in a variable: it is saved
+            with the model and can be changed after training (``model.threshold = 0.9`` or
+            ``= [0.99, 0.97, 0.95]``) without rebuilding; training uses it too.
         readout: "softmax" (spike when the largest probability >= theta) or "sigmoid"
             (one output p; spike when p >= theta or p <= 1 - theta).
         training_mode: "rc" (loss at each example's spike) or "eos" (loss at the last
@@ -74,10 +77,23 @@ class RCModel(keras.Model):
         self.training_mode = validation.check_choice(training_mode, validation.MODES, "training_mode")
         self.inference_mode = validation.check_choice(inference_mode, validation.MODES, "inference_mode")
         self.mask_value = None if mask_value is None else float(mask_value)
+        theta = validation.check_threshold_values(threshold, self.readout)
+        # The scalar weight keeps `.keras` weight files as they were (one variable);
+        # it holds the first value of a schedule. The halting loop reads `_threshold_steps`,
+        # a 1-D variable of any length (a scalar is a schedule of one value), so a traced
+        # predict or train function follows a later change from scalar to schedule or to a
+        # schedule of another length without retracing.
         self._threshold = self.add_weight(
             name="threshold", shape=(), trainable=False, dtype="float32",
-            initializer=keras.initializers.Constant(
-                validation.check_threshold_for(threshold, self.readout)))
+            initializer=keras.initializers.Constant(np.atleast_1d(theta)[0]))
+        self._threshold_steps = tf.Variable(
+            np.atleast_1d(np.asarray(theta, np.float32)), shape=tf.TensorShape([None]),
+            trainable=False, dtype=tf.float32, name="threshold_steps")
+        # Scalar or schedule, in a variable too: a tf.function that sets a schedule and
+        # runs again without retracing leaves the Python flag as it was at trace time.
+        self._threshold_rank = tf.Variable(int(isinstance(theta, tuple)), trainable=False,
+                                           dtype=tf.int32, name="threshold_rank")
+        self._threshold_is_schedule = isinstance(theta, tuple)
         self.feature_shape = None
         self.num_outputs = None
         self._init_rc_metrics()
@@ -96,38 +112,66 @@ class RCModel(keras.Model):
     # ------------------------------------------------------------------ threshold
     @property
     def threshold(self):
-        """The spike threshold theta: a Python float (in graph code, a float32 tensor).
+        """The spike threshold theta: a Python float, or a tuple of floats for a per-step
+        schedule (in graph code, a float32 tensor of rank 0 or 1).
 
-        Set it in eager or graph code (``model.threshold = 0.9``, or a scalar tensor
-        inside a ``tf.function``); a value outside (0, 1) is refused, in graph code by
-        an assertion.
+        Set it in eager or graph code (``model.threshold = 0.9``, a scalar tensor inside a
+        ``tf.function``, or a schedule ``model.threshold = [0.99, 0.97, 0.95]``: step t
+        uses ``schedule[min(t, len - 1)]``, the last value holds for longer inputs); a
+        value outside (0, 1) is refused, in graph code by an assertion.
         """
         if not tf.executing_eagerly():
-            return self._threshold.value
+            return self._threshold_steps.value() if self._threshold_is_schedule \
+                else self._threshold.value
         # The shortest decimal of the stored float32: 0.9 reads back as 0.9, and every
         # value reads back (and saves) as exactly the float32 the spike test uses.
+        if self.threshold_is_schedule:
+            return tuple(validation.float32_value(v) for v in self._threshold_steps.numpy())
         return validation.float32_value(self._threshold.numpy())
 
     @threshold.setter
     def threshold(self, value):
         if tf.is_tensor(value) and not tf.executing_eagerly():
-            self._threshold.assign(self._checked_threshold_tensor(value))
+            theta = self._checked_threshold_tensor(value)
+            steps = tf.reshape(theta, [-1])
+            self._threshold.assign(steps[0])
+            self._threshold_steps.assign(steps)
+            self._threshold_rank.assign(theta.shape.rank)
+            self._threshold_is_schedule = theta.shape.rank == 1  # for graph code reading it
             return
         if tf.is_tensor(value):
             value = value.numpy()
-        self._threshold.assign(validation.check_threshold_for(value, self.readout,
-                                                              self.num_outputs))
+        theta = validation.check_threshold_values(value, self.readout, self.num_outputs)
+        steps = np.atleast_1d(np.asarray(theta, np.float32))
+        self._threshold.assign(steps[0])
+        self._threshold_steps.assign(steps)
+        self._threshold_rank.assign(int(isinstance(theta, tuple)))
+        self._threshold_is_schedule = isinstance(theta, tuple)
+
+    @property
+    def threshold_is_schedule(self):
+        """True when ``threshold`` is a per-step schedule, False for one scalar theta."""
+        if tf.executing_eagerly():
+            self._threshold_is_schedule = bool(self._threshold_rank.numpy())
+        return self._threshold_is_schedule
 
     def _checked_threshold_tensor(self, value):
         """A symbolic threshold as float32, with the checks of `check_threshold` in the graph."""
-        if value.shape.rank not in (None, 0) or not (value.dtype.is_floating
-                                                    or value.dtype.is_integer):
-            raise ValueError(f"`threshold` must be a scalar number in (0, 1); received a "
-                             f"{value.dtype.name} tensor of shape {tuple(value.shape)}.")
-        theta = tf.cast(tf.reshape(value, []), tf.float32)
+        if value.shape.rank not in (None, 0, 1) or not (value.dtype.is_floating
+                                                       or value.dtype.is_integer):
+            raise ValueError(f"`threshold` must be a scalar number in (0, 1) or a 1-D schedule; "
+                             f"received a {value.dtype.name} tensor of shape "
+                             f"{tuple(value.shape)}.")
+        if value.shape.rank is None:
+            raise ValueError("`threshold` must have a known rank (0: one theta, 1: a schedule) "
+                             "in graph code.")
+        theta = tf.cast(value, tf.float32)
         checks = [tf.debugging.assert_equal(
-            (theta > 0.0) & (theta < 1.0), True,
+            tf.reduce_all((theta > 0.0) & (theta < 1.0)), True,
             message="`threshold` must lie strictly between 0 and 1 (in float32)")]
+        if theta.shape.rank == 1:
+            checks.append(tf.debugging.assert_positive(
+                tf.size(theta), message="`threshold` schedule is empty"))
         bound = validation.lowest_useful_threshold(self.readout, self.num_outputs)
         if bound is not None:
             checks.append(tf.debugging.assert_greater(
@@ -161,8 +205,10 @@ class RCModel(keras.Model):
             raise ValueError(f"readout='sigmoid' needs a head with one output; this head has "
                              f"{self.num_outputs}.")
         with tf.init_scope():  # build may run while predict traces: read the value eagerly
-            theta = validation.float32_value(self._threshold.numpy())
-        validation.check_threshold_for(theta, self.readout, self.num_outputs)
+            theta = [validation.float32_value(v) for v in self._threshold_steps.numpy()]
+            scheduled = self.threshold_is_schedule
+        validation.check_threshold_values(theta if scheduled else theta[0],
+                                          self.readout, self.num_outputs)
         self.built = True
 
     @property
@@ -260,7 +306,8 @@ class RCModel(keras.Model):
         try:
             # In training nobody reads the final states, so they need not be frozen.
             return rank_coding.rank_code(step, x, _flat_states(structure), self.num_outputs,
-                                         self._threshold.value, self.readout, mode, step_mask,
+                                         self._threshold_steps.value(), self.readout, mode,
+                                         step_mask,
                                          freeze_states=not training)
         finally:
             self._reset_dropout_masks()
@@ -503,7 +550,7 @@ class RCModel(keras.Model):
         config.update(
             cell=keras.saving.serialize_keras_object(self.cell),
             head=keras.saving.serialize_keras_object(self.head),
-            threshold=self.threshold,
+            threshold=list(self.threshold) if self.threshold_is_schedule else self.threshold,
             readout=self.readout,
             training_mode=self.training_mode,
             inference_mode=self.inference_mode,

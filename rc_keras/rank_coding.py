@@ -136,7 +136,8 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
         inputs: (batch, time, *features) tensor.
         initial_states: flat list of initial state tensors.
         num_outputs: static size of the readout.
-        threshold: scalar threshold theta.
+        threshold: scalar threshold theta, or a 1-D per-step schedule: step t uses
+            ``threshold[min(t, len - 1)]``.
         readout: "softmax" or "sigmoid", see `crosses_threshold`.
         mode: "rc" answers at the first spike (or the last valid step); "eos"
             answers at the last valid step.
@@ -158,6 +159,12 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
     # would depend on the dtype the caller happened to feed.
     probs_dtype = tf.float32
     theta = tf.cast(threshold, probs_dtype)
+    if theta.shape.rank not in (0, 1):
+        raise ValueError("`threshold` must be a scalar or a 1-D per-step schedule; received "
+                         f"shape {tuple(theta.shape)}.")
+    scheduled = theta.shape.rank == 1
+    if scheduled:
+        last_theta = tf.shape(theta)[0] - 1
     # Every op in the body runs once per step forward and again backward, so the
     # unmasked case (the common one) skips the mask bookkeeping altogether.
     masked = step_mask is not None
@@ -174,7 +181,9 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
         step_probs, new_states = step_fn(inputs_tm[t], states)
         step_probs = tf.cast(step_probs, probs_dtype)
         waiting = tf.logical_not(done)
-        crossed = crosses_threshold(step_probs, theta, readout)
+        # A schedule: step t uses theta[min(t, len - 1)] (the last value holds on).
+        theta_t = theta[tf.minimum(t, last_theta)] if scheduled else theta
+        crossed = crosses_threshold(step_probs, theta_t, readout)
         running = waiting
         if masked:
             valid = mask_tm[t]

@@ -29,7 +29,8 @@ from rc_keras import validation
 __all__ = ["Crossing", "first_crossing", "all_step_probabilities", "sweep_from_probabilities",
            "threshold_sweep", "composite_frontier", "plot_tradeoff", "format_table",
            "add_milliseconds", "frontier_accuracy_at", "compare_frontiers",
-           "fast_operating_points", "plot_comparison", "format_comparison_table"]
+           "fast_operating_points", "plot_comparison", "format_comparison_table",
+           "exponential_schedule", "fit_threshold_schedule", "padding_mask"]
 
 
 class Crossing(NamedTuple):
@@ -72,6 +73,8 @@ def _crossed(step_probs, threshold, readout):
     """
     dtype = step_probs.dtype if step_probs.dtype.kind == "f" else np.float64
     theta = np.asarray(threshold, dtype=dtype)
+    if theta.ndim == 1:  # a schedule: step t uses theta[min(t, len - 1)]
+        theta = theta[np.minimum(np.arange(step_probs.shape[1]), len(theta) - 1)]
     if readout == "softmax":
         return step_probs.max(axis=-1) >= theta
     p = step_probs[..., 0]
@@ -90,7 +93,8 @@ def first_crossing(step_probs, threshold, readout="softmax", lengths=None, mask=
     Args:
         step_probs: (batch, time, outputs) probabilities, e.g. from
             `RCModel.step_probabilities`.
-        threshold: theta in (0, 1).
+        threshold: theta in (0, 1), or a 1-D per-step schedule (step t uses
+            ``threshold[min(t, len - 1)]``, as `rc_keras.RCModel`).
         readout: "softmax" or "sigmoid" (one output).
         lengths: optional (batch,) valid lengths in [1, time]; steps at and after a
             length are padding.
@@ -113,7 +117,7 @@ def first_crossing(step_probs, threshold, readout="softmax", lengths=None, mask=
         raise ValueError(f"readout='sigmoid' needs one output; `step_probs` has {outputs}.")
     if time == 0:
         raise ValueError("`step_probs` has no time steps.")
-    threshold = validation.check_threshold_for(threshold, readout, outputs)
+    threshold = validation.check_threshold_values(threshold, readout, outputs)
     valid = _valid_steps(batch, time, lengths, mask)
     crossed = _crossed(step_probs, threshold, readout) & valid
     spiked = crossed.any(axis=1)
@@ -175,7 +179,8 @@ def sweep_from_probabilities(step_probs, y, thresholds, readout="softmax", lengt
     Args:
         step_probs: (n, time, outputs) probabilities at every step.
         y: (n,) integer labels, or (n, outputs) one-hot.
-        thresholds: iterable of theta values in (0, 1).
+        thresholds: iterable of theta values in (0, 1); an item may also be a 1-D
+            per-step schedule (its point's "threshold" is then a list).
         readout: "softmax" or "sigmoid".
         lengths: optional (n,) valid lengths.
         mask: optional (n, time) bool mask of valid steps.
@@ -200,7 +205,7 @@ def sweep_from_probabilities(step_probs, y, thresholds, readout="softmax", lengt
         crossing = first_crossing(step_probs, threshold, readout, lengths=lengths, mask=mask)
         correct = _labels_from_probs(crossing.probs) == labels
         points.append({
-            "threshold": float(threshold),
+            "threshold": _threshold_value(threshold),
             "accuracy": float(np.mean(correct)),
             "mean_spike_time": float(np.mean(crossing.spike_time + 1)),
             "no_spike_rate": float(1.0 - np.mean(crossing.spiked)),
@@ -235,15 +240,32 @@ def threshold_sweep(model, x, y, thresholds, lengths=None, batch_size=256,
     Returns:
         The list of points of `sweep_from_probabilities`.
     """
-    thresholds = [validation.check_threshold(t) for t in thresholds]
+    thresholds = [validation.check_threshold_values(t) for t in thresholds]
     step_probs = all_step_probabilities(model, x, batch_size=batch_size)
-    mask = None
-    if lengths is None and getattr(model, "mask_value", None) is not None:
-        features = tuple(range(2, np.ndim(x)))
-        mask = np.any(np.asarray(x) != model.mask_value, axis=features)
+    mask = padding_mask(model, x) if lengths is None else None
     return sweep_from_probabilities(step_probs, y, thresholds, readout=model.readout,
                                     lengths=lengths, mask=mask,
                                     lookahead_frames=lookahead_frames)
+
+
+def padding_mask(model, x):
+    """(n, time) valid steps of ``x`` for a model with a ``mask_value`` (steps whose
+    features all equal it are padding), or None for a model without one."""
+    if getattr(model, "mask_value", None) is None:
+        return None
+    return np.any(np.asarray(x) != model.mask_value, axis=tuple(range(2, np.ndim(x))))
+
+
+def _threshold_value(threshold):
+    """A point's "threshold": a float, or a list of floats for a schedule."""
+    values = np.asarray(threshold, dtype=np.float64)
+    return float(values) if values.ndim == 0 else [float(v) for v in values]
+
+
+def _format_threshold(threshold):
+    if isinstance(threshold, (list, tuple)):
+        return f"schedule {threshold[0]:g}→{threshold[-1]:g}"
+    return f"{threshold:g}"
 
 
 def _iter_curves(curves):
@@ -330,7 +352,7 @@ def plot_tradeoff(curves, path, frontier=None, time_unit="steps", title=None,
             ax.plot(times, accuracy, marker="o", label=str(name))
             if annotate_thresholds:
                 for p in points:
-                    if "threshold" in p:
+                    if "threshold" in p and not isinstance(p["threshold"], (list, tuple)):
                         ax.annotate(f"{p['threshold']:g}", (p["mean_spike_time"], p["accuracy"]),
                                     textcoords="offset points", xytext=(4, -10), fontsize=7)
         if frontier:
@@ -368,7 +390,7 @@ def format_table(points, time_unit="steps"):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for p in points:
         row = ([str(p.get("curve", ""))] if with_curve else []) + [
-            f"{p['threshold']:g}" if "threshold" in p else "",
+            _format_threshold(p["threshold"]) if "threshold" in p else "",
             f"{p['accuracy']:.4f}",
             f"{p['mean_spike_time']:.2f}"] + (
             [f"{p['mean_spike_time_ms']:.0f}" if "mean_spike_time_ms" in p else ""]
@@ -566,10 +588,192 @@ def format_comparison_table(frontiers, time_unit="frames"):
     for group, points in frontiers.items():
         for p in points:
             row = [str(group), str(p.get("curve", "")),
-                   f"{p['threshold']:g}" if "threshold" in p else "",
+                   _format_threshold(p["threshold"]) if "threshold" in p else "",
                    f"{p['accuracy']:.4f}", f"{p['mean_spike_time']:.2f}"]
             if with_ms:
                 ms = p.get("mean_spike_time_ms")
                 row.append("" if ms is None else f"{ms:.0f}")
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- threshold schedules
+def exponential_schedule(theta_0, theta_end, tau, length):
+    """The per-step thresholds ``theta_end + (theta_0 - theta_end) * exp(-t / tau)``.
+
+    The family `fit_threshold_schedule` searches: it starts at ``theta_0`` and relaxes
+    towards ``theta_end`` with time constant ``tau`` steps; ``theta_0 == theta_end`` is a
+    constant threshold.
+
+    Args:
+        theta_0: threshold at step 0, in (0, 1).
+        theta_end: the value approached late in the sequence, in (0, 1).
+        tau: time constant in steps, > 0.
+        length: number of steps (the last value holds for longer inputs).
+
+    Returns:
+        A tuple of ``length`` floats, each exactly a float32 (what the model stores).
+    """
+    theta_0 = validation.check_threshold(theta_0, "theta_0")
+    theta_end = validation.check_threshold(theta_end, "theta_end")
+    length = validation.check_positive_int(length, "length")
+    tau = float(tau)
+    if not np.isfinite(tau) or tau <= 0:
+        raise ValueError(f"`tau` must be a finite number > 0; received {tau!r}.")
+    t = np.arange(length, dtype=np.float64)
+    values = np.float32(theta_end + (theta_0 - theta_end) * np.exp(-t / tau))
+    return tuple(validation.float32_value(v) for v in values)
+
+
+def _default_levels(confidence, valid, bound, count):
+    """About ``count`` thresholds inside (bound, 1) spread over the data's confidence.
+
+    Half sit at quantiles of the valid steps' confidence (dense where the data is),
+    half are spaced geometrically in 1 - theta between its minimum and its maximum
+    (confidences pile up near 1, where quantiles tie).
+    """
+    values = confidence[valid].astype(np.float64)
+    low = 0.0 if bound is None else float(bound)
+    if not values.size:
+        return []
+    quantiles = np.quantile(values, np.linspace(0.0, 0.995, max(1, count // 2)))
+    start = max(float(values.min()), low + 1e-6)
+    stop = min(float(values.max()), 1.0 - 1e-6)
+    geometric = 1.0 - np.geomspace(1.0 - start, 1.0 - max(stop, start), count - count // 2)
+    levels = np.unique(np.float32(np.concatenate([quantiles, geometric])))
+    return [float(v) for v in levels if np.float32(low) < v < np.float32(1)]
+
+
+def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None, *,
+                           readout="softmax", mask=None, levels=None, taus=None,
+                           constant_levels=None, monotone=True, _all_candidates=False):
+    """Fits a per-step threshold schedule on validation data.
+
+    Searches the exponential family of `exponential_schedule` on a grid: ``theta_0`` and
+    ``theta_end`` over ``levels``, ``tau`` over ``taus``, plus every constant threshold of
+    ``constant_levels``. Each candidate is scored exactly as the model answers (first
+    crossing of ``schedule[min(t, len - 1)]``, last valid step otherwise), on the given
+    data, with one vectorized pass per candidate.
+
+    Guard against overfitting: a schedule of T free values could be tuned to the noise
+    of a validation set; this family has three parameters on a coarse grid (by default
+    12 levels x 6 time constants), non-increasing when ``monotone`` (high early, when
+    evidence is thin, lower late), and it contains the constant thresholds, so on the
+    fitting data the result is never worse than the best constant of
+    ``constant_levels``. Report its accuracy on held-out data, not on the data it was
+    fitted on.
+
+    Args:
+        step_probabilities: (n, time, outputs) readout at every step, e.g. from
+            `all_step_probabilities` on a validation set.
+        labels: (n,) integer labels, or (n, outputs) one-hot.
+        lengths: optional (n,) valid lengths in [1, time].
+        budget: largest allowed mean spike time (steps read, spike step + 1). None
+            returns the whole frontier instead of one schedule.
+        readout: "softmax" or "sigmoid".
+        mask: optional (n, time) bool mask of valid steps, instead of ``lengths``.
+        levels: thresholds for ``theta_0`` and ``theta_end`` (each also tried as a
+            constant); default about 12 values from the data's per-step confidence
+            (largest probability; max(p, 1 - p) for sigmoid): quantiles, and values spaced
+            geometrically in 1 - theta up to the largest confidence.
+        taus: time constants in steps; default 6 values spaced geometrically in [1, time].
+        constant_levels: constant thresholds also tried; default about 100 values chosen
+            as for ``levels``.
+        monotone: only non-increasing schedules (``theta_0 >= theta_end``).
+
+    Returns:
+        With ``budget``: the most accurate candidate whose mean spike time is within it
+        (ties: the faster), a point dict ``{"threshold": list of ``time`` floats,
+        "theta_0", "theta_end", "tau", "accuracy", "mean_spike_time", "no_spike_rate",
+        "constant"}`` where "constant" is the best constant-threshold point within the
+        budget (None when no constant fits). Without ``budget``: the frontier
+        (`composite_frontier`) of all candidates, each point carrying the same keys
+        except "constant"; constant candidates have tau None.
+
+    Raises:
+        ValueError: on bad shapes, labels, lengths, grids, or a budget no candidate meets.
+    """
+    validation.check_choice(readout, validation.READOUTS, "readout")
+    step_probs = np.asarray(step_probabilities)
+    if step_probs.ndim != 3 or step_probs.shape[1] == 0 or step_probs.shape[0] == 0:
+        raise ValueError("`step_probabilities` must have shape (n, time, outputs) with n, time >= "
+                         f"1; received shape {step_probs.shape}.")
+    if step_probs.dtype.kind != "f":
+        step_probs = step_probs.astype(np.float32)
+    validation.check_finite(step_probs, "step_probabilities")
+    n, time, outputs = step_probs.shape
+    if readout == "sigmoid" and outputs != 1:
+        raise ValueError(f"readout='sigmoid' needs one output; `step_probabilities` has {outputs}.")
+    y = _true_labels(labels, outputs)
+    if len(y) != n:
+        raise ValueError(f"`labels` has {len(y)} labels for {n} sequences.")
+    if budget is not None:
+        budget = validation.check_non_negative(budget, "budget")
+    valid = _valid_steps(n, time, lengths, mask)
+    last = np.where(valid, np.arange(time)[None, :], 0).max(axis=1)
+    bound = validation.lowest_useful_threshold(readout, outputs)
+    if readout == "softmax":
+        predicted = np.argmax(step_probs, axis=-1)
+        confidence = step_probs.max(axis=-1)
+        probe = confidence[..., None]  # `_crossed` on the max alone: one reduction, not one each
+    else:
+        predicted = (step_probs[..., 0] >= 0.5).astype(np.int64)
+        confidence = np.maximum(step_probs[..., 0], 1 - step_probs[..., 0])
+        probe = step_probs
+    correct = predicted == y[:, None]
+    rows = np.arange(n)
+
+    def check_grid(values, name):
+        values = [validation.check_threshold_for(v, readout, outputs, name) for v in values]
+        if not values:
+            raise ValueError(f"`{name}` must hold at least one threshold.")
+        return sorted(set(values))
+
+    levels = check_grid(_default_levels(confidence, valid, bound, 12) if levels is None
+                        else levels, "levels")
+    constant_levels = check_grid(_default_levels(confidence, valid, bound, 100)
+                                 if constant_levels is None else constant_levels,
+                                 "constant_levels")
+    if taus is None:
+        taus = np.geomspace(1.0, max(time, 1), 6)
+    taus = [float(t) for t in taus]
+    if not taus or not all(np.isfinite(t) and t > 0 for t in taus):
+        raise ValueError(f"`taus` must hold time constants > 0; received {taus!r}.")
+
+    def score(schedule):
+        theta = np.asarray(schedule, dtype=probe.dtype)
+        crossed = _crossed(probe, theta, readout) & valid
+        spiked = crossed.any(axis=1)
+        spike_time = np.where(spiked, crossed.argmax(axis=1), last)
+        return {"accuracy": float(correct[rows, spike_time].mean()),
+                "mean_spike_time": float((spike_time + 1).mean()),
+                "no_spike_rate": float(1.0 - spiked.mean())}
+
+    candidates = []
+    for theta in sorted(set(constant_levels) | set(levels)):
+        candidates.append(dict(score(theta), threshold=[theta] * time, theta_0=theta,
+                               theta_end=theta, tau=None))
+    for theta_0 in levels:
+        for theta_end in levels:
+            if theta_0 == theta_end or (monotone and theta_0 < theta_end):
+                continue
+            for tau in taus:
+                schedule = exponential_schedule(theta_0, theta_end, tau, time)
+                candidates.append(dict(score(schedule), threshold=list(schedule),
+                                       theta_0=theta_0, theta_end=theta_end, tau=tau))
+    if _all_candidates:  # for benchmarks: every scored candidate
+        return candidates
+    if budget is None:
+        return composite_frontier({"schedule": candidates})
+
+    def best_of(points):
+        fitting = [p for p in points if p["mean_spike_time"] <= budget]
+        return max(fitting, key=lambda p: (p["accuracy"], -p["mean_spike_time"]),
+                   default=None)
+
+    best = best_of(candidates)
+    if best is None:
+        fastest = min(p["mean_spike_time"] for p in candidates)
+        raise ValueError(f"`budget` {budget} is below every candidate's mean spike time; the "
+                         f"fastest reaches {fastest:.3f} steps.")
+    return dict(best, constant=best_of(c for c in candidates if c["tau"] is None))

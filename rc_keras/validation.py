@@ -63,6 +63,53 @@ def check_threshold_for(threshold, readout, num_outputs=None, name="threshold"):
     return value
 
 
+def check_threshold_values(threshold, readout="softmax", num_outputs=None, name="threshold"):
+    """Checks a threshold that may be a scalar or a per-step schedule.
+
+    A schedule is a 1-D sequence of thresholds: step t of a sequence uses
+    ``schedule[min(t, len(schedule) - 1)]`` (the last value holds for longer inputs). Every
+    value obeys the rules of `check_threshold_for`.
+
+    Args:
+        threshold: a number, or a non-empty 1-D array-like of numbers.
+        readout: "softmax" or "sigmoid".
+        num_outputs: the readout's width; None when not known yet.
+        name: argument name used in the messages.
+
+    Returns:
+        A float for a scalar, a tuple of floats for a schedule.
+    """
+    if threshold is None or isinstance(threshold, (str, bytes)):
+        raise ValueError(f"`{name}` must be a number in (0, 1) or a 1-D schedule of such numbers; "
+                         f"received {threshold!r}.")
+    try:
+        values = np.asarray(threshold, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a number in (0, 1) or a 1-D schedule of such numbers; "
+                         f"received {threshold!r}.") from None
+    if values.ndim == 0:
+        return check_threshold_for(float(values), readout, num_outputs, name)
+    if values.ndim != 1:
+        raise ValueError(f"`{name}` must be a scalar or a 1-D per-step schedule; received an "
+                         f"array of shape {values.shape}.")
+    if values.size == 0:
+        raise ValueError(f"`{name}` schedule is empty: give at least one per-step threshold.")
+    checked = []
+    for step, value in enumerate(values):
+        try:
+            checked.append(check_threshold_for(value, readout, num_outputs, name))
+        except ValueError as error:
+            raise ValueError(f"{str(error).rstrip('.')} (schedule value at step {step}).") \
+                from None
+    return tuple(checked)
+
+
+def schedule_at_steps(threshold, time):
+    """The (time,) float32 thresholds a scalar or schedule applies at steps 0..time-1."""
+    values = np.atleast_1d(np.asarray(threshold, dtype=np.float32))
+    return values[np.minimum(np.arange(time), len(values) - 1)]
+
+
 def lowest_useful_threshold(readout, num_outputs=None):
     """The bound theta must exceed: 0.5 for a sigmoid readout, 1/C for a softmax over C
     outputs (None when C is not known yet)."""

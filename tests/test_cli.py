@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rc_keras as rk
-from rc_keras import cli, tasks
+from rc_keras import cli, tasks, tradeoff
 
 
 # ---------------------------------------------------------------------- tasks
@@ -82,6 +82,18 @@ def test_train_evaluate_sweep_round_trip(tmp_path, capsys):
     ev = cli.evaluate(model_path, "spotting", threshold=0.6, test_size=64)
     assert points[1]["accuracy"] == pytest.approx(ev["accuracy"])
     assert points[1]["mean_spike_time"] == pytest.approx(ev["mean_spike_time"])
+
+    # Schedules fitted on the validation split, read on the test split, beside the constants.
+    result = cli.sweep(model_path, "spotting", [0.6, 0.9], test_size=64, schedule=True)
+    assert set(result["curves"]) == {"run", "run schedule"} and result["frontier"]
+    scheduled = result["curves"]["run schedule"]
+    assert 1 <= len(scheduled) <= 12
+    assert all(len(p["threshold"]) == 25 and p["theta_0"] >= p["theta_end"] for p in scheduled)
+    x_test, y_test = tasks.get_task("spotting").data("test", 64, 0)
+    (check,) = tradeoff.sweep_from_probabilities(
+        tradeoff.all_step_probabilities(keras.models.load_model(model_path), x_test), y_test,
+        [scheduled[0]["threshold"]])
+    assert check["accuracy"] == scheduled[0]["accuracy"]
 
     # Two models: a composite frontier.
     other = tmp_path / "other"

@@ -210,6 +210,13 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
     step_model.check_model(model)
     if threshold is not None:
         threshold = validation.check_threshold(threshold)
+    elif getattr(model, "threshold_is_schedule", False):
+        # The C header and examples/firmware hold one threshold; writing the first value of
+        # a schedule there would deploy something other than what was verified.
+        raise ValueError("the model's `threshold` is a per-step schedule, which the bundle's C "
+                         "header cannot hold yet; pass one `threshold` (--threshold) for the "
+                         "bundle, or export the step model with "
+                         "rc_keras.export.export_tflite_step, whose sidecar carries the schedule.")
     params = step_model.to_plain(feature_params)
     step_model.check_feature_params(params, model)
     step_model.check_class_names(class_names, model)

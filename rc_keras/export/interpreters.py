@@ -162,13 +162,19 @@ class StepRunner:
         self.int8 = self.sidecar["quantization"] in _QUANT_BITS
         self.bits = _QUANT_BITS.get(self.sidecar["quantization"])
         self.readout = self.sidecar["readout"]
-        self.threshold = validation.check_threshold_for(
+        self.threshold = validation.check_threshold_values(
             self.sidecar["threshold"] if threshold is None else threshold, self.readout,
             self.sidecar.get("num_outputs"))
+        # Per-step thresholds: step t uses index min(t, len - 1); a scalar is one step.
+        self._thetas = np.atleast_1d(np.asarray(self.threshold, np.float32))
         probs = self.sidecar["outputs"]["probs"]
         if self.int8:
-            self.q_high, self.q_low = quantized_threshold(
-                self.threshold, probs["scale"], probs["zero_point"], self.readout, self.bits)
+            pairs = [quantized_threshold(float(v), probs["scale"], probs["zero_point"],
+                                         self.readout, self.bits)
+                     for v in np.atleast_1d(self.threshold)]
+            self._q_highs = [p[0] for p in pairs]
+            self._q_lows = [p[1] for p in pairs]
+            self.q_high, self.q_low = self._q_highs[0], self._q_lows[0]
         self.frame_spec = self.sidecar["inputs"]["frame"]
         self.probs_spec = probs
         self.states = self.sidecar["states"]
@@ -260,15 +266,22 @@ class StepRunner:
         q = np.round(real / spec["scale"]) + spec["zero_point"]
         return np.clip(q, *self.bits).astype(self.dtype)
 
-    def crossed(self, raw):
-        """The spike test on raw outputs (integer compare in int8, as on a board)."""
+    def crossed(self, raw, step=0):
+        """The spike test on raw outputs at ``step`` (integer compare in int8, as on a board).
+
+        A per-step schedule uses its value at ``min(step, len - 1)``.
+        """
+        index = min(step, len(self._thetas) - 1)
         if self.int8:
+            high, low = self._q_highs[index], self._q_lows[index]
             if self.readout == "sigmoid":
-                return bool(raw[0] >= self.q_high or raw[0] <= self.q_low)
-            return bool(int(raw.max()) >= self.q_high)
+                return bool(raw[0] >= high or raw[0] <= low)
+            return bool(int(raw.max()) >= high)
+        # In float32, as the model: theta and 1 - theta are float32 values there.
+        theta = self._thetas[index]
         if self.readout == "sigmoid":
-            return bool(raw[0] >= self.threshold or raw[0] <= 1.0 - self.threshold)
-        return bool(raw.max() >= self.threshold)
+            return bool(raw[0] >= theta or raw[0] <= np.float32(1) - theta)
+        return bool(raw.max() >= theta)
 
     def label(self, raw):
         if self.readout == "sigmoid":
@@ -282,7 +295,7 @@ class StepRunner:
         raw = None
         for t in range(len(frames)):
             raw = self.invoke(frames[t])
-            if self.crossed(raw):
+            if self.crossed(raw, t):
                 return {"label": self.label(raw), "spike_time": t, "spiked": True,
                         "probs": self.dequantize_probs(raw), "frames_run": t + 1}
         return {"label": self.label(raw), "spike_time": len(frames) - 1, "spiked": False,
@@ -297,7 +310,8 @@ def run_tflite_stream(path, frames, threshold=None, runtime="litert", arena_size
         path: a step model from `export_tflite_step` (float32 or int8), sidecar beside it.
         frames: float frames of one clip (time, *features) or of many clips
             (clips, time, *features); int8 models quantize them with the sidecar's scale.
-        threshold: theta in (0, 1); defaults to the sidecar's threshold.
+        threshold: theta in (0, 1), or a per-step schedule (step t uses
+            ``threshold[min(t, len - 1)]``); defaults to the sidecar's threshold.
         runtime: "litert" (ai-edge-litert, default delegates), "litert-builtin" (its own
             kernels, no XNNPACK delegate) or "tflm" (tflite-micro Python interpreter).
         arena_size: TFLM arena bytes (default: 10x the model size).

@@ -37,7 +37,7 @@ def check_model(model):
     if any(d is None for d in model.feature_shape):
         raise ValueError(f"the model's feature shape {model.feature_shape} must be fully known "
                          "to export a per-frame step model.")
-    validation.check_threshold(model.threshold)
+    validation.check_threshold_values(model.threshold, model.readout, model.num_outputs)
 
 
 def _cell_list(cell):

@@ -157,8 +157,10 @@ def build_sidecar(model, data, quantization, class_names=None, feature_params=No
     if signature is None:
         raise ValueError("the converted model has no signature; cannot map its inputs.")
     layout = step_model.state_layout(model)
-    theta = validation.check_threshold_for(model.threshold if threshold is None else threshold,
-                                           model.readout, model.num_outputs)
+    theta = validation.check_threshold_values(model.threshold if threshold is None else threshold,
+                                              model.readout, model.num_outputs)
+    if isinstance(theta, tuple):  # a per-step schedule: a JSON list, one value per step
+        theta = list(theta)
 
     def position(kind, key):
         return info[kind].index(signature[kind][key])
@@ -207,11 +209,14 @@ def build_sidecar(model, data, quantization, class_names=None, feature_params=No
     }
     if quantization in _QUANT_BITS:
         bits = _QUANT_BITS[quantization]
-        high, low = quantized_threshold(theta, probs["scale"], probs["zero_point"], model.readout,
-                                        bits)
-        sidecar["threshold_q"] = high
-        sidecar["threshold_q_low"] = low
-        sidecar["threshold_reachable"] = high <= bits[1]
+        pairs = [quantized_threshold(value, probs["scale"], probs["zero_point"], model.readout,
+                                     bits) for value in np.atleast_1d(theta).tolist()]
+        highs, lows = [p[0] for p in pairs], [p[1] for p in pairs]
+        # A schedule gets one quantized value per step, as its float thresholds.
+        scheduled = isinstance(theta, list)
+        sidecar["threshold_q"] = highs if scheduled else highs[0]
+        sidecar["threshold_q_low"] = lows if scheduled else lows[0]
+        sidecar["threshold_reachable"] = all(high <= bits[1] for high in highs)
     return sidecar
 
 
@@ -253,7 +258,9 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
         calibration: (n, time, *features) sequences; required for int8 and int16x8.
         class_names: optional list of ``num_classes`` names.
         feature_params: optional dataclass or dict describing the front end.
-        threshold: theta for the sidecar; defaults to ``model.threshold``.
+        threshold: theta for the sidecar, or a per-step schedule (a list in the sidecar,
+            with one quantized value per step in ``threshold_q``); defaults to
+            ``model.threshold``.
         max_calibration_samples: calibration (frame, state) samples kept.
         state_clip: ``"auto"``, a positive bound for every LSTM cell state, a dict
             ``{state name: bound}`` or ``None`` (see
@@ -267,7 +274,7 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     step_model.check_model(model)
     validation.check_choice(quantization, QUANTIZATIONS, "quantization")
     if threshold is not None:
-        validation.check_threshold(threshold)
+        validation.check_threshold_values(threshold)
     params = step_model.to_plain(feature_params)
     step_model.check_feature_params(params, model)
     step_model.check_class_names(class_names, model)
@@ -306,8 +313,8 @@ def export_tflite_step(model, path, quantization="float32", calibration=None, cl
     sidecar = build_sidecar(model, data, quantization, class_names, params, threshold, feedback,
                             model_file=path.name, state_clip=clips, gate_clip=gates)
     if quantization in _QUANT_BITS and not sidecar["threshold_reachable"]:
-        warnings.warn(f"threshold {sidecar['threshold']} is above the largest {quantization} output "
-                      "value: the quantized model never spikes and always answers at the last frame.")
+        warnings.warn(f"threshold {sidecar['threshold']} is (at some step) above the largest "
+                      f"{quantization} output value: the quantized model cannot spike there.")
     sidecar_path(path).write_text(json.dumps(sidecar, indent=2))
     return sidecar
 

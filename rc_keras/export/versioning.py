@@ -82,7 +82,8 @@ def write_saved_model_sidecar(model, directory):
     sidecar = stamp({
         "kind": "rc_keras.saved_model",
         "readout": model.readout,
-        "threshold": float(model.threshold),
+        "threshold": (list(model.threshold) if getattr(model, "threshold_is_schedule", False)
+                      else float(model.threshold)),
         "feature_shape": [int(d) for d in model.feature_shape],
         "num_outputs": int(model.num_outputs),
         "num_classes": int(model.num_classes),
