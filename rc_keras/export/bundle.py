@@ -211,7 +211,7 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
     if threshold is not None:
         threshold = validation.check_threshold(threshold)
     elif getattr(model, "threshold_is_schedule", False):
-        # The C header and examples/firmware hold one threshold; writing the first value of
+        # The C header and firmware/ hold one threshold; writing the first value of
         # a schedule there would deploy something other than what was verified.
         raise ValueError("the model's `threshold` is a per-step schedule, which the bundle's C "
                          "header cannot hold yet; pass one `threshold` (--threshold) for the "
