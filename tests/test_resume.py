@@ -67,7 +67,8 @@ def test_killed_speech_commands_training_resumes_to_the_same_model(tmp_path):
 
     root = tmp_path / "data"
     info = synthesize_keywords(root, words=["yes", "no", "bed"], voices=6, clips_per_voice=2,
-                               seed=0, workers=2)
+                               seed=0, workers=2, engines=["espeak-ng"], unknown_per_voice=0,
+                               real_unknown=0)
     assert info["splits"]["train"] == 24  # 3 batches of 8 per epoch
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     # Dying after 4 batches is in the middle of epoch 1.
