@@ -229,6 +229,28 @@ def compile_kws(model, beta=0.0, learning_rate=1e-3, clipnorm=GRADIENT_CLIP_NORM
     return model
 
 
+def checkpoint_monitor(model, val):
+    """The log entry that picks a keyword model's best epoch, and the callback that adds it.
+
+    An RC model is judged by its validation spike accuracy (the answer at its first
+    crossing): ``("val_spike_accuracy", None)``. An EOS model (``training_mode="eos"``) by
+    its validation accuracy at the end of the clip, which is what it was trained for:
+    ``("val_end_of_clip_accuracy", EndOfClipAccuracy(...))``; place that callback before
+    the checkpoint.
+
+    Args:
+        model: the `RCModel` being trained.
+        val: ``(x, y)`` validation data, x an array or an ``{"inputs", "lengths"}`` dict;
+            None (no validation data) judges any model by its spike accuracy.
+    """
+    if getattr(model, "training_mode", "rc") != "eos" or val is None:
+        return "val_spike_accuracy", None
+    x_val, y_val = val
+    inputs, lengths = ((x_val["inputs"], x_val["lengths"]) if isinstance(x_val, dict)
+                       else (x_val, np.full(len(y_val), np.shape(x_val)[1])))
+    return "val_end_of_clip_accuracy", EndOfClipAccuracy(inputs, lengths, y_val)
+
+
 def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_share=None,
             grace_epochs=1, verbose=0, seed=0):
     """Fits with best-validation checkpointing and the majority-class stop rule.
@@ -263,15 +285,8 @@ def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_
     checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
     timer = EpochTimer()
     stop = MajorityClassStop(stop_share, monitor="spike_accuracy", grace_epochs=grace_epochs)
-    callbacks = [timer, stop]
-    monitor = "val_spike_accuracy"
-    if getattr(model, "training_mode", "rc") == "eos":
-        x_val, y_val = val
-        inputs, lengths = ((x_val["inputs"], x_val["lengths"]) if isinstance(x_val, dict)
-                           else (x_val, np.full(len(y_val), np.shape(x_val)[1])))
-        end_of_clip = EndOfClipAccuracy(inputs, lengths, y_val)
-        callbacks.append(end_of_clip)
-        monitor = "val_end_of_clip_accuracy"
+    monitor, end_of_clip = checkpoint_monitor(model, val)
+    callbacks = [timer, stop] + ([end_of_clip] if end_of_clip is not None else [])
     checkpoint = keras.callbacks.ModelCheckpoint(
         str(checkpoint_path), monitor=monitor, mode="max", save_best_only=True)
     keras.utils.set_random_seed(int(seed))
@@ -279,7 +294,7 @@ def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_
                         validation_data=val, shuffle=True, verbose=verbose,
                         callbacks=callbacks + [checkpoint])
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
-    if monitor == "val_end_of_clip_accuracy":
+    if end_of_clip is not None:
         logs[monitor] = [float(v) for v in end_of_clip.values]
     val_acc = logs.get(monitor, [])
     best_epoch = int(np.argmax(val_acc)) if val_acc else None
@@ -579,12 +594,8 @@ def _task_plan_fit(task, out_dir, y_train, state_dir=None, model=None, validatio
     options = options or {}
     share = majority_share(y_train)
     stop = MajorityClassStop(share, monitor="spike_accuracy", grace_epochs=grace_epochs)
-    callbacks = [stop]
-    monitor = "val_spike_accuracy"
-    if getattr(model, "training_mode", "rc") == "eos" and validation_data is not None:
-        x_val, y_val = validation_data
-        callbacks.append(EndOfClipAccuracy(x_val["inputs"], x_val["lengths"], y_val))
-        monitor = "val_end_of_clip_accuracy"
+    monitor, end_of_clip = checkpoint_monitor(model, validation_data)
+    callbacks = [stop] + ([end_of_clip] if end_of_clip is not None else [])
     path = Path(out_dir) / "best_epoch.keras"
     best = BestEpochCheckpoint(path, monitor=monitor, mode="max",
                                state_path=None if state_dir is None

@@ -183,3 +183,20 @@ def test_kws_model_compiles_with_rc_metrics():
     model = kws_training.compile_kws(models.kws_lstm(3, units=4, hidden=4))
     names = {type(m) for m in model._rc_metrics}
     assert rk.metrics.SpikeAccuracy in names and rk.metrics.MeanSpikeTime in names
+
+
+def test_the_task_recipe_checkpoints_eos_models_by_end_of_clip_accuracy(tmp_path):
+    """The speech-commands task (cli.train) and fit_kws pick the best epoch alike."""
+    x = {"inputs": np.zeros((4, 5, 3), "float32"), "lengths": np.array([5, 3, 4, 2])}
+    y = np.array([0, 1, 2, 0])
+    for mode, monitor in (("rc", "val_spike_accuracy"), ("eos", "val_end_of_clip_accuracy")):
+        model = models.kws_lstm(3, num_features=3, units=4, hidden=2, training_mode=mode)
+        assert kws_training.checkpoint_monitor(model, (x, y))[0] == monitor
+        plan = kws_training.SPEECH_COMMANDS.plan_fit(
+            kws_training.SPEECH_COMMANDS, out_dir=tmp_path / mode, y_train=y, model=model,
+            validation_data=(x, y), options={"context_frames": 0})
+        kinds = [type(c).__name__ for c in plan.callbacks]
+        assert plan.callbacks[-1].monitor == monitor
+        assert ("EndOfClipAccuracy" in kinds) == (mode == "eos")
+    # Without validation data any model is judged by its spike accuracy.
+    assert kws_training.checkpoint_monitor(model, None) == ("val_spike_accuracy", None)
