@@ -98,32 +98,30 @@ class Engine:
 class _EspeakNG(Engine):
     name, program, package = "espeak-ng", "espeak-ng", "espeak-ng"
 
+    def _voice_rows(self, which):
+        """Rows of ``espeak-ng --voices=<which>`` (columns: Pty, Language, Age/Gender,
+        VoiceName, File, ...), the header left out; none without the program."""
+        if shutil.which(self.program) is None:
+            return []
+        out = _run([self.program, f"--voices={which}"]).stdout.decode("utf-8", "replace")
+        return [parts for parts in map(str.split, out.splitlines()[1:]) if len(parts) >= 5]
+
     @functools.lru_cache(maxsize=None)
     def accents(self):
         """English accents with a built-in (non-mbrola) voice file."""
         if shutil.which(self.program) is None:
             return ()
-        out = _run([self.program, "--voices=en"]).stdout.decode("utf-8", "replace")
         found = []
-        for line in out.splitlines()[1:]:
-            parts = line.split()
-            if len(parts) >= 5 and parts[4].startswith("gmw/") and parts[1].startswith("en"):
-                if parts[1] not in found:
-                    found.append(parts[1])
+        for parts in self._voice_rows("en"):
+            if parts[4].startswith("gmw/") and parts[1].startswith("en") and parts[1] not in found:
+                found.append(parts[1])
         return tuple(found) or _ESPEAK_FALLBACK_ACCENTS
 
     @functools.lru_cache(maxsize=None)
     def variants(self):
         """Voice variants (``!v/<name>`` files), by file name."""
-        if shutil.which(self.program) is None:
-            return ()
-        out = _run([self.program, "--voices=variant"]).stdout.decode("utf-8", "replace")
-        names = []
-        for line in out.splitlines()[1:]:
-            parts = line.split()
-            if len(parts) >= 5 and parts[4].startswith("!v/"):
-                names.append(parts[4][3:])
-        return tuple(sorted(set(names)))
+        return tuple(sorted({parts[4][3:] for parts in self._voice_rows("variant")
+                             if parts[4].startswith("!v/")}))
 
     def voices(self):
         return tuple(f"{a}+{v}" for a in self.accents() for v in self.variants())
