@@ -297,14 +297,14 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
                               input_shape=np.shape(inputs))
     start = time.perf_counter()
     plan = (task.plan_fit(task, out_dir=out_dir, y_train=y_train,
-                          state_dir=out_dir / "backup" if backup else None, model=model,
+                          state_dir=backup_dir if backup else None, model=model,
                           validation_data=(x_val, y_val), options=options)
             if task.plan_fit is not None else tasks.FitPlan())
     guard = StopOnNonFiniteLoss(out_dir / "last_good.weights.h5")
     callbacks = [guard] + list(plan.callbacks) + list(callbacks or [])
     if backup:
         history = fit_resumable(model, x_train, y_train, batch_size, epochs,
-                                out_dir / "backup", seed=seed, callbacks=callbacks,
+                                backup_dir, seed=seed, callbacks=callbacks,
                                 validation_data=(x_val, y_val), verbose=verbose)
     else:
         history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs,
