@@ -175,8 +175,12 @@ int main() {
         if (!ready) continue;
         RcStreamSetFeatures(features);
         const uint32_t fe = Elapsed(start);
-        printf("P %d %d", clip, t);  // the features, in thousandths
-        for (int i = 0; i < RC_MODEL_FRAME_SIZE; ++i) printf(" %ld", lrintf(features[i] * 1000.0f));
+        printf("P %d %d", clip, t);  // the features' float32 bits, for an exact comparison
+        for (int i = 0; i < RC_MODEL_FRAME_SIZE; ++i) {
+          uint32_t bits;
+          memcpy(&bits, &features[i], sizeof(bits));
+          printf(" %08lx", static_cast<unsigned long>(bits));
+        }
         printf("\n");
         go = RunFrame(clip, t++, fe, whole_clip, &rec, &status);
       }
