@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <math.h>
+#include <unistd.h>
 
 #include "board.h"
 #include "rc_stream.h"
@@ -28,6 +29,8 @@
 static_assert(RC_MODEL_FRAME_SIZE == RC_FE_CHANNELS,
               "the front end's channels must be the model's features (context_frames = 0)");
 #endif
+
+extern "C" char end, __heap_limit;  // the heap reserve (qemu_mps.ld)
 
 namespace {
 
@@ -202,5 +205,8 @@ int main() {
 #endif
   printf("S %lu %lu\n", static_cast<unsigned long>(board_stack_used()),
          static_cast<unsigned long>(board_stack_size()));
+  // Heap newlib took (stdio buffers, the input FILE): sbrk's top over the reserve's start.
+  printf("H %lu %lu\n", static_cast<unsigned long>(static_cast<char*>(sbrk(0)) - &end),
+         static_cast<unsigned long>(&__heap_limit - &end));
   return status;
 }

@@ -201,7 +201,7 @@ def memory_figures(build_dir):
 
 def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend=None,
                    per_state_copy=False, arena_bytes=None, model_dir=None, kernel_set="rc",
-                   profile=False, lut=False, jobs=None):
+                   profile=False, lut=False, jobs=None, stack_bytes=None, heap_bytes=None):
     """Builds the firmware ELF for a quantized step model.
 
     Args:
@@ -219,6 +219,8 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
         kernel_set: "rc" (the kernels of RC step models) or "all" (`build_tflm_library`).
         profile: time every op; `run_firmware` then returns "ops" (instructions per op type).
         lut: int8 LOGISTIC / TANH as table lookups (`write_model_source`).
+        stack_bytes, heap_bytes: stack and heap the linker script reserves (default 4096
+            each; `build_fitted` sizes them from a run).
 
     Returns:
         dict with "elf", "board", "kernels", "tree", "memory" (`memory_figures`), "sidecar".
@@ -247,7 +249,9 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
     try:
         _make(["all", *_lib_args(tree, board, kernel_set), f"MODEL_DIR={model_dir}",
                f"BUILD_DIR={build_dir}", f"FRONTEND={int(frontend is not None and frontend is not False)}",
-               f"PER_STATE_COPY={int(bool(per_state_copy))}", f"PROFILE={int(bool(profile))}"],
+               f"PER_STATE_COPY={int(bool(per_state_copy))}", f"PROFILE={int(bool(profile))}",
+               *([f"STACK_SIZE={int(stack_bytes)}"] if stack_bytes else []),
+               *([f"HEAP_SIZE={int(heap_bytes)}"] if heap_bytes else [])],
               firmware_dir(), timeout=1800)
     except RuntimeError as error:
         missing = sorted(set(re.findall(r"undefined reference to `tflite::(Register_\w+)", str(error))))
@@ -258,6 +262,25 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
     return {"elf": build_dir / "firmware.elf", "board": board, "kernels": tree_kernels(tree),
             "tree": str(tree), "memory": memory_figures(build_dir), "sidecar": sidecar,
             "frontend": frontend is not None and frontend is not False}
+
+
+def build_fitted(step_path, build_dir, clips, kind="frames", stack_margin=256, **kwargs):
+    """`build_firmware`, run once on ``clips`` (whole clips), then rebuilt with the arena,
+    stack and heap that run measured: the arena exactly as TFLM used it, the stack's
+    high-water mark plus ``stack_margin`` bytes, the heap newlib took.
+
+    Returns:
+        The second build's dict, with "fitted_from" (the measuring run's figures).
+    """
+    first = build_firmware(step_path, build_dir, **kwargs)
+    probe = run_firmware(first, clips, kind=kind, whole_clip=True)
+    sizes = {"arena_bytes": (probe["arena_used_bytes"] + 15) // 16 * 16,
+             "stack_bytes": (probe["stack_used_bytes"] + stack_margin + 7) // 8 * 8,
+             "heap_bytes": max(8, (probe["heap_used_bytes"] + 7) // 8 * 8)}
+    build = build_firmware(step_path, build_dir, **{**kwargs, **sizes})
+    build["fitted_from"] = {key: probe[key] for key in
+                            ("arena_used_bytes", "stack_used_bytes", "heap_used_bytes")}
+    return build
 
 
 def write_input(path, clips, kind="frames", whole_clip=False, frame_size=None):
@@ -320,6 +343,8 @@ def parse_output(text):
             result["ticks_per_instruction"] = int(values[0]) / int(values[1])
         elif tag == "S":
             result["stack_used_bytes"], result["stack_bytes"] = int(values[0]), int(values[1])
+        elif tag == "H":
+            result["heap_used_bytes"], result["heap_bytes"] = int(values[0]), int(values[1])
         elif tag == "RC":
             result["errors"].append(line)
     return result
@@ -432,6 +457,8 @@ def summary(build, result, sequence_length=None):
            "flash_bytes": memory["flash_bytes"], "ram_bytes": memory["ram_bytes"],
            "arena_bytes": result["arena_bytes"], "arena_used_bytes": result["arena_used_bytes"],
            "stack_used_bytes": result["stack_used_bytes"],
+           "stack_bytes": result.get("stack_bytes"), "heap_used_bytes": result.get("heap_used_bytes"),
+           "heap_bytes": result.get("heap_bytes"),
            "network_instructions_per_frame": float(net.mean()),
            "network_instructions_per_frame_max": float(net.max()),
            "frontend_instructions_per_frame": float(fe.mean()),
