@@ -182,12 +182,12 @@ def frontend_error(result, host_features):
 
 
 def markdown(results):
-    lines = ["# Firmware on emulated Cortex-M (QEMU, TFLM)", "",
+    lines = ["# Firmware on emulated Cortex-M (QEMU, TFLM)", "", f"Command: `{results['command']}`", "",
              f"Instructions counted with SysTick under `-icount shift=0`; {results['note']}", "",
              "| model | input | board | kernels | flash KB | RAM KB | arena used B | stack used B "
              "| net instr/frame | front end instr/frame | mean frames run | instr/clip RC "
-             "| instr/clip whole | class agree % | spike agree % | outputs exact % |",
-             "|" + "---|" * 16]
+             "| instr/clip whole | class agree % | spike agree % | outputs exact % | run |",
+             "|" + "---|" * 17]
     for r in results["rows"]:
         lines.append("| " + " | ".join([
             r["model"], r["input"], r["board"], r["kernels"], f"{r['flash_bytes'] / 1024:.1f}",
@@ -196,7 +196,8 @@ def markdown(results):
             f"{r['frontend_instructions_per_frame']:,.0f}", f"{r['mean_frames_run']:.1f}",
             f"{r['instructions_per_clip_rc']:,.0f}", f"{r['instructions_per_clip_whole']:,.0f}",
             f"{100 * r['class_agreement']:.1f}", f"{100 * r['spike_frame_agreement']:.1f}",
-            f"{100 * r['outputs_bit_exact']:.1f}" if "outputs_bit_exact" in r else "-"]) + " |")
+            f"{100 * r['outputs_bit_exact']:.1f}" if "outputs_bit_exact" in r else "-",
+            r.get("run", "-")]) + " |")
     if results.get("targets"):
         lines += ["", "Targets (keyword network, int8, CMSIS-NN, Cortex-M4):", "",
                   "| figure | measured | target | met |", "|---|---|---|---|"]
@@ -218,6 +219,23 @@ def markdown(results):
             lines.append(f"| {key} | {e['max_abs']:.4f} | {e['p99_abs']:.4f} | {e['mean_abs']:.5f} "
                          f"| {e['values']} | {share} |")
     return "\n".join(lines) + "\n"
+
+
+def carried_rows(rows):
+    """Rows of the previous results file for (model, input, board, kernels) this run did not
+    measure (a run restricted with --targets / --no-demo / --no-int16), marked as such."""
+    path = RESULTS / "firmware.json"
+    if not path.exists():
+        return []
+    previous = json.loads(path.read_text())
+    done = {(r["model"], r["input"], r["board"], r["kernels"]) for r in rows}
+    carried = []
+    for row in previous.get("rows", []):
+        if (row["model"], row["input"], row["board"], row["kernels"]) not in done:
+            if row.get("run", "this run") == "this run":
+                row["run"] = "previous: " + previous.get("command", "an earlier run")
+            carried.append(row)
+    return carried
 
 
 def targets(rows):
@@ -269,6 +287,9 @@ def main():
                                                    60 if args.quick else 100, targets_run,
                                                    not args.no_int16)
         rows += kw_rows
+    for row in rows:
+        row["run"] = "this run"
+    rows += carried_rows(rows)
     results = {"command": " ".join(["python", *sys.argv]),
                "note": "one instruction per virtual ns; QEMU has no cycle model.",
                "host": platform.machine(), "rows": rows, "keyword": kw_info,

@@ -18,7 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <math.h>
-#include <unistd.h>
+#include <stddef.h>
 
 #include "board.h"
 #include "rc_stream.h"
@@ -31,6 +31,7 @@ static_assert(RC_MODEL_FRAME_SIZE == RC_FE_CHANNELS,
 #endif
 
 extern "C" char end, __heap_limit;  // the heap reserve (qemu_mps.ld)
+extern "C" void* sbrk(ptrdiff_t increment);  // newlib (not declared under -std=c++17)
 
 namespace {
 

@@ -17,8 +17,9 @@ namespace {
 // half and keeping the top 32 bits of the 48-bit product is one SMULWB / SMULWT on the
 // Cortex-M4 and M55: (x * w) >> 16, floor, so x * w / 2 (a halving comes with every product).
 #if defined(__ARM_FEATURE_DSP)
-inline int32_t MulRe(int32_t x, int32_t w) { return __smulwb(x, w); }
-inline int32_t MulIm(int32_t x, int32_t w) { return __smulwt(x, w); }
+// (GCC 12's arm_acle.h has SMLAWB / SMLAWT but not SMULWB / SMULWT; with 0 to add they match.)
+inline int32_t MulRe(int32_t x, int32_t w) { return __smlawb(x, w, 0); }
+inline int32_t MulIm(int32_t x, int32_t w) { return __smlawt(x, w, 0); }
 #else
 inline int32_t MulRe(int32_t x, int32_t w) {
   return static_cast<int32_t>((static_cast<int64_t>(x) * static_cast<int16_t>(w & 0xFFFF)) >> 16);

@@ -277,7 +277,17 @@ def build_fitted(step_path, build_dir, clips, kind="frames", stack_margin=256, *
     sizes = {"arena_bytes": (probe["arena_used_bytes"] + 15) // 16 * 16,
              "stack_bytes": (probe["stack_used_bytes"] + stack_margin + 7) // 8 * 8,
              "heap_bytes": max(8, (probe["heap_used_bytes"] + 7) // 8 * 8)}
-    build = build_firmware(step_path, build_dir, **{**kwargs, **sizes})
+    # Kernels' Prepare takes temporary arena space beyond what stays allocated
+    # (arena_used_bytes): grow the arena by steps of 256 B until AllocateTensors succeeds.
+    for _ in range(16):
+        build = build_firmware(step_path, build_dir, **{**kwargs, **sizes})
+        try:
+            run_firmware(build, clips[:1], kind=kind)
+            break
+        except RuntimeError as error:
+            if "AllocateTensors failed" not in str(error):
+                raise
+            sizes["arena_bytes"] += 256
     build["fitted_from"] = {key: probe[key] for key in
                             ("arena_used_bytes", "stack_used_bytes", "heap_used_bytes")}
     return build
