@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 
 from rc_keras import _lazy  # noqa: E402 - after the environment default above
 
-SUBMODULES = ("augment", "bayes_optimal", "callbacks", "cells", "cli", "datasets", "export",
-              "features", "guards", "kws_training", "losses", "metrics", "mnist_models",
+SUBMODULES = ("augment", "bayes_optimal", "callbacks", "cells", "cli", "convergence", "datasets",
+              "export", "features", "guards", "kws_training", "losses", "metrics", "mnist_models",
               "model", "models", "opcount", "quantization", "rank_coding", "resume", "tasks",
               "tradeoff", "tuning", "validation")
 """Public submodules, each reachable as ``rc_keras.<name>`` (imported on first use)."""
@@ -34,9 +34,9 @@ __all__ = ["RCModel", "ConfidencePenalty", "RCOutput", "__version__", *SUBMODULE
 
 if typing.TYPE_CHECKING:  # static analysers see the names; nothing is imported at run time
     from rc_keras import (augment, bayes_optimal, callbacks, cells, cli,  # noqa: F401
-                          datasets, export, features, guards, kws_training, losses, metrics,
-                          mnist_models, model, models, opcount, quantization, rank_coding,
-                          resume, tasks, tradeoff, tuning, validation)
+                          convergence, datasets, export, features, guards, kws_training,
+                          losses, metrics, mnist_models, model, models, opcount, quantization,
+                          rank_coding, resume, tasks, tradeoff, tuning, validation)
     from rc_keras.losses import ConfidencePenalty  # noqa: F401
     from rc_keras.model import RCModel  # noqa: F401
     from rc_keras.rank_coding import RCOutput  # noqa: F401
