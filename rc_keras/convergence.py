@@ -127,7 +127,8 @@ def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
             (an RC model by "val_spike_accuracy", an EOS model by
             "val_end_of_clip_accuracy").
         min_delta: smallest increase that counts as an improvement.
-        callbacks: more callbacks (e.g. a `BetaSchedule`), run before the stopping rule.
+        callbacks: more callbacks (e.g. a `BetaSchedule`); they run after the monitored
+            entry is in the epoch's logs and before the stopping rule.
         verbose: Keras verbosity.
         seed: when not None, ``keras.utils.set_random_seed(seed)`` before fitting.
 
@@ -156,7 +157,7 @@ def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
     start = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=batch_size, epochs=max_epochs,
                         validation_data=tuple(val), shuffle=True, verbose=verbose,
-                        callbacks=[timer, *callbacks, *extra, stop])
+                        callbacks=[timer, *extra, *callbacks, stop])
     seconds = time.perf_counter() - start
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
     if monitor not in logs:
