@@ -31,7 +31,8 @@ The paper's full-MNIST figures (98.14% RC-LSTM-340, 99.19% RC-ConvLSTM-20 in the
 regime) are the reference for the full data set: with a local copy of Keras's
 ``mnist.npz`` (keys x_train, y_train, x_test, y_test; 60000 / 10000 images)
 
-    python benchmarks/bench_temporal_mnist.py --source keras --path ~/mnist.npz --name temporal_mnist_full
+    python benchmarks/bench_temporal_mnist.py --source keras --path ~/mnist.npz \
+        --name temporal_mnist_full
 
 (validation: the last 500 training images; ``--validation-size`` changes that). The paper
 trained RC longer, moved beta from slow to fast and read at theta 0.95:

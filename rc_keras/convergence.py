@@ -28,7 +28,8 @@ import time
 import keras
 import numpy as np
 
-__all__ = ["Convergence", "ValidationScore", "fit_to_convergence"]
+__all__ = ["Convergence", "FreshEpochs", "ValidationScore", "early_stopping",
+           "fit_to_convergence"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Convergence:
         patience: epochs without improvement that stop the run.
         stopped_early: True when patience ran out before ``max_epochs``.
         train_seconds: wall time of the training epochs (validation scoring excluded).
+        epoch_seconds: the same, per epoch.
         seconds: wall time of the whole run, validation scoring included.
         history: every epoch log (training and validation metrics), lists of floats.
     """
@@ -58,6 +60,7 @@ class Convergence:
     patience: int
     stopped_early: bool
     train_seconds: float
+    epoch_seconds: list
     seconds: float
     history: dict
 
@@ -97,10 +100,61 @@ class ValidationScore(keras.callbacks.Callback):
             logs[self.name] = self.values[-1]
 
 
+class FreshEpochs(keras.utils.PyDataset):
+    """Training batches of a new draw of data every epoch (synthetic tasks).
+
+    Args:
+        draw: ``draw(epoch) -> (x, y)``, the training set of a 0-based epoch; x an array
+            or an ``{"inputs", "lengths"}`` dict of arrays.
+        batch_size: examples per batch (the last batch may be smaller).
+    """
+
+    def __init__(self, draw, batch_size):
+        super().__init__()
+        if not callable(draw):
+            raise ValueError(f"`draw` must be a callable epoch -> (x, y); received {draw!r}.")
+        self.draw, self.batch_size = draw, _check_count(batch_size, "batch_size", 1)
+        self.epoch = 0
+        self.x, self.y = draw(0)
+
+    def __len__(self):
+        return -(-len(self.y) // self.batch_size)
+
+    def __getitem__(self, index):
+        batch = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        if isinstance(self.x, dict):
+            return {key: value[batch] for key, value in self.x.items()}, self.y[batch]
+        return self.x[batch], self.y[batch]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.x, self.y = self.draw(self.epoch)
+
+
 def _check_count(value, name, minimum):
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}; received {value!r}.")
     return int(value)
+
+
+def early_stopping(monitor, patience, min_delta=0.0):
+    """The stopping rule of `fit_to_convergence`, as a callback for other training loops.
+
+    ``keras.callbacks.EarlyStopping`` on a higher-is-better validation entry, the best
+    epoch's weights restored at the end of training (Keras restores them whether or not
+    the run stopped early). For loops that call ``fit`` themselves, e.g. KerasTuner's
+    ``search(..., callbacks=[early_stopping(...)])``.
+
+    Args:
+        monitor: the log entry, e.g. "val_spike_accuracy".
+        patience: epochs without improvement before stopping (>= 1).
+        min_delta: smallest increase that counts as an improvement.
+    """
+    patience = _check_count(patience, "patience", 1)
+    if not np.isfinite(min_delta) or min_delta < 0:
+        raise ValueError(f"`min_delta` must be >= 0; received {min_delta!r}.")
+    return keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience,
+                                         min_delta=float(min_delta), restore_best_weights=True)
 
 
 def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
@@ -115,7 +169,9 @@ def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
     Args:
         model: a compiled `rc_keras.RCModel` (or any Keras model when ``score`` or
             ``monitor`` is given).
-        train: ``(x, y)`` training data; x an array or an ``{"inputs", "lengths"}`` dict.
+        train: ``(x, y)`` training data, x an array or an ``{"inputs", "lengths"}`` dict
+            (shuffled each epoch); or a ``keras.utils.PyDataset`` / ``tf.data.Dataset``
+            of ``(x, y)`` batches (``batch_size`` is then unused).
         val: ``(x, y)`` validation data, same form (never the test split).
         max_epochs: the epoch budget (>= 1).
         patience: epochs without improvement before stopping (>= 1).
@@ -139,8 +195,6 @@ def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
 
     max_epochs = _check_count(max_epochs, "max_epochs", 1)
     patience = _check_count(patience, "patience", 1)
-    if not np.isfinite(min_delta) or min_delta < 0:
-        raise ValueError(f"`min_delta` must be >= 0; received {min_delta!r}.")
     extra = []
     if score is not None:
         monitor = monitor or "val_score"
@@ -149,15 +203,18 @@ def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
         monitor, end_of_sequence = checkpoint_monitor(model, val)
         extra += [end_of_sequence] if end_of_sequence is not None else []
     timer = EpochTimer()
-    stop = keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience,
-                                         min_delta=float(min_delta), restore_best_weights=True)
+    stop = early_stopping(monitor, patience, min_delta)
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
-    x_train, y_train = train
+    if isinstance(train, (tuple, list)):
+        x_train, y_train = train
+        batching = {"batch_size": batch_size, "shuffle": True}
+    else:  # a dataset that batches itself (e.g. fresh sequences every epoch)
+        x_train, y_train, batching = train, None, {}
     start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=max_epochs,
-                        validation_data=tuple(val), shuffle=True, verbose=verbose,
-                        callbacks=[timer, *extra, *callbacks, stop])
+    history = model.fit(x_train, y_train, epochs=max_epochs, validation_data=tuple(val),
+                        verbose=verbose, callbacks=[timer, *extra, *callbacks, stop],
+                        **batching)
     seconds = time.perf_counter() - start
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
     if monitor not in logs:
@@ -167,4 +224,5 @@ def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
         monitor=monitor, curve=curve, best_epoch=int(stop.best_epoch),
         best=float(curve[stop.best_epoch]), epochs_used=len(curve), max_epochs=max_epochs,
         patience=patience, stopped_early=len(curve) < max_epochs,
-        train_seconds=float(sum(timer.seconds)), seconds=seconds, history=logs)
+        train_seconds=float(sum(timer.seconds)), epoch_seconds=[float(t) for t in timer.seconds],
+        seconds=seconds, history=logs)

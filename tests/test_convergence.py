@@ -4,7 +4,7 @@ import pytest
 
 import rc_keras as rk
 from rc_keras import tradeoff
-from rc_keras.convergence import fit_to_convergence
+from rc_keras.convergence import FreshEpochs, fit_to_convergence
 from rc_keras.kws_training import end_of_clip_accuracy
 
 
@@ -19,11 +19,14 @@ class _Snapshots(keras.callbacks.Callback):
         self.weights.append([np.array(w) for w in self.model.get_weights()])
 
 
-def _task(training_mode="rc", n=48):
+def _arrays(n=48, seed=0):
     """A tiny learnable task: the class is the sign pattern of the first frame."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(n, 5, 2)).astype(np.float32)
-    y = (x[:, 0, 0] > 0).astype(np.int64) + (x[:, 0, 1] > 0).astype(np.int64)
+    x = np.random.default_rng(seed).normal(size=(n, 5, 2)).astype(np.float32)
+    return x, (x[:, 0, 0] > 0).astype(np.int64) + (x[:, 0, 1] > 0).astype(np.int64)
+
+
+def _task(training_mode="rc", n=48):
+    x, y = _arrays(n)
     keras.utils.set_random_seed(0)
     model = rk.RCModel(keras.layers.SimpleRNNCell(6), keras.layers.Dense(3, activation="softmax"),
                        threshold=0.6, training_mode=training_mode)
@@ -108,3 +111,33 @@ def test_bad_arguments_name_the_argument(kwargs, match):
     model, train, val = _task()
     with pytest.raises(ValueError, match=match):
         fit_to_convergence(model, train, val, **kwargs)
+
+
+def test_fresh_epochs_draws_new_data_every_epoch_and_feeds_fit():
+    calls = []
+
+    def draw(epoch):
+        calls.append(epoch)
+        x = np.full((10, 5, 2), float(epoch), np.float32)
+        return {"inputs": x, "lengths": np.full(10, 5 - epoch % 2)}, np.arange(10) % 3
+
+    data = FreshEpochs(draw, batch_size=4)
+    assert len(data) == 3 and calls == [0]
+    x, y = data[2]
+    assert x["inputs"].shape == (2, 5, 2) and y.tolist() == [2, 0]
+    data.on_epoch_end()
+    assert calls == [0, 1] and data[0][0]["inputs"][0, 0, 0] == 1.0
+    assert data[0][0]["lengths"].tolist() == [4] * 4
+
+    model, _, val = _task()
+    calls.clear()
+    data = FreshEpochs(lambda epoch: (calls.append(epoch), _arrays(32, seed=epoch))[1],
+                       batch_size=8)
+    model, run = fit_to_convergence(model, data, val, max_epochs=3, patience=3,
+                                    score=_scripted([0.1, 0.2, 0.3]))
+    assert run.epochs_used == 3 and calls[:3] == [0, 1, 2]
+
+
+def test_fresh_epochs_rejects_a_draw_that_is_not_callable():
+    with pytest.raises(ValueError, match="draw"):
+        FreshEpochs([1, 2], batch_size=4)
