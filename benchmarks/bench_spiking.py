@@ -60,7 +60,8 @@ SETTINGS = {
     # Synthesized keywords (10 keywords + unknown, voices disjoint across splits), 20
     # log-mel bands per 10 ms frame, 98 frames a clip; the set is made once and reused.
     "keywords": {"units": 64, "output_bits": 3, "learning_rate": 3e-3, "beta": 0.1,
-                 "threshold": 0.9, "epochs": 20, "patience": 4, "batch_size": 32,
+                 "threshold": 0.9, "epochs": 20, "patience": 4, "min_epochs": 4,
+                 "batch_size": 32,
                  "classes": 11,
                  "keyword_voices": 120,
                  "keyword_root": "/tmp/rc_keras_bench_keywords_120"},
@@ -169,7 +170,7 @@ def train(task, cell_name, mode, cfg, validation, seed=0, log=print):
     x_val, y_val, n_val = validation
     model, run = fit_to_convergence(model, train_data, (_inputs(x_val, n_val), y_val),
                                     max_epochs=cfg["epochs"], patience=cfg["patience"],
-                                    batch_size=batch_size)
+                                    min_epochs=cfg.get("min_epochs", 0), batch_size=batch_size)
     log(f"  {cell_name} {mode}: {run.epochs_used} epochs (best {run.best_epoch + 1}), "
         f"{run.monitor} {run.best:.4f}, {run.train_seconds:.0f} s")
     return model, run

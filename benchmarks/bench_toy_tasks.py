@@ -48,7 +48,8 @@ SETTINGS = {
     # impossible; with theta 0.9 the network learns to say "no" while a run is still
     # ~10% likely, which caps the accuracy near 99%.
     "spotting": {"units": 64, "learning_rate": 3e-3, "beta": 0.0, "threshold": 0.99,
-                 "epochs": 16, "patience": 4, "train_size": 20000, "test_size": 10000,
+                 "epochs": 16, "patience": 5, "min_epochs": 4, "train_size": 20000,
+                 "test_size": 10000,
                  "select_threshold": True, "val_size": 5000},
     # 2-sequence: theta 0.93 and beta 0.1 put the trained operating point near 15 steps;
     # 60 epochs of fresh data bring the whole sweep within ~0.2 points of Bayes there.
@@ -101,6 +102,7 @@ def train(task, mode, cfg, validation, seed=0, log=print):
         model, FreshEpochs(lambda epoch: GENERATORS[task](
             cfg["train_size"], seed=train_seed(seed, epoch)), BATCH_SIZE), validation,
         max_epochs=cfg["epochs"], patience=cfg["patience"],
+        min_epochs=cfg.get("min_epochs", 0),
         callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=progress)])
     log(f"  {task} {mode}: {run.epochs_used} epochs (best {run.best_epoch + 1}), "
         f"{run.monitor} {run.best:.4f}")

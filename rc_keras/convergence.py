@@ -137,7 +137,25 @@ def _check_count(value, name, minimum):
     return int(value)
 
 
-def early_stopping(monitor, patience, min_delta=0.0):
+class _EarlyStopping(keras.callbacks.EarlyStopping):
+    """``EarlyStopping`` that never stops before ``min_epochs`` epochs have run.
+
+    Keras's ``start_from_epoch`` ignores the first epochs entirely (they could not be
+    the best); here they count for the best epoch, only the stop waits.
+    """
+
+    def __init__(self, min_epochs=0, **kwargs):
+        super().__init__(**kwargs)
+        self.min_epochs = min_epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.stopped_epoch == epoch and epoch + 1 < self.min_epochs:
+            self.model.stop_training = False
+            self.stopped_epoch = 0
+
+
+def early_stopping(monitor, patience, min_delta=0.0, min_epochs=0):
     """The stopping rule of `fit_to_convergence`, as a callback for other training loops.
 
     ``keras.callbacks.EarlyStopping`` on a higher-is-better validation entry, the best
@@ -149,17 +167,21 @@ def early_stopping(monitor, patience, min_delta=0.0):
         monitor: the log entry, e.g. "val_spike_accuracy".
         patience: epochs without improvement before stopping (>= 1).
         min_delta: smallest increase that counts as an improvement.
+        min_epochs: epochs that always run (a plateau at the start of training, e.g. at
+            the majority class, does not end the run).
     """
     patience = _check_count(patience, "patience", 1)
+    min_epochs = _check_count(min_epochs, "min_epochs", 0)
     if not np.isfinite(min_delta) or min_delta < 0:
         raise ValueError(f"`min_delta` must be >= 0; received {min_delta!r}.")
-    return keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience,
-                                         min_delta=float(min_delta), restore_best_weights=True)
+    return _EarlyStopping(monitor=monitor, mode="max", patience=patience,
+                          min_delta=float(min_delta), restore_best_weights=True,
+                          min_epochs=min_epochs)
 
 
 def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
-                       score=None, monitor=None, min_delta=0.0, callbacks=(), verbose=0,
-                       seed=None):
+                       score=None, monitor=None, min_delta=0.0, min_epochs=0, callbacks=(),
+                       verbose=0, seed=None):
     """Fits ``model`` until its validation metric stops improving; restores the best epoch.
 
     Early stopping (``keras.callbacks.EarlyStopping``) on a validation metric that is
@@ -183,6 +205,8 @@ def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
             (an RC model by "val_spike_accuracy", an EOS model by
             "val_end_of_clip_accuracy").
         min_delta: smallest increase that counts as an improvement.
+        min_epochs: epochs that always run before the stopping rule may end the run
+            (they still count for the best epoch).
         callbacks: more callbacks (e.g. a `BetaSchedule`); they run after the monitored
             entry is in the epoch's logs and before the stopping rule.
         verbose: Keras verbosity.
@@ -203,7 +227,7 @@ def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
         monitor, end_of_sequence = checkpoint_monitor(model, val)
         extra += [end_of_sequence] if end_of_sequence is not None else []
     timer = EpochTimer()
-    stop = early_stopping(monitor, patience, min_delta)
+    stop = early_stopping(monitor, patience, min_delta, min_epochs)
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     if isinstance(train, (tuple, list)):

@@ -271,7 +271,7 @@ def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_
         batch_size: training batch size.
         stop_share: majority-class share for `MajorityClassStop` on the training spike
             accuracy; computed from the training labels when None.
-        grace_epochs: epochs before the stop rule applies.
+        grace_epochs: epochs before the stop rule or early stopping applies.
         verbose: Keras verbosity.
         seed: shuffling seed.
         patience: stop once the checkpoint's validation metric has not improved for this
@@ -298,7 +298,7 @@ def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_
     model, run = fit_to_convergence(
         model, train, val, max_epochs=epochs, patience=int(epochs) if patience is None
         else patience, batch_size=batch_size, callbacks=[stop, checkpoint], verbose=verbose,
-        seed=seed)
+        seed=seed, min_epochs=grace_epochs)
     best = keras.models.load_model(str(checkpoint_path))
     return best, {"history": run.history, "epoch_seconds": [round(s, 3) for s in run.epoch_seconds],
                   "best_epoch": run.best_epoch, "stopped_epoch": stop.stopped_epoch,

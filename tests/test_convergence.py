@@ -84,6 +84,17 @@ def test_min_delta_counts_small_gains_as_no_improvement():
     assert (run.epochs_used, run.best_epoch) == (3, 0)
 
 
+def test_min_epochs_delays_the_stop_but_the_early_best_still_counts():
+    model, train, val = _task()
+    snapshots = _Snapshots()
+    # Patience 1 would stop at epoch 1; min_epochs 4 runs epochs 0-3, then stops (no gain).
+    model, run = fit_to_convergence(model, train, val, max_epochs=8, patience=1, batch_size=8,
+                                    score=_scripted([0.6, 0.5, 0.5, 0.55, 0.9, 0.9, 0.9, 0.9]),
+                                    min_epochs=4, callbacks=[snapshots])
+    assert (run.epochs_used, run.best_epoch, run.best) == (4, 0, 0.6)
+    _assert_weights_equal(model, snapshots.weights[0])
+
+
 def test_rc_side_is_judged_by_its_spike_accuracy_at_the_threshold():
     model, train, val = _task("rc")
     model, run = fit_to_convergence(model, train, val, max_epochs=6, patience=2, batch_size=8)
@@ -106,7 +117,8 @@ def test_eos_side_is_judged_by_its_accuracy_at_the_end_of_the_sequence():
 @pytest.mark.parametrize("kwargs, match", [
     ({"max_epochs": 0}, "max_epochs"), ({"max_epochs": 2, "patience": 0}, "patience"),
     ({"max_epochs": 2.5}, "max_epochs"), ({"max_epochs": 2, "min_delta": -1}, "min_delta"),
-    ({"max_epochs": 2, "score": 3}, "score")])
+    ({"max_epochs": 2, "score": 3}, "score"),
+    ({"max_epochs": 2, "min_epochs": -1}, "min_epochs")])
 def test_bad_arguments_name_the_argument(kwargs, match):
     model, train, val = _task()
     with pytest.raises(ValueError, match=match):
