@@ -306,8 +306,9 @@ def plot(results, path):
             if phase not in r:
                 continue
             curve = r[phase]["run"]["curve"]
+            # Negative fast-phase scores mean "not yet fast" (fast_validation_score): no point.
             ax_curve.plot(np.arange(offset + 1, offset + len(curve) + 1),
-                          [100 * v for v in curve], color=color, linestyle=style, marker="o",
+                          [100 * v if v >= 0 else np.nan for v in curve], color=color, linestyle=style, marker="o",
                           markersize=3, label=f"{r['model']} {label}")
             offset += len(curve)
             ax_trade.plot([p["mean_spike_time"] for p in r[phase]["sweep"]],

@@ -185,6 +185,26 @@ def test_budget_no_trial_meets_is_a_clear_result(tmp_path, capsys):
         tuning.run_search("spotting", tmp_path, max_trials=1, epochs=1, **TINY)
 
 
+def test_patience_stops_a_trial_whose_objective_stops_improving(tmp_path):
+    # theta 0.999 on a barely trained model: nobody spikes, so the budget score stays at
+    # its floor every epoch; patience 1 ends the trial after its second epoch of four.
+    tiny = dict(TINY, thresholds=(0.999,))
+    tuning.run_search("spotting", tmp_path, tuner="random", max_trials=1, objective="budget",
+                      max_spike_time=2, epochs=4, patience=1, export=False,
+                      log=lambda *_: None, **tiny)
+    assert json.loads((tmp_path / "search_config.json").read_text())["patience"] == 1
+    objective = tuning.make_objective("budget", sequence_length=25, max_spike_time=2)
+    search_tuner = tuning.make_tuner(
+        tuning.RCHyperModel("spotting", objective, space=TINY["space"], thresholds=(0.999,)),
+        "random", max_trials=1, directory=tmp_path, max_epochs=4)
+    (trial,) = search_tuner.oracle.trials.values()
+    assert len(trial.metrics.get_history(objective.metric_name)) == 2
+    # A search saved with patience resumes only with the same patience.
+    with pytest.raises(ValueError, match="other settings.*patience"):
+        tuning.run_search("spotting", tmp_path, tuner="random", max_trials=1,
+                          objective="budget", max_spike_time=2, epochs=4, patience=2, **tiny)
+
+
 # ---------------------------------------------------------------------- processes
 def _env(**extra):
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
