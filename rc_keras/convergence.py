@@ -149,8 +149,10 @@ class _EarlyStopping(keras.callbacks.EarlyStopping):
         self.min_epochs = min_epochs
 
     def on_epoch_end(self, epoch, logs=None):
+        stopping = self.model.stop_training  # another callback's stop is left alone
         super().on_epoch_end(epoch, logs)
-        if self.stopped_epoch == epoch and epoch + 1 < self.min_epochs:
+        if (not stopping and self.model.stop_training and self.stopped_epoch == epoch
+                and epoch + 1 < self.min_epochs):
             self.model.stop_training = False
             self.stopped_epoch = 0
 
