@@ -95,6 +95,18 @@ def test_min_epochs_delays_the_stop_but_the_early_best_still_counts():
     _assert_weights_equal(model, snapshots.weights[0])
 
 
+def test_min_epochs_leaves_another_callbacks_stop_alone():
+    class StopAtFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    model, train, val = _task()
+    model, run = fit_to_convergence(model, train, val, max_epochs=5, patience=1, batch_size=8,
+                                    score=_scripted([0.5] * 5), min_epochs=4,
+                                    callbacks=[StopAtFirstEpoch()])
+    assert run.epochs_used == 1
+
+
 def test_rc_side_is_judged_by_its_spike_accuracy_at_the_threshold():
     model, train, val = _task("rc")
     model, run = fit_to_convergence(model, train, val, max_epochs=6, patience=2, batch_size=8)
