@@ -14,12 +14,16 @@ every installed TTS engine, open unknown words, real recorded unknown words; and
 2. Real recorded unknown words (Debian ktuberling-data) of languages held out of
    training: share classified "unknown" by each model.
 3. RC vs. EOS frontiers on the synthesized test split (all engines, voices held out).
-4. Ablation, with E = flite held out: without augmentation, without normalization,
-   without the open unknown class (closed words only), with one engine (espeak-ng) only.
+4. Ablation, with E = flite held out: without augmentation, without VTLP, LSTM 64
+   instead of 128, a sixth of the clips (a third of the voices, one take each), without
+   the open unknown class (closed words only), with one engine (espeak-ng) only.
 
-Sizes are set for a shared 2-core machine (see CONFIG; stated in the results).
+Sizes are set for a shared 2-core machine (see CONFIG; stated in the results). Runs are
+cached in --work (one folder each), so several processes with disjoint --only lists can
+train in parallel and a last call without --only collects them all.
 
     python benchmarks/bench_kws_transfer.py [--quick] [--data DIR] [--work DIR] [--only NAMES]
+        [--set KEY=JSON ...] [--workers N]
 """
 
 import argparse
@@ -39,9 +43,9 @@ THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0
               0.998, 0.999]
 CONFIG = {"voices_per_engine": {"espeak-ng": 80, "flite": 40, "festival": 24},
           "clips_per_voice": 2, "unknown_per_voice": 6, "real_unknown": 600, "units": 128,
-          "hidden": 32, "epochs": 20, "batch_size": 64, "learning_rate": 3e-3,
+          "hidden": 32, "epochs": 12, "batch_size": 64, "learning_rate": 3e-3,
           "threshold": 0.9, "beta_rc": 0.2, "beta_eos": 0.0, "augment_copies": 1,
-          "grace_epochs": 20, "context_frames": 0, "unknown_keep": 0.3}
+          "grace_epochs": 12, "context_frames": 0, "unknown_keep": 0.3}
 QUICK = dict(CONFIG, voices_per_engine={"espeak-ng": 3, "flite": 3, "festival": 3},
              clips_per_voice=1, unknown_per_voice=2, real_unknown=60, units=8, epochs=1,
              augment_copies=1, grace_epochs=1)
@@ -94,23 +98,43 @@ def load_waves(root, info):
     return out
 
 
-def augmented_waves(part, copies, seed=0):
-    """``copies`` seeded augmented versions of a split's waveforms (train split only)."""
+def _augment_slice(args):
+    """Augmented copies of clips ``lo:hi`` (one worker's share; seeds depend on the clip
+    index only, so the result is the same for any number of workers)."""
+    waves, samples, copies, seed, lo, noises = args
+    from rc_keras import augment  # noqa: PLC0415
+
+    params = augment.AugmentParams(copies=copies)
+    out = []
+    for copy in range(1, copies + 1):
+        w, n = np.empty_like(waves), np.empty_like(samples)
+        for j in range(len(waves)):
+            w[j], n[j] = augment.augment_waveform(
+                waves[j], params, np.random.default_rng([seed, copy, lo + j]),
+                length=samples[j], noises=noises)
+        out.append((w, n))
+    return out
+
+
+def augmented_waves(part, copies, seed=0, workers=1):
+    """``copies`` seeded augmented versions of a split's waveforms (train split only),
+    computed by ``workers`` processes."""
+    import concurrent.futures  # noqa: PLC0415
+    import multiprocessing  # noqa: PLC0415
+
     from rc_keras import augment  # noqa: PLC0415
     from rc_keras.kws_training import _background_noises  # noqa: PLC0415
 
     params = augment.AugmentParams(copies=copies)
     noises = _background_noises(DATA_ROOT, 16000)
-    result = []
-    for copy in range(1, copies + 1):
-        waves = np.empty_like(part["waves"])
-        samples = np.empty_like(part["samples"])
-        for i in range(len(waves)):
-            waves[i], samples[i] = augment.augment_waveform(
-                part["waves"][i], params, np.random.default_rng([seed, copy, i]),
-                length=part["samples"][i], noises=noises)
-        result.append((waves, samples))
-    return params, result
+    bounds = np.linspace(0, len(part["waves"]), workers + 1).astype(int)
+    jobs = [(part["waves"][lo:hi], part["samples"][lo:hi], copies, seed, lo, noises)
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+    with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        pieces = list(pool.map(_augment_slice, jobs))
+    return params, [(np.concatenate([p[c][0] for p in pieces]),
+                     np.concatenate([p[c][1] for p in pieces])) for c in range(copies)]
 
 
 class Features:
@@ -360,7 +384,8 @@ def markdown(res):
              f"log-mel features), each copy keeping a different {cfg.get('unknown_keep', 1):.0%} of the "
              "unknown clips. θ is chosen on validation (other engines' validation voices): the most "
              f"accurate θ answering within {int(MAX_FRACTION * 100)}% of the clip there; test "
-             "accuracies are read at that θ.", "",
+             "accuracies are read at that θ."
+             + (f" Data note: {res['data']['note']}." if res["data"].get("note") else ""), "",
              "## Leave one engine out (test: every clip of the held-out engine)", "",
              "| held out | model | normalization | θ (val) | accuracy | mean spike time (ms) | "
              "end-of-clip accuracy | real unknown → unknown (at θ / at end) | train clips | "
@@ -476,6 +501,8 @@ def main():
                         help="normalizations for the RC LOEO runs; the first is used "
                              "elsewhere")
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes for the waveform augmentation (default: CPUs)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a CONFIG entry (JSON value), e.g. --set units=64")
     parser.add_argument("--stem", help="results file name (default kws_transfer)")
@@ -515,7 +542,8 @@ def main():
             augmented = [(arrays[f"w{c}"], arrays[f"n{c}"])
                          for c in range(config["augment_copies"])]
     else:
-        aug_params, augmented = augmented_waves(data["train"], config["augment_copies"])
+        aug_params, augmented = augmented_waves(data["train"], config["augment_copies"],
+                                                workers=args.workers)
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cached, **{f"w{c}": w for c, (w, _) in enumerate(augmented)},
                  **{f"n{c}": n for c, (_, n) in enumerate(augmented)})
@@ -562,7 +590,7 @@ def main():
                  "real_unknown": sum(info["real_unknown"]["clips"].values()),
                  "test_languages": sorted(k for k, v in info["real_unknown"]["languages"].items()
                                           if v == "testing"),
-                 "synthesis_seconds": round(synth_seconds, 1)},
+                 "synthesis_seconds": round(synth_seconds, 1), "note": info.get("note")},
         "thresholds": THRESHOLDS, "runs": results, "ablation": ablation,
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",

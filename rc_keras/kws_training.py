@@ -656,8 +656,8 @@ FRONT_END_FILE = "front_end.json"
 """Written next to a trained keyword model: its `FrontEndParams` (normalization included)."""
 DEFAULT_NORMALIZATION = "none"
 """The causal normalization `rc-keras train --task speech-commands` uses by default: the
-leave-one-engine-out benchmark (benchmarks/results/kws_transfer.md) measured plain log-mel
-ahead of running-mean subtraction and PCEN at its training budget."""
+leave-one-engine-out benchmark (benchmarks/results/kws_transfer_72_voices.md) measured plain
+log-mel ahead of running-mean subtraction and PCEN at its training budget."""
 
 
 def task_front_end(context_frames=None, normalization=None):
