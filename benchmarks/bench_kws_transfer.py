@@ -433,7 +433,9 @@ def markdown(res):
     lines += ["", "## Targets", ""]
     for t in res["targets"]:
         lines.append(f"- {t['text']}: **{'met' if t['met'] else 'NOT met'}** ({t['detail']})")
-    lines += ["", f"Wall time {res['wall_seconds'] / 60:.1f} min on {res['machine']}, "
+    lines += ["", f"Training and evaluation {res.get('run_seconds_total', 0) / 60:.1f} min "
+                  "summed over the runs (runs cached in --work are collected, not re-run); "
+                  f"this call's wall time {res['wall_seconds'] / 60:.1f} min on {res['machine']}, "
                   f"{res['date']}. Command: `{res['command']}`."]
     return "\n".join(lines)
 
@@ -489,6 +491,30 @@ def targets(res, norms):
 DATA_ROOT = None
 
 
+def prepare(args, config, info):
+    """Waveforms of every split and the train split's augmented copies (cached in --work)."""
+    data = load_waves(DATA_ROOT, info)
+    print(f"data: {info['num_clips']} clips {info['splits']}", flush=True)
+    start = time.perf_counter()
+    cached = Path(args.work) / f"augmented_{DATA_ROOT.name}_{config['augment_copies']}.npz"
+    if cached.is_file():
+        from rc_keras import augment  # noqa: PLC0415
+
+        aug_params = augment.AugmentParams(copies=config["augment_copies"])
+        with np.load(cached) as arrays:
+            augmented = [(arrays[f"w{c}"], arrays[f"n{c}"])
+                         for c in range(config["augment_copies"])]
+    else:
+        aug_params, augmented = augmented_waves(data["train"], config["augment_copies"],
+                                                workers=args.workers)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, **{f"w{c}": w for c, (w, _) in enumerate(augmented)},
+                 **{f"n{c}": n for c, (_, n) in enumerate(augmented)})
+    print(f"augmented {config['augment_copies']} copies of {len(data['train']['y'])} clips in "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
+    return data, Features(data, augmented, aug_params, config["context_frames"])
+
+
 def main():
     global DATA_ROOT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -530,30 +556,15 @@ def main():
     DATA_ROOT = Path(args.data or f"/tmp/rc_keras_kws_transfer/data_v{voices}x"
                                   f"{config['clips_per_voice']}")
     info, synth_seconds = make_data(DATA_ROOT, config)
-    data = load_waves(DATA_ROOT, info)
-    print(f"data: {info['num_clips']} clips {info['splits']}", flush=True)
-    start = time.perf_counter()
-    cached = Path(args.work) / f"augmented_{DATA_ROOT.name}_{config['augment_copies']}.npz"
-    if cached.is_file():
-        from rc_keras import augment  # noqa: PLC0415
-
-        aug_params = augment.AugmentParams(copies=config["augment_copies"])
-        with np.load(cached) as arrays:
-            augmented = [(arrays[f"w{c}"], arrays[f"n{c}"])
-                         for c in range(config["augment_copies"])]
-    else:
-        aug_params, augmented = augmented_waves(data["train"], config["augment_copies"],
-                                                workers=args.workers)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cached, **{f"w{c}": w for c, (w, _) in enumerate(augmented)},
-                 **{f"n{c}": n for c, (_, n) in enumerate(augmented)})
-    print(f"augmented {config['augment_copies']} copies of {len(data['train']['y'])} clips in "
-          f"{time.perf_counter() - start:.0f} s", flush=True)
-    feats = Features(data, augmented, aug_params, config["context_frames"])
     engines = sorted({v["engine"] for v in info["voices"]})
     norms = [n.strip() for n in args.norms.split(",") if n.strip()]
     runs = specs(engines, config, set(info["open_unknown_words"]), norms)
     only = set(args.only.split(",")) if args.only else None
+    todo = [n for n in runs if (not only or n in only)
+            and not (Path(args.work) / n / "result.json").is_file()]
+    data = feats = None
+    if todo:  # (with every selected run cached in --work, the report needs no audio)
+        data, feats = prepare(args, config, info)
     results = {}
     for name, spec in runs.items():
         if only and name not in only:
@@ -593,6 +604,7 @@ def main():
                  "synthesis_seconds": round(synth_seconds, 1), "note": info.get("note")},
         "thresholds": THRESHOLDS, "runs": results, "ablation": ablation,
         "wall_seconds": round(time.perf_counter() - wall, 1),
+        "run_seconds_total": round(sum(r.get("seconds", 0) for r in results.values()), 1),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/bench_kws_transfer.py " + " ".join(
