@@ -45,7 +45,7 @@ CONFIG = {"voices_per_engine": {"espeak-ng": 80, "flite": 40, "festival": 24},
           "clips_per_voice": 2, "unknown_per_voice": 6, "real_unknown": 600, "units": 128,
           "hidden": 32, "epochs": 12, "batch_size": 64, "learning_rate": 3e-3,
           "threshold": 0.9, "beta_rc": 0.2, "beta_eos": 0.0, "augment_copies": 1,
-          "grace_epochs": 12, "context_frames": 0, "unknown_keep": 0.3}
+          "grace_epochs": 12, "context_frames": 0, "unknown_keep": 0.3, "vtlp_probability": 0.5}
 QUICK = dict(CONFIG, voices_per_engine={"espeak-ng": 3, "flite": 3, "festival": 3},
              clips_per_voice=1, unknown_per_voice=2, real_unknown=60, units=8, epochs=1,
              augment_copies=1, grace_epochs=1)
@@ -380,8 +380,9 @@ def markdown(res):
              f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, Adam {cfg['learning_rate']:g}, "
              f"trained at θ {cfg['threshold']:g}; RC β {cfg['beta_rc']:g}, EOS β "
              f"{cfg['beta_eos']:g}; {cfg['augment_copies']} augmented copies of each training "
-             "clip (speed, pitch, EQ, reverb, gain, shift, noise; VTLP and SpecAugment on the "
-             f"log-mel features), each copy keeping a different {cfg.get('unknown_keep', 1):.0%} of the "
+             "clip (speed, pitch, EQ, reverb, gain, shift, noise; on the log-mel features "
+             f"VTLP with probability {cfg.get('vtlp_probability', 0):g} and SpecAugment), each "
+             f"copy keeping a different {cfg.get('unknown_keep', 1):.0%} of the "
              "unknown clips. θ is chosen on validation (other engines' validation voices): the most "
              f"accurate θ answering within {int(MAX_FRACTION * 100)}% of the clip there; test "
              "accuracies are read at that θ."
@@ -512,6 +513,9 @@ def prepare(args, config, info):
                  **{f"n{c}": n for c, (_, n) in enumerate(augmented)})
     print(f"augmented {config['augment_copies']} copies of {len(data['train']['y'])} clips in "
           f"{time.perf_counter() - start:.0f} s", flush=True)
+    import dataclasses  # noqa: PLC0415
+
+    aug_params = dataclasses.replace(aug_params, vtlp_probability=config["vtlp_probability"])
     return data, Features(data, augmented, aug_params, config["context_frames"])
 
 
