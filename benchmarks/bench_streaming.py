@@ -84,8 +84,11 @@ def main(argv=None):
     parser.add_argument("--work", default="/tmp/rc_keras_streaming")
     parser.add_argument("--models-only", action="store_true",
                         help="stop after training (stages 1-2)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the config's)")
     args = parser.parse_args(argv)
-    config = QUICK if args.quick else FULL
+    config = dict(QUICK if args.quick else FULL)
+    if args.epochs:
+        config["epochs"] = args.epochs
     work = Path(args.work)
     info, synth_seconds = make_data(work / "data", config)
     print(f"data: {info['num_clips']} clips {info['splits']} ({synth_seconds:.0f} s)", flush=True)

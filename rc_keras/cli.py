@@ -923,6 +923,9 @@ def build_parser():
     _add_make_keywords_parser(sub)
     _add_tune_parser(sub)
     _add_firmware_parser(sub)
+    from rc_keras import listen_cli  # noqa: PLC0415  (no TensorFlow: flags only)
+    listen_cli.add_arguments(sub.add_parser("listen", help="keyword detections in a long "
+                                            "recording (stream policy of rc_keras.streaming)"))
     return parser
 
 
@@ -1328,6 +1331,7 @@ def _cmd_firmware(args):
 
 
 COMMANDS["firmware"] = _cmd_firmware
+COMMANDS["listen"] = lambda args: __import__("rc_keras.listen_cli").listen_cli.run(args)
 
 
 def main(argv=None):

@@ -2,6 +2,7 @@
 bad policies, and host vs. TFLite step runner on one stream."""
 
 import dataclasses
+import json
 
 import keras
 import numpy as np
@@ -213,3 +214,59 @@ def test_host_and_tflite_step_runner_give_identical_detections(clips, tmp_path):
         assert [d.confidence for d in device] == pytest.approx([d.confidence for d in host],
                                                                abs=1e-5)
         assert device_rate == host_rate
+
+
+def _write_wav(path, wave):
+    from rc_keras.datasets.keyword_synthesis import write_wav
+
+    write_wav(path, wave)
+    # The file holds 16-bit samples: what the listener reads back.
+    return np.round(np.clip(wave, -1, 1) * 32767) / 32768
+
+
+def test_listen_cli_prints_the_detections_of_the_stream(clips, tmp_path, capsys):
+    from rc_keras import cli
+    from rc_keras.export import export_tflite_step
+
+    model = _model(threshold=THETA)
+    model.save(tmp_path / "model.keras")
+    wave, _ = _stream(clips[:4])
+    heard = _write_wav(tmp_path / "stream.wav", wave)
+    feats, energy = streaming.stream_features(heard.astype(np.float32), PARAMS)
+    policy = _onset_policy(refractory_frames=50)
+    expected, _ = streaming.detect(feats, energy, policy,
+                                   streaming.KerasWindowNetwork(model, feats, 98))
+    assert expected
+    flags = ["--pre-roll-frames", str(PRE_ROLL), "--onset-frames", "1", "--release-frames", "3",
+             "--refractory-frames", "50", "--ignore", ""]
+    assert cli.main(["listen", "--model", str(tmp_path / "model.keras"),
+                     str(tmp_path / "stream.wav"), "--json"] + flags) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["detections"] == [d.to_dict() for d in expected]
+    assert result["policy"]["max_frames"] == 98
+    assert result["audio_seconds"] == pytest.approx(len(wave) / 16000)
+    # The bundle's step model, frame by frame: the same detections; a table for people.
+    export_tflite_step(model, tmp_path / "bundle" / "step_float32.tflite")
+    assert cli.main(["listen", "--model", str(tmp_path / "model.keras"), "--bundle",
+                     str(tmp_path / "bundle"), str(tmp_path / "stream.wav")] + flags) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"{len(expected)} detection(s)" in lines[0] and "step_float32.tflite" in lines[0]
+    rows = [line.split() for line in lines[2:]]
+    assert [(r[0], float(r[1]), float(r[2])) for r in rows] == \
+        [(d.keyword, round(d.spike_time_s, 3), round(d.onset_time_s, 3)) for d in expected]
+
+
+def test_listen_cli_names_the_flag_of_a_bad_value(tmp_path, capsys):
+    from rc_keras import cli
+
+    _model(threshold=THETA).save(tmp_path / "model.keras")
+    _write_wav(tmp_path / "a.wav", np.zeros(16000, np.float32))
+    assert cli.main(["listen", "--model", str(tmp_path / "model.keras"), str(tmp_path / "a.wav"),
+                     "--max-frames", "0"]) == 2
+    assert "--max-frames must be an integer >= 1; received 0" in capsys.readouterr().err
+    assert cli.main(["listen", "--model", str(tmp_path / "model.keras"),
+                     str(tmp_path / "missing.wav")]) == 2
+    assert "missing.wav' does not exist" in capsys.readouterr().err
+    assert cli.main(["listen", "--model", str(tmp_path / "model.keras"), str(tmp_path / "a.wav"),
+                     "--bundle", str(tmp_path)]) == 2
+    assert "holds no step_float32.tflite" in capsys.readouterr().err
