@@ -90,7 +90,7 @@ class StreamPolicy:
     """Spike threshold theta (a float, or a per-step schedule); None: the network's own."""
     ignore_classes: tuple = DEFAULT_IGNORED
     """Class names whose spikes end an instance without a detection."""
-    onset_db: float = 12.0
+    onset_db: float = 8.0
     """Onset mode: dB above the noise floor that a frame's energy must reach."""
     onset_frames: int = 2
     """Onset mode: consecutive frames above ``onset_db`` that make an onset (the onset
