@@ -47,7 +47,7 @@ QUICK_STREAMS = [(n, sp, k, s // 6, snr) for n, sp, k, s, snr in STREAMS]
 MAX_FA_PER_HOUR = 2.0
 TARGET_HIT_RATE = 0.95
 TARGET_LATENCY_CUT = 0.30
-POLICY = dict(mode="onset", max_frames=98, refractory_frames=50, onset_db=8.0, onset_frames=2,
+POLICY = dict(mode="onset", max_frames=98, refractory_frames=50, onset_db=4.0, onset_frames=2,
               release_frames=5, pre_roll_frames=10)
 
 
