@@ -32,7 +32,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).resolve().parent / "results"
-FULL = {"voices": 60, "unknown_per_voice": 4, "noise": 0.1, "epochs": 16, "batch_size": 64,
+FULL = {"voices": 60, "clips_per_voice": 1, "unknown_per_voice": 4, "noise": 0.1, "epochs": 16, "batch_size": 64,
         "learning_rate": 3e-3, "threshold": 0.9, "units": 128, "grace_epochs": 3,
         "runs": [["rc", 0.1], ["eos", 0.2]]}
 QUICK = dict(FULL, voices=16, epochs=2, units=16)
@@ -52,21 +52,12 @@ POLICY = dict(mode="onset", max_frames=98, refractory_frames=50, onset_db=4.0, o
 
 
 def make_data(root, config):
-    """Synthesizes the keyword set unless ``root`` already holds one made with ``config``."""
-    from rc_keras.datasets import synthesize_keywords  # noqa: PLC0415
+    """The synthesized set (`bench_kws.make_data`): espeak-ng voices, open unknown words."""
+    from bench_kws import make_data as make_kws_data  # noqa: PLC0415 - benchmarks/ is on the path
 
-    root = Path(root)
-    info_path = root / "synthesis.json"
-    if info_path.is_file():
-        info = json.loads(info_path.read_text())
-        if len(info["voices"]) == config["voices"]:
-            return info, 0.0
-        raise SystemExit(f"{root} holds a different synthesized set; pass another --work.")
-    start = time.perf_counter()
-    info = synthesize_keywords(root, voices=config["voices"], seed=0, noise=config["noise"],
-                               workers=2, engines=("espeak-ng",),
-                               unknown_per_voice=config["unknown_per_voice"], real_unknown=0)
-    return info, time.perf_counter() - start
+    return make_kws_data(root, config, synthesis={
+        "engines": ("espeak-ng",), "unknown_per_voice": config["unknown_per_voice"],
+        "real_unknown": 0})
 
 
 def train_models(data_root, work, config):
