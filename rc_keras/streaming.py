@@ -541,8 +541,6 @@ class Listener:
         """Processes the next frame; returns the detections it produced (a list)."""
         p = self.policy
         self.t += 1
-        t = self.t
-        found = len(self.detections)
         self.buffer.append(frame)
         # The onset is found onset_frames - 1 frames after it happened: keep those too.
         if len(self.buffer) > p.pre_roll_frames + p.onset_frames:
@@ -552,13 +550,18 @@ class Listener:
             if energy is None:
                 raise ValueError("the onset policy needs each frame's `energy` (dB).")
             onset = self.detector.update(energy)
-        # Running instances read this frame first.
+        return self._process(frame, onset, self.buffer)
+
+    def _process(self, frame, onset, buffer):
+        """Frame ``self.t``: running instances read it, then maybe a new one starts."""
+        p = self.policy
+        t = self.t
+        found = len(self.detections)
         alive = []
         for instance in self.instances:
             outcome = self._advance(instance, frame, t)
             if outcome == "detection":
-                alive = []           # every instance heard the same word
-                self.instances = []
+                self.instances = []      # every instance heard the same word
                 break
             if outcome is None:
                 alive.append(instance)
@@ -571,9 +574,9 @@ class Listener:
                 self._start(t, t)
                 self._catch_up(self.instances[-1], [frame], t)
         elif onset is not None and not self.instances:
-            start = max(onset - p.pre_roll_frames, t - len(self.buffer) + 1)
+            start = max(onset - p.pre_roll_frames, t - len(buffer) + 1)
             self._start(start, onset)
-            self._catch_up(self.instances[-1], self.buffer[start - t - 1:], t)
+            self._catch_up(self.instances[-1], buffer[start - t - 1:], t)
         return self.detections[found:]
 
     def _catch_up(self, instance, frames, t):
@@ -588,10 +591,26 @@ class Listener:
                 return
 
     def run(self, features, energies=None):
-        """Pushes every frame of a stream; returns all detections (a list)."""
+        """Pushes every frame of a stream; returns all detections (a list).
+
+        The same as `push` frame by frame; in onset mode a fresh listener skips the idle
+        frames (no instance running, no onset), where `push` changes nothing but the
+        detector and the pre-roll buffer (rebuilt here from ``features``).
+        """
         features = np.asarray(features, np.float32)
-        for i in range(len(features)):
-            self.push(features[i], None if energies is None else energies[i])
+        p = self.policy
+        if p.mode != "onset" or self.t != -1 or energies is None:
+            for i in range(len(features)):
+                self.push(features[i], None if energies is None else energies[i])
+            return list(self.detections)
+        onsets = [self.detector.update(e) for e in energies]
+        keep = p.pre_roll_frames + p.onset_frames
+        for t, onset in enumerate(onsets):
+            if self.instances or onset is not None:
+                self.t = t
+                self._process(features[t], onset, list(features[max(0, t - keep + 1):t + 1]))
+        self.t = len(features) - 1
+        self.buffer = list(features[max(0, len(features) - keep):])
         return list(self.detections)
 
     def invocations_per_second(self):

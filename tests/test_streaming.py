@@ -115,6 +115,10 @@ def test_stream_of_clips_gives_the_detections_of_the_clips_one_by_one(clips):
     detections, rate = streaming.detect(feats, energy, _onset_policy(), network)
     expected = [(int(ref["label"][i]), starts[i] + int(ref["spike_time"][i])) for i in spiked]
     assert [(d.label, d.spike_frame) for d in detections] == expected
+    # Frame by frame (`push`) and the whole stream at once (`run`, idle frames skipped).
+    listener = streaming.Listener(_onset_policy(), network)
+    pushed = [d for t in range(len(feats)) for d in listener.push(feats[t], energy[t])]
+    assert pushed == detections
     assert [d.start_frame for d in detections] == [starts[i] for i in spiked]
     assert [d.onset_frame for d in detections] == [starts[i] + PRE_ROLL for i in spiked]
     # Cost: every clip's instance reads to its spike or its end, nothing in silence.
