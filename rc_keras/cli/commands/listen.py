@@ -1,7 +1,6 @@
 """``rc-keras listen``: keyword detections on a long recording (`rc_keras.streaming`).
 
-Kept apart from ``rc_keras.cli`` (which registers it): ``add_arguments`` builds the
-flags without TensorFlow, ``run`` does the work.
+``add_arguments`` builds the flags without TensorFlow, ``run`` does the work.
 
     rc-keras listen --model runs/kws/model.keras recording.wav [--json]
     rc-keras listen --model runs/kws/model.keras --bundle runs/kws/bundle recording.wav
@@ -13,6 +12,8 @@ import time
 from pathlib import Path
 
 from rc_keras import streaming
+
+HELP = "keyword detections in a long recording (stream policy of rc_keras.streaming)"
 
 # StreamPolicy field -> flag, so a policy error names the flag the user typed.
 _POLICY_FLAGS = {f.name: "--" + f.name.replace("_", "-") for f in dataclasses.fields(
