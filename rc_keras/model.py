@@ -319,9 +319,9 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
         x, step_mask = self._split_inputs(inputs)
         structure = self._initial_states(x)
         # float32, as the spike test of `rank_code`: sweeps over these match predict.
-        return rank_coding.unroll_all_steps(self._step_fn(structure, training), x,
-                                            _flat_states(structure), dtype=tf.float32,
-                                            step_mask=step_mask)
+        return rank_coding.step_probabilities(self._step_fn(structure, training), x,
+                                              _flat_states(structure), dtype=tf.float32,
+                                              step_mask=step_mask)
 
     def _dropout_cells(self):
         cells = getattr(self.cell, "cells", [self.cell])
