@@ -15,12 +15,13 @@ keywords, fed frames and, with the on-device front end, 16 kHz audio.
 """
 
 import argparse
-import json
 import os
 import pathlib
 import platform
 import tempfile
 import time
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 import numpy as np
 
@@ -226,6 +227,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer clips, a smaller keyword set")
     parser.add_argument("--keywords", type=pathlib.Path,
                         help="synthesized keyword folder (made here when missing)")
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS,
+                        help="results folder (default: benchmarks/results)")
     args = parser.parse_args()
     if firmware.missing_tools():
         raise SystemExit(f"needs {', '.join(firmware.missing_tools())}")
@@ -244,9 +247,9 @@ def main():
                "micro_speech_model_kb": MICRO_SPEECH_KB,
                "seconds": round(time.time() - started, 1),
                "load_average_1min": round(os.getloadavg()[0], 2)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "firmware.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "firmware.md").write_text(markdown(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    provenance.write_json(args.out / "firmware.json", results, __file__)
+    (args.out / "firmware.md").write_text(markdown(results))
     print(markdown(results))
 
 

@@ -23,9 +23,10 @@ padding.
 
 import argparse
 import datetime
-import json
 import time
 from pathlib import Path
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 import keras
 import numpy as np
@@ -320,7 +321,7 @@ def run(task="two-sequence", quick=False, out=Path("benchmarks/results"), log=pr
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "spiking_" + task.replace("-", "_")
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    provenance.write_json(out / f"{stem}.json", result, __file__)
     (out / f"{stem}.md").write_text(markdown(result))
     plot(result, out / f"{stem}.png")
     return result

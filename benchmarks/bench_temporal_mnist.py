@@ -35,11 +35,12 @@ local mnist.npz).
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import time
 from pathlib import Path
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 import keras
 import numpy as np
@@ -323,7 +324,7 @@ def main(argv=None):
         report["wall_seconds"] = time.time() - start
         report["load_end"] = [round(v, 2) for v in os.getloadavg()]
         # Written after every model, so a run cut short still leaves its figures.
-        (out / f"{args.name}.json").write_text(json.dumps(report, indent=2))
+        provenance.write_json(out / f"{args.name}.json", report, __file__)
         (out / f"{args.name}.md").write_text(markdown(report))
         plot(report["results"], out / f"{args.name}.png")
     print(markdown(report))
