@@ -147,7 +147,7 @@ def main(argv=None):
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         provenance.write_json(out / "distribute.json", result, __file__, argv)
-        # No heading: benchmarks/update_readme.py gives it one in the README.
+        # No heading: benchmarks/update_readme.py gives it one in benchmarks/results/README.md.
         (out / "distribute.md").write_text(table)
     return 0
 
