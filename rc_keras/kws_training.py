@@ -119,6 +119,12 @@ class MajorityClassStop(keras.callbacks.Callback):
     def get_config(self):
         return {"share": self.share, "monitor": self.monitor, "grace_epochs": self.grace_epochs}
 
+    @classmethod
+    def from_config(cls, config):
+        # keras.callbacks.Callback has none: without it a registered callback cannot be
+        # deserialized (found by tests/test_serialization.py).
+        return cls(**config)
+
 
 class EpochTimer(keras.callbacks.Callback):
     """Records the wall time of every training epoch (seconds, validation excluded).
