@@ -31,6 +31,7 @@ QUICK = {
                               "--data", "{tmp}/data"],
     "bench_schedule_fit.py": ["--quick", "--out", "{tmp}/out"],
     "bench_spiking.py": ["--quick", "--out", "{tmp}/out"],
+    "bench_streaming.py": ["--quick", "--out", "{tmp}/out", "--work", "{tmp}/work"],
     "bench_temporal_mnist.py": ["--quick", "--out", "{tmp}/out"],
     "bench_toy_tasks.py": ["--quick", "--out", "{tmp}/out"],
     "bench_train_speed.py": ["--quick", "--out", "{tmp}/out"],
