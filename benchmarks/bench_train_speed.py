@@ -14,11 +14,12 @@ results are medians per variant and ratios of medians. Targets: (c)/(b) <= 0.35 
 
 import argparse
 import datetime
-import json
 import platform
 import statistics
 import time
 from pathlib import Path
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 import keras
 import numpy as np
@@ -161,7 +162,7 @@ def main(argv=None):
     result = run(rounds, steps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    provenance.write_json(out / "train_speed.json", result, __file__, argv)
     (out / "train_speed.md").write_text(to_markdown(result))
     print(to_markdown(result))
 

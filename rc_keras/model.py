@@ -3,14 +3,13 @@
 import keras
 import numpy as np
 import tensorflow as tf
-# Keras scales the loss by the number of replicas under tf.distribute; its own train_step
-# undoes that for the loss tracker with this helper, and so do we.
-from keras.src.losses.loss import unscale_loss_for_distribution
-# Its MetricsList is the container Keras's callbacks search for a metric's direction.
-from keras.src.trainers import compile_utils
-from keras.src.utils.tracking import no_automatic_dependency_tracking
 
-from rc_keras import rank_coding, validation
+# Keras internals (keras.src, private attributes) only through this seam: see its notes.
+from rc_keras import _keras_compat, rank_coding, validation
+# Keras scales the loss by the number of replicas under tf.distribute; its own train_step
+# undoes that for the loss tracker, and so do we.
+from rc_keras._keras_compat import (MetricsList, no_automatic_dependency_tracking,
+                                    unscale_loss_for_distribution)
 from rc_keras.metrics import RCMetric, predicted_labels
 
 
@@ -19,7 +18,7 @@ def _flat_states(states):
 
 
 @keras.saving.register_keras_serializable(package="rc_keras")
-class RCModel(keras.Model):
+class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
     """A recurrent classifier that answers at its first output spike.
 
     The model runs ``cell`` over the input one step at a time and applies ``head`` to
@@ -100,7 +99,7 @@ class RCModel(keras.Model):
 
     @no_automatic_dependency_tracking
     def _init_rc_metrics(self):
-        # RC metrics are tracked by hand in `self._metrics` (see `compile`), not by
+        # RC metrics are tracked by hand in the model's own metrics (see `compile`), not by
         # attribute tracking, so that re-compiling a built model replaces them.
         self._rc_metric_lists = []
 
@@ -320,9 +319,9 @@ class RCModel(keras.Model):
         x, step_mask = self._split_inputs(inputs)
         structure = self._initial_states(x)
         # float32, as the spike test of `rank_code`: sweeps over these match predict.
-        return rank_coding.unroll_all_steps(self._step_fn(structure, training), x,
-                                            _flat_states(structure), dtype=tf.float32,
-                                            step_mask=step_mask)
+        return rank_coding.step_probabilities(self._step_fn(structure, training), x,
+                                              _flat_states(structure), dtype=tf.float32,
+                                              step_mask=step_mask)
 
     def _dropout_cells(self):
         cells = getattr(self.cell, "cells", [self.cell])
@@ -371,16 +370,17 @@ class RCModel(keras.Model):
                         weighted_metrics=[m for m in weighted if not isinstance(m, RCMetric)]
                         or None, **kwargs)
         # Keep the user's full metric lists in the saved compile config.
-        self._compile_config.config["metrics"] = metrics or None
-        self._compile_config.config["weighted_metrics"] = weighted or None
+        _keras_compat.set_compile_config_entry(self, "metrics", metrics or None)
+        _keras_compat.set_compile_config_entry(self, "weighted_metrics", weighted or None)
+        own = _keras_compat.own_metrics(self)
         for old in self._rc_metric_lists:
-            if old in self._metrics:
-                self._metrics.remove(old)
+            if old in own:
+                own.remove(old)
         plain = _RCMetricsList([m for m in metrics if isinstance(m, RCMetric)], weighted=False)
         self._rc_metric_lists = [plain, _RCMetricsList(
             [m for m in weighted if isinstance(m, RCMetric)], weighted=True,
             taken={m.name for m in plain.metrics})]
-        self._metrics.extend(self._rc_metric_lists)
+        own.extend(self._rc_metric_lists)
 
     def compile_from_config(self, config):
         """Re-compiles a loaded model from ``get_compile_config()`` (RC metrics included)."""
@@ -422,9 +422,9 @@ class RCModel(keras.Model):
 
     def _loss_and_metrics(self, x, y, sample_weight, training):
         out = self.rank_code(x, training=training)
-        loss = self._compute_loss(x=x, y=y, y_pred=out.probs, sample_weight=sample_weight,
+        loss = self.compute_loss(x=x, y=y, y_pred=out.probs, sample_weight=sample_weight,
                                   training=training)
-        self._loss_tracker.update_state(
+        _keras_compat.loss_tracker(self).update_state(
             unscale_loss_for_distribution(loss),
             sample_weight=tf.shape(out.probs)[0])
         return out, loss
@@ -439,21 +439,6 @@ class RCModel(keras.Model):
             # which rejects scalars (keras-team/keras#20585): give each a length-1 axis.
             results = {key: tf.reshape(value, [1]) for key, value in results.items()}
         return results
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras reduces a first distributed batch across replicas only to learn its
-        # shapes; under MultiWorkerMirroredStrategy that eager cross-worker reduce fails
-        # (keras-team/keras#20585). The first local replica's batch has the same shapes.
-        strategy = getattr(self, "_distribute_strategy", None)
-        if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, it in iterator:
-            data_batch = tf.nest.map_structure(
-                lambda v: (strategy.experimental_local_results(v)[0]
-                           if isinstance(v, tf.distribute.DistributedValues) else v), next(it))
-            break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -566,7 +551,7 @@ class RCModel(keras.Model):
         return cls(**config)
 
 
-class _RCMetricsList(compile_utils.MetricsList):
+class _RCMetricsList(MetricsList):
     """The RC metrics of ``metrics`` (unweighted) or of ``weighted_metrics``.
 
     A Keras ``MetricsList`` so that callbacks with ``mode="auto"`` find each metric and
@@ -593,8 +578,7 @@ class _RCMetricsList(compile_utils.MetricsList):
 
 def _multi_worker(strategy):
     """True under a MultiWorkerMirroredStrategy with more than one worker."""
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())  # noqa: SLF001 - no public test
+    return _keras_compat.in_multi_worker_mode(strategy)
 
 
 class _StaticShape:

@@ -217,7 +217,7 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
     return RCOutput(probs, spike_time, spiked, steps_run, states)
 
 
-def unroll_all_steps(step_fn, inputs, initial_states, dtype=tf.float32, step_mask=None):
+def step_probabilities(step_fn, inputs, initial_states, dtype=tf.float32, step_mask=None):
     """Runs ``step_fn`` over every step (no halting) and stacks the readouts.
 
     Used for threshold sweeps, where one full pass serves every threshold, and as the
@@ -247,3 +247,9 @@ def unroll_all_steps(step_fn, inputs, initial_states, dtype=tf.float32, step_mas
     _, out, _ = tf.while_loop(lambda t, *_: t < time, body,
                               (tf.constant(0), out, list(initial_states)))
     return swap_batch_time(out.stack())
+
+
+# The readout at every step has one public name, `step_probabilities` (here on a step
+# function, `RCModel.step_probabilities` on a model, `rc_keras.tradeoff.step_probabilities`
+# on arrays in batches); the old name stays for existing code.
+unroll_all_steps = step_probabilities

@@ -5,7 +5,7 @@ pass of `RCModel.step_probabilities` (the readout at every step, no halting) giv
 answer of every example at every threshold, so a whole sweep costs one forward pass:
 
 ```python
-step_probs = tradeoff.all_step_probabilities(model, x)
+step_probs = tradeoff.step_probabilities(model, x)
 points = tradeoff.sweep_from_probabilities(step_probs, y, [0.6, 0.8, 0.9, 0.95])
 # or, in one call:
 points = tradeoff.threshold_sweep(model, x, y, [0.6, 0.8, 0.9, 0.95])
@@ -26,9 +26,10 @@ import numpy as np
 
 from rc_keras import validation
 
-__all__ = ["Crossing", "first_crossing", "all_step_probabilities", "sweep_from_probabilities",
+__all__ = ["Crossing", "first_crossing", "step_probabilities", "all_step_probabilities",
+           "sweep_from_probabilities",
            "threshold_sweep", "composite_frontier", "plot_tradeoff", "format_table",
-           "add_milliseconds", "frontier_accuracy_at", "compare_frontiers",
+           "frames_to_ms", "add_milliseconds", "frontier_accuracy_at", "compare_frontiers",
            "fast_operating_points", "plot_comparison", "format_comparison_table",
            "exponential_schedule", "fit_threshold_schedule", "padding_mask"]
 
@@ -143,7 +144,7 @@ def _true_labels(y, outputs):
     return y.reshape(-1).astype(np.int64)
 
 
-def all_step_probabilities(model, x, batch_size=256):
+def step_probabilities(model, x, batch_size=256):
     """Runs `RCModel.step_probabilities` over ``x`` in batches, in one traced graph.
 
     Args:
@@ -170,6 +171,11 @@ def all_step_probabilities(model, x, batch_size=256):
                       input_signature=signature)
     chunks = [run(tf.constant(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(chunks, axis=0)
+
+
+# The old name of `step_probabilities` (the readout at every step, in batches), kept for
+# existing code; see `rc_keras.rank_coding.step_probabilities`.
+all_step_probabilities = step_probabilities
 
 
 def sweep_from_probabilities(step_probs, y, thresholds, readout="softmax", lengths=None,
@@ -241,7 +247,7 @@ def threshold_sweep(model, x, y, thresholds, lengths=None, batch_size=256,
         The list of points of `sweep_from_probabilities`.
     """
     thresholds = [validation.check_threshold_values(t) for t in thresholds]
-    step_probs = all_step_probabilities(model, x, batch_size=batch_size)
+    step_probs = step_probabilities(model, x, batch_size=batch_size)
     mask = padding_mask(model, x) if lengths is None else None
     return sweep_from_probabilities(step_probs, y, thresholds, readout=model.readout,
                                     lengths=lengths, mask=mask,
@@ -401,6 +407,27 @@ def format_table(points, time_unit="steps"):
 
 
 # ---------------------------------------------------------------------- RC vs. conventional
+def frames_to_ms(frames, stride_ms=10.0, window_ms=25.0, lookahead_frames=0):
+    """Milliseconds of audio heard after reading ``frames`` frames (1-based count).
+
+    Frame k ends at ``window_ms + stride_ms * (k - 1)``; frames stacked with a context
+    of future frames (``lookahead_frames``) have heard that many strides more. The map
+    is affine, so a mean over examples converts the same way.
+
+    Args:
+        frames: number of frames read (scalar or array), >= 1 for a real answer.
+        stride_ms: hop between frames in ms (the paper's front end: 10 ms).
+        window_ms: window length in ms (25 ms).
+        lookahead_frames: future frames stacked into each step's features.
+
+    Returns:
+        Float (or array) of milliseconds.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    out = window_ms + stride_ms * (frames - 1 + lookahead_frames)
+    return float(out) if out.ndim == 0 else out
+
+
 def add_milliseconds(points, stride_ms=10.0, window_ms=25.0, lookahead_frames=0):
     """Copies of sweep points with "mean_spike_time_ms" added (frame-based inputs).
 
@@ -430,9 +457,9 @@ def add_milliseconds(points, stride_ms=10.0, window_ms=25.0, lookahead_frames=0)
         same = p.get("lookahead_frames") == lookahead_frames
         return p.get("mean_overrun_frames", 0.0) if same else 0.0
 
-    return [dict(p, mean_spike_time_ms=float(
-        window_ms + stride_ms * (p["mean_spike_time"] - 1 + lookahead_frames - overrun(p))))
-        for p in points]
+    return [dict(p, mean_spike_time_ms=frames_to_ms(p["mean_spike_time"] - overrun(p),
+                                                    stride_ms, window_ms, lookahead_frames))
+            for p in points]
 
 
 def frontier_accuracy_at(frontier, mean_spike_time):
@@ -665,7 +692,7 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
 
     Args:
         step_probabilities: (n, time, outputs) readout at every step, e.g. from
-            `all_step_probabilities` on a validation set.
+            `step_probabilities` on a validation set.
         labels: (n,) integer labels, or (n, outputs) one-hot.
         lengths: optional (n,) valid lengths in [1, time].
         budget: largest allowed mean spike time (steps read, spike step + 1). None

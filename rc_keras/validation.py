@@ -4,6 +4,8 @@ All argument checking lives here so that error messages are uniform: each names 
 argument, what was expected and what was received, and raises ``ValueError``.
 """
 
+import math
+
 import numpy as np
 
 READOUTS = ("softmax", "sigmoid")
@@ -350,3 +352,43 @@ def check_step_mask(mask, batch, time, name="mask"):
         raise ValueError(f"{mask_message(batch, time, name)}; sequence {empty[0]} has no valid "
                          "step.")
     return values
+
+
+def check_range(value, name, minimum=None, positive=False, integer=False, strict=False):
+    """Checks a range ``(low, high)`` (a search range, a quantization range); returns it
+    as a tuple of numbers.
+
+    ``low == high`` is allowed (a search range that fixes a hyperparameter) unless
+    ``strict`` (a quantization range: low < high).
+
+    Raises:
+        ValueError: for an empty range (not two numbers), an inverted range
+            (low > high), values below ``minimum``, or non-positive values with
+            ``positive``.
+    """
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise ValueError(f"`{name}` must be a range (low, high); received {value!r}.") from None
+    if len(values) != 2:
+        raise ValueError(f"`{name}` must be a range of two values (low, high); received "
+                         f"{value!r}, which is {'empty' if not values else 'not a pair'}.")
+    try:
+        low, high = (int(v) if integer else float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must hold numbers; received {value!r}.") from None
+    if integer and any(float(v) != int(v) for v in values):
+        raise ValueError(f"`{name}` must hold integers; received {value!r}.")
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"`{name}` must hold finite numbers; received {value!r}.")
+    if strict and not low < high:
+        raise ValueError(f"`{name}` must be (low, high) with low < high; received "
+                         f"{value!r}.")
+    if low > high:
+        raise ValueError(f"`{name}` is inverted: low {low:g} > high {high:g}; give (low, high) "
+                         "with low <= high.")
+    if minimum is not None and low < minimum:
+        raise ValueError(f"`{name}` must lie at or above {minimum:g}; received {value!r}.")
+    if positive and low <= 0:
+        raise ValueError(f"`{name}` must hold values > 0; received {value!r}.")
+    return low, high

@@ -22,7 +22,6 @@ metrics of the best epoch, and the whole curve of that epoch is written to
 
 import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 from typing import Optional, Tuple
@@ -33,44 +32,10 @@ import numpy as np
 import tensorflow as tf
 
 from rc_keras import tasks, tradeoff, validation
+from rc_keras.validation import check_range  # noqa: F401 - rc_keras.tuning.check_range
 from rc_keras.tuning.objectives import DEFAULT_THRESHOLDS  # noqa: F401 - defined without TF
 
 CURVE_FILE = "rc_curve.json"
-
-
-def check_range(value, name, minimum=None, positive=False, integer=False):
-    """Checks a search range ``(low, high)``; returns it as a tuple of numbers.
-
-    ``low == high`` is allowed and fixes the hyperparameter.
-
-    Raises:
-        ValueError: for an empty range (not two numbers), an inverted range
-            (low > high), values below ``minimum``, or non-positive values with
-            ``positive``.
-    """
-    try:
-        values = tuple(value)
-    except TypeError:
-        raise ValueError(f"`{name}` must be a range (low, high); received {value!r}.") from None
-    if len(values) != 2:
-        raise ValueError(f"`{name}` must be a range of two values (low, high); received "
-                         f"{value!r}, which is {'empty' if not values else 'not a pair'}.")
-    try:
-        low, high = (int(v) if integer else float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must hold numbers; received {value!r}.") from None
-    if integer and any(float(v) != int(v) for v in values):
-        raise ValueError(f"`{name}` must hold integers; received {value!r}.")
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"`{name}` must hold finite numbers; received {value!r}.")
-    if low > high:
-        raise ValueError(f"`{name}` is inverted: low {low:g} > high {high:g}; give (low, high) "
-                         "with low <= high.")
-    if minimum is not None and low < minimum:
-        raise ValueError(f"`{name}` must lie at or above {minimum:g}; received {value!r}.")
-    if positive and low <= 0:
-        raise ValueError(f"`{name}` must hold values > 0; received {value!r}.")
-    return low, high
 
 
 def check_thresholds(thresholds):

@@ -204,12 +204,12 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
 
 def _schedule_curve(model, x_val, y_val, x_test, y_test, batch_size, max_points=12):
     """Schedules fitted on validation (their frontier, thinned), read on the test split."""
-    val_probs = tradeoff.all_step_probabilities(model, x_val, batch_size=batch_size)
+    val_probs = tradeoff.step_probabilities(model, x_val, batch_size=batch_size)
     fitted = tradeoff.fit_threshold_schedule(val_probs, y_val, readout=model.readout,
                                              mask=tradeoff.padding_mask(model, x_val))
     keep = np.unique(np.round(np.linspace(0, len(fitted) - 1, min(max_points, len(fitted)))))
     fitted = [fitted[int(i)] for i in keep]
-    test_probs = tradeoff.all_step_probabilities(model, x_test, batch_size=batch_size)
+    test_probs = tradeoff.step_probabilities(model, x_test, batch_size=batch_size)
     points = tradeoff.sweep_from_probabilities(test_probs, y_test,
                                                [f["threshold"] for f in fitted],
                                                readout=model.readout,
