@@ -1,4 +1,7 @@
-"""Every benchmark runs in its --quick mode and records how it was run (large: minutes).
+"""Every benchmark runs in its --quick mode and records how it was run (tens of minutes).
+
+Marked ``benchmarks``, not ``large``: the runs together take longer than CI's budget allows
+beside the large tests, so they run by hand with ``python -m pytest -m benchmarks``.
 
 Each ``benchmarks/bench_*.py`` writes into a temporary folder (never the committed
 benchmarks/results/), and each results JSON it writes carries the ``"provenance"`` of
@@ -41,13 +44,13 @@ QUICK = {
 WRITES_NOTHING_WHEN_QUICK = {"bench_distribute.py"}
 
 
-@pytest.mark.large
+@pytest.mark.benchmarks
 def test_every_benchmark_has_a_quick_run():
     # Large with the runs: a benchmark added on another branch gets its entry when merged.
     assert sorted(QUICK) == sorted(p.name for p in BENCHMARKS.glob("bench_*.py"))
 
 
-@pytest.mark.large
+@pytest.mark.benchmarks
 @pytest.mark.parametrize("script", sorted(QUICK))
 def test_quick_run_records_its_command(script, tmp_path):
     if script == "bench_firmware.py" and not all(
