@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rc_keras import __version__, tasks, tradeoff, validation
+from rc_keras import __version__, schedule_cli, tasks, tradeoff, validation
 from rc_keras.tuning import cli as tuning_cli
 
 DEFAULT_THRESHOLDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -197,7 +197,8 @@ def format_summary(metrics, time_unit="steps"):
            if "end_of_clip_accuracy" in metrics else "")
     return (f"accuracy {metrics['accuracy']:.4f}{end} | mean spike time "
             f"{metrics['mean_spike_time']:.2f} of {metrics['sequence_length']} {time_unit}{ms} | "
-            f"no-spike rate {metrics['no_spike_rate']:.4f} | theta {metrics['threshold']:g} | "
+            f"no-spike rate {metrics['no_spike_rate']:.4f} | theta "
+            f"{tradeoff.format_threshold(metrics['threshold'])} | "
             f"n={metrics['num_sequences']}")
 
 
@@ -355,18 +356,23 @@ def train(task, out_dir, beta=None, threshold=None, mode="rc", epochs=None, trai
 
 # ---------------------------------------------------------------------- evaluate
 def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root=None,
-             allow_task_mismatch=False):
+             allow_task_mismatch=False, threshold_schedule=None, fit_schedule=None,
+             save_schedule=None):
     """Evaluates a saved model on fresh test data of ``task``.
 
     ``data_root``: dataset folder of a folder-based task (speech-commands), whose test
     split is read with true lengths; the result then has "mean_spike_time_ms" too.
     A model that records another task (`MODEL_RECORD`) is refused unless
-    ``allow_task_mismatch``.
+    ``allow_task_mismatch``. ``threshold_schedule`` (a schedule file) or ``fit_schedule``
+    (a budget: fitted on the validation split, same size and seed) evaluate with a
+    per-step schedule instead (`rc_keras.schedule_cli`); ``save_schedule`` writes it.
 
     Returns:
-        The dict of `evaluate_model`, with "task" and "model" added.
+        The dict of `evaluate_model`, with "task" and "model" added (and "schedule",
+        describing the schedule, when one was used).
     """
     tasks.get_task(task).check_options(data_root=data_root)
+    schedule_cli.check_flags(threshold, threshold_schedule, fit_schedule, save_schedule)
     check_model_file(model_path)
     check_task(model_path, task, allow_task_mismatch)
     from rc_keras import kws_training  # noqa: PLC0415 - see the module docstring
@@ -374,19 +380,35 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
     task = tasks.get_task(task)
     model = load_model(model_path)
     if task.name == kws_training.SPEECH_COMMANDS.name:
+        params = kws_training.saved_front_end(model_path)
         try:
-            x, lengths, y = kws_training.test_arrays_for(
-                data_root, model, test_size,
-                params=kws_training.saved_front_end(model_path))
+            x, lengths, y = kws_training.test_arrays_for(data_root, model, test_size,
+                                                         params=params)
         except FileNotFoundError as error:
             raise CLIError(str(error)) from None
-        result = kws_training.evaluate_kws(model, x, lengths, y, threshold=threshold,
+        schedule, info = schedule_cli.resolve(
+            model, x.shape[1], threshold_schedule, fit_schedule, save=save_schedule,
+            load_validation=lambda: kws_training.test_arrays_for(
+                data_root, model, test_size, params=params, split="validation"))
+        result = kws_training.evaluate_kws(model, x, lengths, y,
+                                           threshold=threshold if schedule is None else schedule,
                                            lookahead_frames=kws_training.context_frames_of(model))
-        return {"task": task.name, "model": str(model_path), **result}
+        return {"task": task.name, "model": str(model_path), **result,
+                **({"schedule": info} if info else {})}
     x, y = task.data("test", test_size, seed)
     check_feature_shape(model, x, model_path)
-    result = evaluate_model(model, x, y, threshold=threshold)
-    return {"task": task.name, "model": str(model_path), **result}
+    schedule, info = schedule_cli.resolve(
+        model, x.shape[1], threshold_schedule, fit_schedule, save=save_schedule,
+        load_validation=lambda: _generated_validation(task, test_size, seed))
+    result = evaluate_model(model, x, y, threshold=threshold if schedule is None else schedule)
+    return {"task": task.name, "model": str(model_path), **result,
+            **({"schedule": info} if info else {})}
+
+
+def _generated_validation(task, size, seed):
+    """The validation split of a generated task as ``(x, lengths, y)`` (lengths None)."""
+    x, y = task.data("val", size, seed)
+    return x, None, y
 
 
 # ---------------------------------------------------------------------- sweep
@@ -454,10 +476,12 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
         for path, model in models:
             check_feature_shape(model, x, path)
     if schedule:
-        if lengths is not None:
-            raise CLIError(f"--schedule is not supported for --task {task.name} yet: it fits "
-                           "on a generated validation split.")
-        x_val, y_val = task.data("val", test_size, seed)
+        if lengths is not None:  # the folder's validation split, same front end
+            x_val, val_lengths, y_val = kws_training.test_arrays_for(
+                data_root, models[0][1], test_size,
+                params=kws_training.saved_front_end(model_paths[0]), split="validation")
+        else:
+            (x_val, y_val), val_lengths = task.data("val", test_size, seed), None
     curves, sources = {}, {}
     for path, model in models:
         name = _curve_name(path, curves)
@@ -468,7 +492,11 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
             curves[name] = kws_training.sweep_points_ms(curves[name], model)
         sources[name] = str(path)
         if schedule:
-            curves[f"{name} schedule"] = _schedule_curve(model, x_val, y_val, x, y, batch_size)
+            curves[f"{name} schedule"] = _schedule_curve(model, (x_val, val_lengths, y_val),
+                                                         (x, lengths, y), batch_size)
+            if lengths is not None:
+                curves[f"{name} schedule"] = kws_training.sweep_points_ms(
+                    curves[f"{name} schedule"], model)
             sources[f"{name} schedule"] = str(path)
     frontier = tradeoff.composite_frontier(curves) if len(curves) > 1 else None
     result = {"task": task.name, "num_sequences": int(len(y)),
@@ -488,20 +516,27 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     return result
 
 
-def _schedule_curve(model, x_val, y_val, x_test, y_test, batch_size, max_points=12):
-    """Schedules fitted on validation (their frontier, thinned), read on the test split."""
-    import numpy as np  # noqa: PLC0415 - keeps `rc-keras --help` light
+def _schedule_curve(model, val, test, batch_size, max_points=12):
+    """Schedules fitted on validation (their frontier, thinned), read on the test split.
 
+    ``val`` and ``test`` are ``(x, lengths, y)``; lengths None for generated tasks (the
+    model's padding mask, if any, marks their valid steps)."""
+    def valid(x, lengths):
+        if lengths is not None:
+            return {"lengths": lengths}
+        return {"mask": tradeoff.padding_mask(model, x)}
+
+    (x_val, val_lengths, y_val), (x_test, test_lengths, y_test) = val, test
     val_probs = tradeoff.all_step_probabilities(model, x_val, batch_size=batch_size)
     fitted = tradeoff.fit_threshold_schedule(val_probs, y_val, readout=model.readout,
-                                             mask=tradeoff.padding_mask(model, x_val))
+                                             **valid(x_val, val_lengths))
     keep = np.unique(np.round(np.linspace(0, len(fitted) - 1, min(max_points, len(fitted)))))
     fitted = [fitted[int(i)] for i in keep]
     test_probs = tradeoff.all_step_probabilities(model, x_test, batch_size=batch_size)
     points = tradeoff.sweep_from_probabilities(test_probs, y_test,
                                                [f["threshold"] for f in fitted],
                                                readout=model.readout,
-                                               mask=tradeoff.padding_mask(model, x_test))
+                                               **valid(x_test, test_lengths))
     for point, fit in zip(points, fitted):
         point.update(theta_0=fit["theta_0"], theta_end=fit["theta_end"], tau=fit["tau"],
                      val_accuracy=fit["accuracy"], val_mean_spike_time=fit["mean_spike_time"])
@@ -850,6 +885,7 @@ def build_parser():
     p.add_argument("--allow-task-mismatch", action="store_true",
                    help="evaluate a model that records another --task (same feature shape)")
     p.add_argument("--data", help="dataset folder (speech-commands: Speech Commands layout)")
+    schedule_cli.add_evaluate_arguments(p)
 
     p = sub.add_parser("sweep", help="accuracy vs. mean spike time over thresholds",
                        description="One forward pass per model serves every threshold. "
@@ -955,7 +991,9 @@ def _cmd_train(args):
 def _cmd_evaluate(args):
     result = evaluate(args.model, args.task, threshold=args.threshold,
                       test_size=args.test_size, seed=args.seed, data_root=args.data,
-                      allow_task_mismatch=args.allow_task_mismatch)
+                      allow_task_mismatch=args.allow_task_mismatch,
+                      threshold_schedule=args.threshold_schedule,
+                      fit_schedule=args.fit_schedule, save_schedule=args.save_schedule)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

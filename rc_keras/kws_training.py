@@ -700,9 +700,12 @@ def sweep_points_ms(points, model):
                                      lookahead_frames=context_frames_of(model))
 
 
-def test_arrays_for(data_root, model, size=None, label_set="paper11", params=None):
+def test_arrays_for(data_root, model, size=None, label_set="paper11", params=None,
+                    split="test"):
     """The test split of ``data_root`` with the front end ``model`` was trained on
     (``params``, e.g. `saved_front_end`; default: the paper's with the model's context).
+    ``split="validation"`` reads the validation split the same way (what a threshold
+    schedule is fitted on).
 
     Returns:
         ``(x, lengths, y)`` arrays, at most ``size`` clips.
@@ -714,7 +717,7 @@ def test_arrays_for(data_root, model, size=None, label_set="paper11", params=Non
         raise FileNotFoundError(f"`data_root` {str(data_root)!r} is not a directory.")
     if params is None:
         params = front_end(context_frames_of(model))
-    return load_split_arrays(data_root, "test", label_set, limit=size, features=params,
+    return load_split_arrays(data_root, split, label_set, limit=size, features=params,
                              cache=False)
 
 

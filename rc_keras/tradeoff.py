@@ -30,7 +30,7 @@ __all__ = ["Crossing", "first_crossing", "all_step_probabilities", "sweep_from_p
            "threshold_sweep", "composite_frontier", "plot_tradeoff", "format_table",
            "add_milliseconds", "frontier_accuracy_at", "compare_frontiers",
            "fast_operating_points", "plot_comparison", "format_comparison_table",
-           "exponential_schedule", "fit_threshold_schedule", "padding_mask"]
+           "exponential_schedule", "fit_threshold_schedule", "padding_mask", "format_threshold"]
 
 
 class Crossing(NamedTuple):
@@ -262,7 +262,8 @@ def _threshold_value(threshold):
     return float(values) if values.ndim == 0 else [float(v) for v in values]
 
 
-def _format_threshold(threshold):
+def format_threshold(threshold):
+    """A threshold for tables: ``0.9``, or ``schedule 0.99→0.9`` (first and last value)."""
     if isinstance(threshold, (list, tuple)):
         return f"schedule {threshold[0]:g}→{threshold[-1]:g}"
     return f"{threshold:g}"
@@ -390,7 +391,7 @@ def format_table(points, time_unit="steps"):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for p in points:
         row = ([str(p.get("curve", ""))] if with_curve else []) + [
-            _format_threshold(p["threshold"]) if "threshold" in p else "",
+            format_threshold(p["threshold"]) if "threshold" in p else "",
             f"{p['accuracy']:.4f}",
             f"{p['mean_spike_time']:.2f}"] + (
             [f"{p['mean_spike_time_ms']:.0f}" if "mean_spike_time_ms" in p else ""]
@@ -588,7 +589,7 @@ def format_comparison_table(frontiers, time_unit="frames"):
     for group, points in frontiers.items():
         for p in points:
             row = [str(group), str(p.get("curve", "")),
-                   _format_threshold(p["threshold"]) if "threshold" in p else "",
+                   format_threshold(p["threshold"]) if "threshold" in p else "",
                    f"{p['accuracy']:.4f}", f"{p['mean_spike_time']:.2f}"]
             if with_ms:
                 ms = p.get("mean_spike_time_ms")
@@ -598,7 +599,7 @@ def format_comparison_table(frontiers, time_unit="frames"):
 
 
 # ---------------------------------------------------------------------- threshold schedules
-def exponential_schedule(theta_0, theta_end, tau, length):
+def exponential_schedule(theta_0, theta_end, tau, length, monotone=False):
     """The per-step thresholds ``theta_end + (theta_0 - theta_end) * exp(-t / tau)``.
 
     The family `fit_threshold_schedule` searches: it starts at ``theta_0`` and relaxes
@@ -610,12 +611,21 @@ def exponential_schedule(theta_0, theta_end, tau, length):
         theta_end: the value approached late in the sequence, in (0, 1).
         tau: time constant in steps, > 0.
         length: number of steps (the last value holds for longer inputs).
+        monotone: require a non-increasing schedule (``theta_0 >= theta_end``), as the
+            fitter does by default.
 
     Returns:
         A tuple of ``length`` floats, each exactly a float32 (what the model stores).
+
+    Raises:
+        ValueError: on a value outside (0, 1), a tau that is not > 0, a length < 1, or,
+            with ``monotone``, ``theta_0 < theta_end``.
     """
     theta_0 = validation.check_threshold(theta_0, "theta_0")
     theta_end = validation.check_threshold(theta_end, "theta_end")
+    if monotone and theta_0 < theta_end:
+        raise ValueError(f"`theta_0` ({theta_0:g}) must be >= `theta_end` ({theta_end:g}) for a "
+                         "monotone (non-increasing) schedule.")
     length = validation.check_positive_int(length, "length")
     tau = float(tau)
     if not np.isfinite(tau) or tau <= 0:
