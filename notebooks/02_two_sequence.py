@@ -201,20 +201,21 @@ scheduled = tradeoff.sweep_from_probabilities(rc_test, y_test, [p["threshold"] f
 constant = tradeoff.composite_frontier({"constant": sweeps["RC"]})
 scheduled = tradeoff.composite_frontier({"schedule": scheduled})
 
+curves = {"Bayes-optimal frontier": ([(p["mean_steps"], p["accuracy"]) for p in frontier],
+                                     dict(color="black", linewidth=1.5)),
+          "RC, constant θ": ([(p["mean_spike_time"], p["accuracy"]) for p in constant],
+                             dict(color="tab:blue", marker="o", markersize=3)),
+          "RC, schedules fitted on validation": (
+              [(p["mean_spike_time"], p["accuracy"]) for p in scheduled],
+              dict(color="tab:red", marker="s", markersize=3))}
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
-ax.plot([p["mean_steps"] for p in frontier], [p["accuracy"] for p in frontier], color="black",
-        linewidth=1.5, label="Bayes-optimal frontier")
-ax.plot([p["mean_spike_time"] for p in constant], [p["accuracy"] for p in constant],
-        marker="o", markersize=3, color="tab:blue", label="RC, constant θ")
-ax.plot([p["mean_spike_time"] for p in scheduled], [p["accuracy"] for p in scheduled],
-        marker="s", markersize=3, color="tab:red", label="RC, schedules fitted on validation")
-ax.set_xlabel("mean samples read before answering (time steps)")
-ax.set_ylabel("test accuracy (fraction correct)")
-ax.set_xlim(0, STEPS + 1)
-ax.set_ylim(0.75, 1.0)
+for label, (xy, style) in curves.items():
+    ax.plot(*zip(*xy), label=label, **style)
+ax.set(xlabel="mean samples read before answering (time steps)",
+       ylabel="test accuracy (fraction correct)", xlim=(0, STEPS + 1), ylim=(0.75, 1.0),
+       title=f"Constant θ vs per-step schedule vs the Bayes limit (SIZE={SIZE})")
 ax.grid(True, alpha=0.3)
 ax.legend(loc="lower right", fontsize=8)
-ax.set_title(f"Constant θ vs per-step schedule vs the Bayes limit (SIZE={SIZE})")
 fig.tight_layout()
 fig.savefig(FIGURES / f"fig2_two_sequence_schedule_{SIZE}.png", dpi=120)
 plt.show()
