@@ -59,8 +59,9 @@ MAX_FRACTION = 0.6      # target 2: mean spike time at most 60% of the clip
 MAX_DROP = 0.02         # ... at most 2 accuracy points below EOS at the end of the clip
 
 
-def make_data(root, config):
-    """Synthesizes the keyword set unless ``root`` already holds one made with ``config``."""
+def make_data(root, config, synthesis=CLOSED_ESPEAK_SET):
+    """Synthesizes the keyword set unless ``root`` already holds one made with ``config``
+    (``synthesis``: further `synthesize_keywords` arguments)."""
     root = Path(root)
     info_path = root / "synthesis.json"
     if info_path.is_file():
@@ -71,8 +72,7 @@ def make_data(root, config):
     start = time.perf_counter()
     info = synthesize_keywords(root, voices=config["voices"],
                                clips_per_voice=config["clips_per_voice"], seed=0,
-                               noise=config["noise"], workers=2,
-                               **CLOSED_ESPEAK_SET)
+                               noise=config["noise"], workers=2, **synthesis)
     return info, time.perf_counter() - start
 
 

@@ -14,12 +14,16 @@ every installed TTS engine, open unknown words, real recorded unknown words; and
 2. Real recorded unknown words (Debian ktuberling-data) of languages held out of
    training: share classified "unknown" by each model.
 3. RC vs. EOS frontiers on the synthesized test split (all engines, voices held out).
-4. Ablation, with E = flite held out: without augmentation, without normalization,
-   without the open unknown class (closed words only), with one engine (espeak-ng) only.
+4. Ablation, with E = flite held out: without augmentation, without VTLP, LSTM 64
+   instead of 128, a sixth of the clips (a third of the voices, one take each), without
+   the open unknown class (closed words only), with one engine (espeak-ng) only.
 
-Sizes are set for a shared 2-core machine (see CONFIG; stated in the results).
+Sizes are set for a shared 2-core machine (see CONFIG; stated in the results). Runs are
+cached in --work (one folder each), so several processes with disjoint --only lists can
+train in parallel and a last call without --only collects them all.
 
     python benchmarks/bench_kws_transfer.py [--quick] [--data DIR] [--work DIR] [--only NAMES]
+        [--set KEY=JSON ...] [--workers N]
 """
 
 import argparse
@@ -37,11 +41,13 @@ import numpy as np  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995,
               0.998, 0.999]
-CONFIG = {"voices": 72, "unknown_per_voice": 6, "real_unknown": 600, "units": 64,
-          "hidden": 32, "epochs": 25, "batch_size": 64, "learning_rate": 3e-3,
-          "threshold": 0.9, "beta_rc": 0.2, "beta_eos": 0.0, "augment_copies": 2,
-          "grace_epochs": 25, "context_frames": 0, "unknown_keep": 0.3}
-QUICK = dict(CONFIG, voices=9, unknown_per_voice=2, real_unknown=60, units=8, epochs=1,
+CONFIG = {"voices_per_engine": {"espeak-ng": 80, "flite": 40, "festival": 24},
+          "clips_per_voice": 2, "unknown_per_voice": 6, "real_unknown": 600, "units": 128,
+          "hidden": 32, "epochs": 12, "batch_size": 64, "learning_rate": 3e-3,
+          "threshold": 0.9, "beta_rc": 0.2, "beta_eos": 0.0, "augment_copies": 1,
+          "grace_epochs": 12, "context_frames": 0, "unknown_keep": 0.3, "vtlp_probability": 0.5}
+QUICK = dict(CONFIG, voices_per_engine={"espeak-ng": 3, "flite": 3, "festival": 3},
+             clips_per_voice=1, unknown_per_voice=2, real_unknown=60, units=8, epochs=1,
              augment_copies=1, grace_epochs=1)
 MAX_FRACTION = 0.6   # RC answers within 60% of the clip
 TARGET_LOEO = 0.90
@@ -52,12 +58,16 @@ ABLATION_ENGINE = "flite"
 # ---------------------------------------------------------------------- data
 def make_data(root, config):
     from rc_keras.datasets import synthesize_keywords  # noqa: PLC0415
+    from rc_keras.datasets.keyword_synthesis import voice_catalog  # noqa: PLC0415
 
     root = Path(root)
     if (root / "synthesis.json").is_file():
         return json.loads((root / "synthesis.json").read_text()), 0.0
     start = time.perf_counter()
-    info = synthesize_keywords(root, voices=config["voices"],
+    # Voices per engine set explicitly: festival costs ~20x espeak-ng per clip.
+    voices = [v for engine, count in config["voices_per_engine"].items()
+              for v in voice_catalog(count, 0, [engine])]
+    info = synthesize_keywords(root, voices=voices, clips_per_voice=config["clips_per_voice"],
                                unknown_per_voice=config["unknown_per_voice"],
                                real_unknown=config["real_unknown"], seed=0, workers=2)
     return info, time.perf_counter() - start
@@ -82,27 +92,49 @@ def load_waves(root, info):
             "y": np.array([_label_index(p, "paper11") for p in paths], np.int32),
             "source": np.array([info["clips"][p] for p in paths]),
             "word": np.array([p.split("/")[0] for p in paths]),
+            "take": np.array([int(p.rsplit("_", 1)[-1].split(".")[0]) for p in paths]),
+            "voice": np.array([p.split("/")[-1].split("_")[0] for p in paths]),
         }
     return out
 
 
-def augmented_waves(part, copies, seed=0):
-    """``copies`` seeded augmented versions of a split's waveforms (train split only)."""
+def _augment_slice(args):
+    """Augmented copies of clips ``lo:hi`` (one worker's share; seeds depend on the clip
+    index only, so the result is the same for any number of workers)."""
+    waves, samples, copies, seed, lo, noises = args
+    from rc_keras import augment  # noqa: PLC0415
+
+    params = augment.AugmentParams(copies=copies)
+    out = []
+    for copy in range(1, copies + 1):
+        w, n = np.empty_like(waves), np.empty_like(samples)
+        for j in range(len(waves)):
+            w[j], n[j] = augment.augment_waveform(
+                waves[j], params, np.random.default_rng([seed, copy, lo + j]),
+                length=samples[j], noises=noises)
+        out.append((w, n))
+    return out
+
+
+def augmented_waves(part, copies, seed=0, workers=1):
+    """``copies`` seeded augmented versions of a split's waveforms (train split only),
+    computed by ``workers`` processes."""
+    import concurrent.futures  # noqa: PLC0415
+    import multiprocessing  # noqa: PLC0415
+
     from rc_keras import augment  # noqa: PLC0415
     from rc_keras.kws_training import _background_noises  # noqa: PLC0415
 
     params = augment.AugmentParams(copies=copies)
     noises = _background_noises(DATA_ROOT, 16000)
-    result = []
-    for copy in range(1, copies + 1):
-        waves = np.empty_like(part["waves"])
-        samples = np.empty_like(part["samples"])
-        for i in range(len(waves)):
-            waves[i], samples[i] = augment.augment_waveform(
-                part["waves"][i], params, np.random.default_rng([seed, copy, i]),
-                length=part["samples"][i], noises=noises)
-        result.append((waves, samples))
-    return params, result
+    bounds = np.linspace(0, len(part["waves"]), workers + 1).astype(int)
+    jobs = [(part["waves"][lo:hi], part["samples"][lo:hi], copies, seed, lo, noises)
+            for lo, hi in zip(bounds[:-1], bounds[1:])]
+    with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        pieces = list(pool.map(_augment_slice, jobs))
+    return params, [(np.concatenate([p[c][0] for p in pieces]),
+                     np.concatenate([p[c][1] for p in pieces])) for c in range(copies)]
 
 
 class Features:
@@ -118,19 +150,24 @@ class Features:
 
         return kws_training.front_end(self.context_frames, normalization=normalization)
 
-    def get(self, normalization, block):
-        """block: a split name, or ("aug", copy) for the train split's augmented copy."""
+    def get(self, normalization, block, vtlp=True):
+        """block: a split name, or ("aug", copy) for the train split's augmented copy
+        (``vtlp`` False: without the vocal-tract-length perturbation)."""
+        import dataclasses  # noqa: PLC0415
+
         from rc_keras import kws_training  # noqa: PLC0415
 
-        key = (normalization, block)
+        key = (normalization, block, vtlp or not isinstance(block, tuple))
         if key not in self.cache:
             params = self.params(normalization)
             if isinstance(block, tuple):
                 copy = block[1]
                 waves, samples = self.augmented[copy - 1]
                 rngs = [np.random.default_rng([0, copy, i, 77]) for i in range(len(waves))]
+                augment = (self.augment_params if vtlp else
+                           dataclasses.replace(self.augment_params, vtlp_probability=0.0))
                 self.cache[key] = kws_training.waveform_features(
-                    waves, samples, params, self.augment_params, lambda i: rngs[i])
+                    waves, samples, params, augment, lambda i: rngs[i])
             else:
                 part = self.data[block]
                 self.cache[key] = kws_training.waveform_features(
@@ -144,7 +181,7 @@ def select(data, split, keep):
     return np.array([keep(s, w) for s, w in zip(part["source"], part["word"])], bool)
 
 
-def assemble(feats, data, normalization, masks, copies, unknown_keep=1.0):
+def assemble(feats, data, normalization, masks, copies, unknown_keep=1.0, vtlp=True):
     """Arrays of the train blocks (clean + ``copies`` augmented copies), filtered.
 
     Each block keeps its own seeded ``unknown_keep`` share of the "unknown" clips, so the
@@ -155,7 +192,7 @@ def assemble(feats, data, normalization, masks, copies, unknown_keep=1.0):
     blocks = ["train"] + [("aug", c) for c in range(1, copies + 1)]
     unknown = data["train"]["y"] == 10
     for b, block in enumerate(blocks):
-        x, n = feats.get(normalization, block)
+        x, n = feats.get(normalization, block, vtlp)
         keep = np.random.default_rng([0, b, 41]).random(len(unknown)) < unknown_keep
         m = masks & (~unknown | keep)
         xs.append(x[m])
@@ -197,9 +234,12 @@ def run_one(name, spec, feats, data, config, work):
     start = time.perf_counter()
     norm, copies = spec["normalization"], spec["copies"]
     train_mask = select(data, "train", spec["train_keep"])
+    if spec.get("train_subset"):
+        train_mask &= spec["train_subset"](data["train"])
     val_mask = select(data, "validation", spec["train_keep"])
     x_tr, n_tr, y_tr = assemble(feats, data, norm, train_mask, copies,
-                                config.get("unknown_keep", 1.0))
+                                config.get("unknown_keep", 1.0), spec.get("vtlp", True))
+    units = spec.get("units", config["units"])
     x_va, n_va = (a[val_mask] for a in feats.get(norm, "validation"))
     y_va = data["validation"]["y"][val_mask]
     if not len(y_va):
@@ -208,7 +248,7 @@ def run_one(name, spec, feats, data, config, work):
     # The summary's test split is a placeholder (the real tests follow below).
     summary = kws_training.train_speech_commands(
         None, Path(work) / name, beta=spec["beta"], mode=spec["mode"], epochs=config["epochs"],
-        threshold=config["threshold"], units=config["units"], hidden=config["hidden"],
+        threshold=config["threshold"], units=units, hidden=config["hidden"],
         learning_rate=config["learning_rate"], batch_size=config["batch_size"], seed=0,
         verbose=0, grace_epochs=config["grace_epochs"],
         data={"train": (x_tr, n_tr, y_tr), "validation": (x_va, n_va, y_va),
@@ -221,6 +261,7 @@ def run_one(name, spec, feats, data, config, work):
     chosen = choose_threshold(val_points, frames)
     result = {"name": name, "mode": spec["mode"], "beta": spec["beta"],
               "normalization": norm, "augment_copies": copies, "held_out": spec.get("held_out"),
+              "units": units, "vtlp": spec.get("vtlp", True) and copies > 0,
               "train_clips": int(len(y_tr)), "validation_clips": int(len(y_va)),
               "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
               "epoch_seconds": summary["epoch_seconds"],
@@ -287,6 +328,12 @@ def specs(engines, config, open_words, norms):
                     copies=config["augment_copies"], train_keep=lambda s, w: s != e,
                     held_out=e, tests=held_out_tests(e))
         runs[f"ablation_{e}_no_augmentation"] = dict(base, copies=0)
+        runs[f"ablation_{e}_no_vtlp"] = dict(base, vtlp=False)
+        runs[f"ablation_{e}_lstm64"] = dict(base, units=64)
+        # A third of the clips: every voice's first take, two voices in three dropped.
+        runs[f"ablation_{e}_third_of_the_data"] = dict(
+            base, train_subset=lambda part: (part["take"] == 0) & np.array(
+                [int(v, 16) % 3 == 0 if len(v) == 8 else True for v in part["voice"]]))
         if norms[0] != "none":
             runs[f"ablation_{e}_no_normalization"] = dict(base, normalization="none")
         runs[f"ablation_{e}_closed_unknown"] = dict(
@@ -324,6 +371,8 @@ def markdown(res):
              f"Data: `rc-keras make-keywords` recipe, {res['data']['voices']} voices "
              f"({', '.join(f'{e} {c}' for e, c in res['data']['voices_per_engine'].items())}), "
              f"16 words + {cfg['unknown_per_voice']} open-unknown words (wamerican) per voice, "
+             f"{cfg.get('clips_per_voice', 1)} take(s) of each (rate, pitch, expressiveness "
+             "drawn per take), "
              f"{res['data']['real_unknown']} real recorded unknown words (ktuberling-data; test "
              f"languages {', '.join(res['data']['test_languages'])} never in training); "
              f"{res['data']['num_clips']} clips. Model: LSTM {cfg['units']} + Dense "
@@ -331,10 +380,13 @@ def markdown(res):
              f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, Adam {cfg['learning_rate']:g}, "
              f"trained at θ {cfg['threshold']:g}; RC β {cfg['beta_rc']:g}, EOS β "
              f"{cfg['beta_eos']:g}; {cfg['augment_copies']} augmented copies of each training "
-             f"clip, each copy keeping a different {cfg.get('unknown_keep', 1):.0%} of the "
+             "clip (speed, pitch, EQ, reverb, gain, shift, noise; on the log-mel features "
+             f"VTLP with probability {cfg.get('vtlp_probability', 0):g} and SpecAugment), each "
+             f"copy keeping a different {cfg.get('unknown_keep', 1):.0%} of the "
              "unknown clips. θ is chosen on validation (other engines' validation voices): the most "
              f"accurate θ answering within {int(MAX_FRACTION * 100)}% of the clip there; test "
-             "accuracies are read at that θ.", "",
+             "accuracies are read at that θ."
+             + (f" Data note: {res['data']['note']}." if res["data"].get("note") else ""), "",
              "## Leave one engine out (test: every clip of the held-out engine)", "",
              "| held out | model | normalization | θ (val) | accuracy | mean spike time (ms) | "
              "end-of-clip accuracy | real unknown → unknown (at θ / at end) | train clips | "
@@ -382,7 +434,9 @@ def markdown(res):
     lines += ["", "## Targets", ""]
     for t in res["targets"]:
         lines.append(f"- {t['text']}: **{'met' if t['met'] else 'NOT met'}** ({t['detail']})")
-    lines += ["", f"Wall time {res['wall_seconds'] / 60:.1f} min on {res['machine']}, "
+    lines += ["", f"Training and evaluation {res.get('run_seconds_total', 0) / 60:.1f} min "
+                  "summed over the runs (runs cached in --work are collected, not re-run); "
+                  f"this call's wall time {res['wall_seconds'] / 60:.1f} min on {res['machine']}, "
                   f"{res['date']}. Command: `{res['command']}`."]
     return "\n".join(lines)
 
@@ -438,6 +492,33 @@ def targets(res, norms):
 DATA_ROOT = None
 
 
+def prepare(args, config, info):
+    """Waveforms of every split and the train split's augmented copies (cached in --work)."""
+    data = load_waves(DATA_ROOT, info)
+    print(f"data: {info['num_clips']} clips {info['splits']}", flush=True)
+    start = time.perf_counter()
+    cached = Path(args.work) / f"augmented_{DATA_ROOT.name}_{config['augment_copies']}.npz"
+    if cached.is_file():
+        from rc_keras import augment  # noqa: PLC0415
+
+        aug_params = augment.AugmentParams(copies=config["augment_copies"])
+        with np.load(cached) as arrays:
+            augmented = [(arrays[f"w{c}"], arrays[f"n{c}"])
+                         for c in range(config["augment_copies"])]
+    else:
+        aug_params, augmented = augmented_waves(data["train"], config["augment_copies"],
+                                                workers=args.workers)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, **{f"w{c}": w for c, (w, _) in enumerate(augmented)},
+                 **{f"n{c}": n for c, (_, n) in enumerate(augmented)})
+    print(f"augmented {config['augment_copies']} copies of {len(data['train']['y'])} clips in "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
+    import dataclasses  # noqa: PLC0415
+
+    aug_params = dataclasses.replace(aug_params, vtlp_probability=config["vtlp_probability"])
+    return data, Features(data, augmented, aug_params, config["context_frames"])
+
+
 def main():
     global DATA_ROOT
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -450,6 +531,10 @@ def main():
                         help="normalizations for the RC LOEO runs; the first is used "
                              "elsewhere")
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes for the waveform augmentation (default: CPUs)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a CONFIG entry (JSON value), e.g. --set units=64")
     parser.add_argument("--stem", help="results file name (default kws_transfer)")
     parser.add_argument("--render", help="only rewrite the .json's targets and the .md next "
                                          "to this results .json")
@@ -465,32 +550,25 @@ def main():
     config = dict(QUICK if args.quick else CONFIG)
     if args.epochs:
         config["epochs"] = args.epochs
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in config:
+            parser.error(f"--set: unknown CONFIG key {key!r}; expected one of {sorted(config)}")
+        config[key] = json.loads(value)
     wall = time.perf_counter()
-    DATA_ROOT = Path(args.data or f"/tmp/rc_keras_kws_transfer/data_v{config['voices']}")
+    voices = sum(config["voices_per_engine"].values())
+    DATA_ROOT = Path(args.data or f"/tmp/rc_keras_kws_transfer/data_v{voices}x"
+                                  f"{config['clips_per_voice']}")
     info, synth_seconds = make_data(DATA_ROOT, config)
-    data = load_waves(DATA_ROOT, info)
-    print(f"data: {info['num_clips']} clips {info['splits']}", flush=True)
-    start = time.perf_counter()
-    cached = Path(args.work) / f"augmented_{DATA_ROOT.name}_{config['augment_copies']}.npz"
-    if cached.is_file():
-        from rc_keras import augment  # noqa: PLC0415
-
-        aug_params = augment.AugmentParams(copies=config["augment_copies"])
-        with np.load(cached) as arrays:
-            augmented = [(arrays[f"w{c}"], arrays[f"n{c}"])
-                         for c in range(config["augment_copies"])]
-    else:
-        aug_params, augmented = augmented_waves(data["train"], config["augment_copies"])
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cached, **{f"w{c}": w for c, (w, _) in enumerate(augmented)},
-                 **{f"n{c}": n for c, (_, n) in enumerate(augmented)})
-    print(f"augmented {config['augment_copies']} copies of {len(data['train']['y'])} clips in "
-          f"{time.perf_counter() - start:.0f} s", flush=True)
-    feats = Features(data, augmented, aug_params, config["context_frames"])
     engines = sorted({v["engine"] for v in info["voices"]})
     norms = [n.strip() for n in args.norms.split(",") if n.strip()]
     runs = specs(engines, config, set(info["open_unknown_words"]), norms)
     only = set(args.only.split(",")) if args.only else None
+    todo = [n for n in runs if (not only or n in only)
+            and not (Path(args.work) / n / "result.json").is_file()]
+    data = feats = None
+    if todo:  # (with every selected run cached in --work, the report needs no audio)
+        data, feats = prepare(args, config, info)
     results = {}
     for name, spec in runs.items():
         if only and name not in only:
@@ -509,6 +587,10 @@ def main():
     ablation = {label: results[key] for label, key in (
         ("full recipe", f"loeo_{e}_rc_{norms[0]}"),
         ("without augmentation", f"ablation_{e}_no_augmentation"),
+        ("without VTLP (other augmentation kept)", f"ablation_{e}_no_vtlp"),
+        ("LSTM 64 instead of 128", f"ablation_{e}_lstm64"),
+        ("a third of the voices, one take each (1/6 of the clips)",
+         f"ablation_{e}_third_of_the_data"),
         ("without normalization", f"ablation_{e}_no_normalization"),
         *((f"with {n} normalization", f"loeo_{e}_rc_{n}") for n in norms[1:]),
         ("closed unknown (no open/real unknown words)", f"ablation_{e}_closed_unknown"),
@@ -523,9 +605,10 @@ def main():
                  "real_unknown": sum(info["real_unknown"]["clips"].values()),
                  "test_languages": sorted(k for k, v in info["real_unknown"]["languages"].items()
                                           if v == "testing"),
-                 "synthesis_seconds": round(synth_seconds, 1)},
+                 "synthesis_seconds": round(synth_seconds, 1), "note": info.get("note")},
         "thresholds": THRESHOLDS, "runs": results, "ablation": ablation,
         "wall_seconds": round(time.perf_counter() - wall, 1),
+        "run_seconds_total": round(sum(r.get("seconds", 0) for r in results.values()), 1),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared)",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/bench_kws_transfer.py " + " ".join(

@@ -412,6 +412,8 @@ def waveform_features(waves, lengths, params, augment=None, rng_for=None):
     from rc_keras import features as features_lib  # noqa: PLC0415
 
     frames_per_clip = params.frames_per_clip
+    band_hz = augment_lib.mel_band_centres(params.num_mel_bins, params.lower_edge_hz,
+                                           params.upper_edge_hz)
     frames = np.clip([features_lib.num_frames(params, int(n)) for n in lengths], 1,
                      frames_per_clip).astype(np.int32)
     out = []
@@ -419,7 +421,7 @@ def waveform_features(waves, lengths, params, augment=None, rng_for=None):
         mel = features_lib.log_mel(tf.constant(waves[start:start + 256]), params).numpy()
         if augment is not None:
             mel = np.stack([augment_lib.spec_augment(m, augment, rng_for(start + i),
-                                                     frames[start + i])
+                                                     frames[start + i], band_hz)
                             for i, m in enumerate(mel)])
         out.append(features_lib.stack_context(tf.constant(mel), params.context_frames).numpy()
                    if params.context_frames else mel)
@@ -668,8 +670,8 @@ FRONT_END_FILE = "front_end.json"
 """Written next to a trained keyword model: its `FrontEndParams` (normalization included)."""
 DEFAULT_NORMALIZATION = "none"
 """The causal normalization `rc-keras train --task speech-commands` uses by default: the
-leave-one-engine-out benchmark (benchmarks/results/kws_transfer.md) measured plain log-mel
-ahead of running-mean subtraction and PCEN at its training budget."""
+leave-one-engine-out benchmark (benchmarks/results/kws_transfer_72_voices.md) measured plain
+log-mel ahead of running-mean subtraction and PCEN at its training budget."""
 
 
 def task_front_end(context_frames=None, normalization=None):

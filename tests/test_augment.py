@@ -112,8 +112,48 @@ def test_speed_pitch_and_stretch():
 @pytest.mark.parametrize("kwargs, name", [
     (dict(copies=-1), "copies"), (dict(eq_probability=2.0), "eq_probability"),
     (dict(speed_range=(1.2, 0.9)), "speed_range"), (dict(eq_db=-1.0), "eq_db"),
-    (dict(snr_db_range=(5,)), "snr_db_range")])
+    (dict(snr_db_range=(5,)), "snr_db_range"), (dict(vtlp_range=(0.2, 1.1)), "vtlp_range"),
+    (dict(vtlp_probability=-0.1), "vtlp_probability")])
 def test_bad_parameters_name_the_field(kwargs, name):
     with pytest.raises(ValueError, match=name):
         augment.AugmentParams(**kwargs)
     assert not augment.NO_AUGMENTATION.enabled and augment.AugmentParams().enabled
+
+
+def test_mel_band_centres_are_the_front_end_filterbank_peaks():
+    import tensorflow as tf
+
+    matrix = tf.signal.linear_to_mel_weight_matrix(20, 4097, RATE, 20.0, 7600.0).numpy()
+    peaks = np.fft.rfftfreq(8192, 1 / RATE)[np.argmax(matrix, axis=0)]
+    assert np.allclose(augment.mel_band_centres(20, 20.0, 7600.0), peaks, atol=2.0)
+
+
+@pytest.mark.parametrize("alpha", [0.9, 1.12])
+def test_vtlp_moves_a_tone_as_a_scaled_vocal_tract_would(alpha):
+    from rc_keras import features
+
+    params = features.FrontEndParams(context_frames=0)
+    centres = augment.mel_band_centres(20, 20.0, 7600.0)
+    # Between bands 9 and 10, well below the warp's knee: the band energies of a tone at
+    # f warped by alpha look like those of a tone at alpha * f.
+    f = float(np.sqrt(centres[9] * centres[10]))
+    mel = lambda hz: features.log_mel(_tone(hz)[None], params).numpy()[0].mean(0)  # noqa: E731
+    warped = augment.warp_mel_bands(mel(f)[None], alpha, centres)[0]
+    target, before = mel(alpha * f), mel(f)
+    assert np.argmax(warped) == np.argmax(target)
+    centroid = lambda m: np.sum(np.exp(m) * np.arange(20)) / np.sum(np.exp(m))  # noqa: E731
+    assert np.sign(centroid(warped) - centroid(before)) == np.sign(alpha - 1.0)
+    top = np.argsort(target)[-3:]
+    assert np.abs(warped[top] - target[top]).max() < np.abs(before[top] - target[top]).max()
+    assert np.array_equal(augment.warp_mel_bands(before[None], 1.0, centres)[0], before)
+    assert augment.vtlp_warp(8000.0, alpha) == pytest.approx(8000.0)  # ends at Nyquist
+
+
+def test_spec_augment_vtlp_is_seeded_and_switchable():
+    feats = np.random.default_rng(1).standard_normal((50, 20)).astype(np.float32)
+    only_vtlp = augment.AugmentParams(vtlp_probability=1.0, time_masks=0, freq_masks=0)
+    a = augment.spec_augment(feats, only_vtlp, np.random.default_rng(3))
+    assert np.array_equal(a, augment.spec_augment(feats, only_vtlp, np.random.default_rng(3)))
+    assert not np.array_equal(a, augment.spec_augment(feats, only_vtlp, np.random.default_rng(4)))
+    off = augment.AugmentParams(vtlp_probability=0.0, time_masks=0, freq_masks=0)
+    assert np.array_equal(augment.spec_augment(feats, off, np.random.default_rng(3)), feats)

@@ -154,7 +154,7 @@ def test_saved_models_load_with_plain_keras_after_import_rc_keras(imports, quant
 
 # ---------------------------------------------------------------------- quiet, fast CLI
 SUBCOMMANDS = ("train", "evaluate", "sweep", "export", "demo", "make-keywords", "tune",
-               "firmware")
+               "firmware", "listen")
 
 
 def test_help_and_argument_errors_do_not_import_tensorflow():

@@ -54,6 +54,7 @@ SUBCOMMANDS = {
     "make-keywords": "rc_keras.cli.commands.make_keywords",
     "tune": "rc_keras.cli.commands.tune",
     "firmware": "rc_keras.cli.commands.firmware",
+    "listen": "rc_keras.cli.commands.listen",
 }
 
 
