@@ -12,6 +12,7 @@ it) or whose steps are milliseconds of audio says so through its hooks
 (`rc_keras.tasks.Task.model_data`, ``evaluate``, ``step_ms``); nothing here names a task.
 """
 
+import inspect
 import os
 from pathlib import Path
 
@@ -80,8 +81,17 @@ def model_test_data(task, model, model_path, size=None, seed=0, data_root=None, 
     """
     if task.model_data is not None:
         try:
+            # ``split`` only when not the test split: a hook that reads only the test split
+            # (and has no ``split`` parameter) keeps working for evaluate and sweep.
+            extra = {}
+            if split != "test":
+                if "split" not in inspect.signature(task.model_data).parameters:
+                    raise CLIError(f"--schedule is not supported for --task {task.name} yet: "
+                                   "its data hook reads the test split only, and a schedule "
+                                   "is fitted on the validation split.")
+                extra["split"] = split
             x, y = task.model_data(task, model, model_path, size=size, seed=seed,
-                                   data_root=data_root, split=split)
+                                   data_root=data_root, **extra)
         except FileNotFoundError as error:
             raise CLIError(str(error)) from None
     else:
