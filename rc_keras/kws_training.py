@@ -612,9 +612,10 @@ def _task_evaluate(model, x, y):
                         lookahead_frames=context_frames_of(model))
 
 
-def _task_model_data(task, model, model_path, size=None, seed=0, data_root=None):
-    """``Task.model_data``: the test split through the front end saved beside the model."""
-    x, lengths, y = test_arrays_for(data_root, model, size, params=saved_front_end(model_path))
+def _task_model_data(task, model, model_path, size=None, seed=0, data_root=None, split="test"):
+    """``Task.model_data``: a split through the front end saved beside the model."""
+    x, lengths, y = test_arrays_for(data_root, model, size, params=saved_front_end(model_path),
+                                    split=split)
     return {"inputs": x, "lengths": lengths}, y
 
 
@@ -704,9 +705,12 @@ def sweep_points_ms(points, model):
                                      lookahead_frames=context_frames_of(model))
 
 
-def test_arrays_for(data_root, model, size=None, label_set="paper11", params=None):
+def test_arrays_for(data_root, model, size=None, label_set="paper11", params=None,
+                    split="test"):
     """The test split of ``data_root`` with the front end ``model`` was trained on
     (``params``, e.g. `saved_front_end`; default: the paper's with the model's context).
+    ``split="validation"`` reads the validation split the same way (what a threshold
+    schedule is fitted on).
 
     Returns:
         ``(x, lengths, y)`` arrays, at most ``size`` clips.
@@ -718,7 +722,7 @@ def test_arrays_for(data_root, model, size=None, label_set="paper11", params=Non
         raise FileNotFoundError(f"`data_root` {str(data_root)!r} is not a directory.")
     if params is None:
         params = front_end(context_frames_of(model))
-    return load_split_arrays(data_root, "test", label_set, limit=size, features=params,
+    return load_split_arrays(data_root, split, label_set, limit=size, features=params,
                              cache=False)
 
 

@@ -98,7 +98,9 @@ class Task:
     model_data: Optional[Callable[..., tuple]] = None
     """Optional ``model_data(task, model, model_path, size=, seed=, data_root=) -> (x, y)``:
     the test split as the saved model at ``model_path`` reads it (e.g. through the front
-    end saved beside it), for evaluate and sweep; default ``data("test", size, seed)``."""
+    end saved beside it), for evaluate and sweep; default ``data("test", size, seed)``. A
+    hook that also takes ``split=`` is called with ``split="val"`` for the validation
+    split a threshold schedule is fitted on."""
     step_ms: Optional[Callable[..., tuple]] = None
     """Optional ``step_ms(model) -> (stride_ms, window_ms, lookahead_frames)`` for a task
     whose steps are frames of audio: sweeps then report milliseconds too

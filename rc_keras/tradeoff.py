@@ -31,7 +31,7 @@ __all__ = ["Crossing", "first_crossing", "step_probabilities", "all_step_probabi
            "threshold_sweep", "composite_frontier", "plot_tradeoff", "format_table",
            "frames_to_ms", "add_milliseconds", "frontier_accuracy_at", "compare_frontiers",
            "fast_operating_points", "plot_comparison", "format_comparison_table",
-           "exponential_schedule", "fit_threshold_schedule", "padding_mask"]
+           "exponential_schedule", "fit_threshold_schedule", "padding_mask", "format_threshold"]
 
 
 class Crossing(NamedTuple):
@@ -268,7 +268,8 @@ def _threshold_value(threshold):
     return float(values) if values.ndim == 0 else [float(v) for v in values]
 
 
-def _format_threshold(threshold):
+def format_threshold(threshold):
+    """A threshold for tables: ``0.9``, or ``schedule 0.99→0.9`` (first and last value)."""
     if isinstance(threshold, (list, tuple)):
         return f"schedule {threshold[0]:g}→{threshold[-1]:g}"
     return f"{threshold:g}"
@@ -396,7 +397,7 @@ def format_table(points, time_unit="steps"):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for p in points:
         row = ([str(p.get("curve", ""))] if with_curve else []) + [
-            _format_threshold(p["threshold"]) if "threshold" in p else "",
+            format_threshold(p["threshold"]) if "threshold" in p else "",
             f"{p['accuracy']:.4f}",
             f"{p['mean_spike_time']:.2f}"] + (
             [f"{p['mean_spike_time_ms']:.0f}" if "mean_spike_time_ms" in p else ""]
@@ -615,7 +616,7 @@ def format_comparison_table(frontiers, time_unit="frames"):
     for group, points in frontiers.items():
         for p in points:
             row = [str(group), str(p.get("curve", "")),
-                   _format_threshold(p["threshold"]) if "threshold" in p else "",
+                   format_threshold(p["threshold"]) if "threshold" in p else "",
                    f"{p['accuracy']:.4f}", f"{p['mean_spike_time']:.2f}"]
             if with_ms:
                 ms = p.get("mean_spike_time_ms")
@@ -625,7 +626,10 @@ def format_comparison_table(frontiers, time_unit="frames"):
 
 
 # ---------------------------------------------------------------------- threshold schedules
-def exponential_schedule(theta_0, theta_end, tau, length):
+FIT_METHODS = ("exponential", "steps")
+
+
+def exponential_schedule(theta_0, theta_end, tau, length, monotone=False):
     """The per-step thresholds ``theta_end + (theta_0 - theta_end) * exp(-t / tau)``.
 
     The family `fit_threshold_schedule` searches: it starts at ``theta_0`` and relaxes
@@ -637,12 +641,21 @@ def exponential_schedule(theta_0, theta_end, tau, length):
         theta_end: the value approached late in the sequence, in (0, 1).
         tau: time constant in steps, > 0.
         length: number of steps (the last value holds for longer inputs).
+        monotone: require a non-increasing schedule (``theta_0 >= theta_end``), as the
+            fitter does by default.
 
     Returns:
         A tuple of ``length`` floats, each exactly a float32 (what the model stores).
+
+    Raises:
+        ValueError: on a value outside (0, 1), a tau that is not > 0, a length < 1, or,
+            with ``monotone``, ``theta_0 < theta_end``.
     """
     theta_0 = validation.check_threshold(theta_0, "theta_0")
     theta_end = validation.check_threshold(theta_end, "theta_end")
+    if monotone and theta_0 < theta_end:
+        raise ValueError(f"`theta_0` ({theta_0:g}) must be >= `theta_end` ({theta_end:g}) for a "
+                         "monotone (non-increasing) schedule.")
     length = validation.check_positive_int(length, "length")
     tau = float(tau)
     if not np.isfinite(tau) or tau <= 0:
@@ -673,7 +686,8 @@ def _default_levels(confidence, valid, bound, count):
 
 def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None, *,
                            readout="softmax", mask=None, levels=None, taus=None,
-                           constant_levels=None, monotone=True, _all_candidates=False):
+                           constant_levels=None, monotone=True, method="exponential",
+                           _all_candidates=False):
     """Fits a per-step threshold schedule on validation data.
 
     Searches the exponential family of `exponential_schedule` on a grid: ``theta_0`` and
@@ -689,6 +703,20 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
     fitting data the result is never worse than the best constant of
     ``constant_levels``. Report its accuracy on held-out data, not on the data it was
     fitted on.
+
+    ``method="steps"`` (with a ``budget``) also fits one free threshold per step, by
+    backward induction: for a price ``lam`` per step read, the threshold of step t (from
+    the last step back to the first) is the level that maximizes, over the sequences
+    that reach step t, the value of answering there (correct - lam * steps read) against
+    the value of reading on under the thresholds already chosen for the later steps.
+    The price is then bisected until the mean spike time meets the budget, each
+    schedule scored exactly; the result is the most accurate of these and of the
+    exponential fit within the budget. (The induction counts every sequence as reaching
+    every step, so it is a heuristic; the exact scoring keeps it honest.) Guards: the
+    levels come from a grid (about 40 values chosen as ``levels``), the schedule is
+    non-increasing with ``monotone``, and it must beat the 3-parameter family on the
+    fitting data to be chosen; it has more freedom, so compare its validation and test
+    accuracy.
 
     Args:
         step_probabilities: (n, time, outputs) readout at every step, e.g. from
@@ -707,6 +735,8 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
         constant_levels: constant thresholds also tried; default about 100 values chosen
             as for ``levels``.
         monotone: only non-increasing schedules (``theta_0 >= theta_end``).
+        method: "exponential" (the family on its grid) or "steps" (one threshold per
+            step, as above; needs ``budget``).
 
     Returns:
         With ``budget``: the most accurate candidate whose mean spike time is within it
@@ -715,12 +745,17 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
         "constant"}`` where "constant" is the best constant-threshold point within the
         budget (None when no constant fits). Without ``budget``: the frontier
         (`composite_frontier`) of all candidates, each point carrying the same keys
-        except "constant"; constant candidates have tau None.
+        except "constant"; constant candidates have tau None. Every single result
+        has "method": "exponential", or "steps" with "price" (lam) when a per-step
+        schedule won (its theta_0 and theta_end are its first and last values, tau None).
 
     Raises:
         ValueError: on bad shapes, labels, lengths, grids, or a budget no candidate meets.
     """
     validation.check_choice(readout, validation.READOUTS, "readout")
+    validation.check_choice(method, FIT_METHODS, "method")
+    if method == "steps" and budget is None:
+        raise ValueError("method='steps' fits one schedule for one budget: give a `budget`.")
     step_probs = np.asarray(step_probabilities)
     if step_probs.ndim != 3 or step_probs.shape[1] == 0 or step_probs.shape[0] == 0:
         raise ValueError("`step_probabilities` must have shape (n, time, outputs) with n, time >= "
@@ -803,4 +838,73 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
         fastest = min(p["mean_spike_time"] for p in candidates)
         raise ValueError(f"`budget` {budget} is below every candidate's mean spike time; the "
                          f"fastest reaches {fastest:.3f} steps.")
-    return dict(best, constant=best_of(c for c in candidates if c["tau"] is None))
+    constant = best_of(c for c in candidates if c["tau"] is None)
+    best = dict(best, method="exponential")
+    if method == "steps":
+        fine = check_grid(_default_levels(confidence, valid, bound, 40) + levels, "levels")
+        fitted = _fit_per_step(confidence, correct, valid, last, fine, budget, monotone, score)
+        if fitted is not None and best_of([best, fitted]) is fitted:
+            best = fitted
+    return dict(best, constant=constant)
+
+
+def _backward_schedule(confidence, correct, valid, last, grid, price, monotone):
+    """Per-step thresholds by backward induction at a price per step read (see
+    `fit_threshold_schedule`, method "steps")."""
+    n, time = confidence.shape
+    rows = np.arange(n)
+    # What each sequence scores when it reads on to its last valid step.
+    value = correct[rows, last] - price * (last + 1.0)
+    theta = np.empty(time)
+    floor = -np.inf
+    for t in range(time - 1, -1, -1):
+        live = valid[:, t] & (t < last)  # at its last valid step a sequence answers anyway
+        stop_value = correct[:, t] - price * (t + 1.0)
+        conf, gain = confidence[live, t], (stop_value - value)[live]
+        order = np.argsort(-conf, kind="stable")
+        conf, cumulative = conf[order], np.concatenate([[0.0], np.cumsum(gain[order])])
+        levels = grid[grid >= floor] if monotone else grid
+        if not levels.size:
+            levels = grid[-1:]
+        # Sequences with confidence >= level answer at t: a prefix of the sorted list.
+        # Ties take the lowest level: with `monotone` it constrains the earlier steps least.
+        stops = np.searchsorted(-conf, -levels, side="right")
+        choice = levels[np.argmax(cumulative[stops])]
+        theta[t] = choice
+        if monotone:
+            floor = choice
+        answer = live & (confidence[:, t] >= choice)
+        value = np.where(answer, stop_value, value)
+    return theta
+
+
+def _fit_per_step(confidence, correct, valid, last, grid, budget, monotone, score):
+    """The most accurate backward-induction schedule within ``budget`` over a bisection
+    of the price per step; None when none fits."""
+    grid = np.asarray(grid, np.float64)
+    confidence = confidence.astype(np.float64)
+    correct = correct.astype(np.float64)
+    best = None
+
+    def attempt(price):
+        nonlocal best
+        theta = _backward_schedule(confidence, correct, valid, last, grid, price, monotone)
+        threshold = [validation.float32_value(v) for v in theta]
+        point = dict(score(threshold), threshold=threshold, theta_0=threshold[0],
+                     theta_end=threshold[-1], tau=None, method="steps", price=price)
+        fits = point["mean_spike_time"] <= budget
+        if fits and (best is None or (point["accuracy"], -point["mean_spike_time"])
+                     > (best["accuracy"], -best["mean_spike_time"])):
+            best = point
+        return fits
+
+    if attempt(0.0):  # the most accurate schedule already meets the budget
+        return best
+    low, high = 0.0, 1.0
+    for _ in range(20):  # a higher price answers sooner
+        price = 0.5 * (low + high)
+        if attempt(price):
+            high = price
+        else:
+            low = price
+    return best

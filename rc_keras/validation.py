@@ -65,7 +65,8 @@ def check_threshold_for(threshold, readout, num_outputs=None, name="threshold"):
     return value
 
 
-def check_threshold_values(threshold, readout="softmax", num_outputs=None, name="threshold"):
+def check_threshold_values(threshold, readout="softmax", num_outputs=None, name="threshold", *,
+                           max_length=None, non_increasing=False, family=None):
     """Checks a threshold that may be a scalar or a per-step schedule.
 
     A schedule is a 1-D sequence of thresholds: step t of a sequence uses
@@ -77,6 +78,12 @@ def check_threshold_values(threshold, readout="softmax", num_outputs=None, name=
         readout: "softmax" or "sigmoid".
         num_outputs: the readout's width; None when not known yet.
         name: argument name used in the messages.
+        max_length: where the sequence length is known, the most values a schedule may
+            hold (a value past the last step would never be used: a schedule made for
+            other data).
+        non_increasing: refuse a schedule that rises anywhere (the monotone families:
+            high early, when evidence is thin, lower late).
+        family: name of the family that requires ``non_increasing``, for the message.
 
     Returns:
         A float for a scalar, a tuple of floats for a schedule.
@@ -103,6 +110,18 @@ def check_threshold_values(threshold, readout="softmax", num_outputs=None, name=
         except ValueError as error:
             raise ValueError(f"{str(error).rstrip('.')} (schedule value at step {step}).") \
                 from None
+    if max_length is not None and len(checked) > int(max_length):
+        raise ValueError(f"`{name}` schedule holds {len(checked)} values, but the sequences have "
+                         f"{int(max_length)} steps: give at most one threshold per step (the "
+                         "last value holds for the remaining steps).")
+    if non_increasing:
+        for step in range(1, len(checked)):
+            if np.float32(checked[step]) > np.float32(checked[step - 1]):
+                family = f"the {family} family" if family else "a monotone schedule"
+                raise ValueError(
+                    f"`{name}` must not increase over time for {family}; the value at step "
+                    f"{step} ({checked[step]:g}) is above the value at step {step - 1} "
+                    f"({checked[step - 1]:g}).")
     return tuple(checked)
 
 
