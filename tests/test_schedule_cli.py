@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import rc_keras as rk
-from rc_keras import cli, schedule_cli, tasks, tradeoff, validation
+from rc_keras import cli, tasks, tradeoff, validation
+from rc_keras.workflows import schedules
 
 DEMO = str(Path(__file__).resolve().parents[1] / "saved_models" / "demo" / "model.keras")
 # The demo model answers the spotting task: 25 steps, 2 classes (theta must exceed 0.5).
@@ -183,4 +184,4 @@ def test_the_tflite_runner_refuses_a_bad_schedule_in_its_sidecar(tmp_path):
 def test_check_schedule_names_the_flag_it_is_given():
     model = keras.models.load_model(DEMO)
     with pytest.raises(ValueError, match=r"^`--fit-schedule` schedule holds 26 values"):
-        schedule_cli.check_schedule([0.9] * 26, model, STEPS, flag="--fit-schedule")
+        schedules.check_schedule([0.9] * 26, model, STEPS, flag="--fit-schedule")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rc_keras import schedule_cli, tasks, tradeoff, validation
+from rc_keras import tasks, tradeoff, validation
+from rc_keras.workflows import schedules
 from rc_keras.workflows.files import (CLIError, check_feature_shape, check_model_file,
                                       check_output_dir, check_task, load_model, write_json)
 
@@ -110,7 +111,7 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
     A model that records another task (`rc_keras.workflows.files.MODEL_RECORD`) is
     refused unless ``allow_task_mismatch``. ``threshold_schedule`` (a schedule file) or
     ``fit_schedule`` (a budget: fitted on the validation split, same size and seed)
-    evaluate with a per-step schedule instead (`rc_keras.schedule_cli`);
+    evaluate with a per-step schedule instead (`rc_keras.workflows.schedules`);
     ``save_schedule`` writes it.
 
     Returns:
@@ -118,7 +119,7 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
         and "model" added (and "schedule", describing the schedule, when one was used).
     """
     tasks.get_task(task).check_options(data_root=data_root)
-    schedule_cli.check_flags(threshold, threshold_schedule, fit_schedule, save_schedule)
+    schedules.check_flags(threshold, threshold_schedule, fit_schedule, save_schedule)
     check_model_file(model_path)
     check_task(model_path, task, allow_task_mismatch)
     task = tasks.get_task(task)
@@ -133,7 +134,7 @@ def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root
         return x_val, None, y_val
 
     steps = (x["inputs"] if isinstance(x, dict) else x).shape[1]
-    schedule, info = schedule_cli.resolve(model, steps, threshold_schedule, fit_schedule,
+    schedule, info = schedules.resolve(model, steps, threshold_schedule, fit_schedule,
                                           load_validation=validation_split, save=save_schedule)
     if schedule is not None:
         threshold = schedule

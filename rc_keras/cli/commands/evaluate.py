@@ -2,7 +2,8 @@
 
 import json
 
-from rc_keras import schedule_cli, tasks
+from rc_keras import tasks
+from rc_keras.workflows import schedules
 from rc_keras.cli.arguments import (DATA_HELP, non_negative_int, per_task, positive_int,
                                     task_arg, task_help, threshold_arg)
 from rc_keras.workflows import evaluate, format_summary
@@ -25,7 +26,7 @@ def add_arguments(parser):
     p.add_argument("--allow-task-mismatch", action="store_true",
                    help="evaluate a model that records another --task (same feature shape)")
     p.add_argument("--data", help=DATA_HELP)
-    schedule_cli.add_evaluate_arguments(p)
+    schedules.add_evaluate_arguments(p)
 
 
 def run(args):
