@@ -23,7 +23,7 @@ from rc_keras import _lazy  # noqa: E402 - after the environment default above
 SUBMODULES = ("augment", "bayes_optimal", "callbacks", "cells", "cli", "datasets", "export",
               "features", "guards", "kws_training", "losses", "metrics", "mnist_models",
               "model", "models", "opcount", "quantization", "rank_coding", "resume", "tasks",
-              "tradeoff", "tuning", "validation")
+              "tradeoff", "tuning", "validation", "workflows")
 """Public submodules, each reachable as ``rc_keras.<name>`` (imported on first use)."""
 # Modules whose import registers the Keras classes found in saved rc_keras models.
 _REGISTERING = ("rc_keras.model", "rc_keras.losses", "rc_keras.metrics", "rc_keras.cells",
@@ -36,7 +36,7 @@ if typing.TYPE_CHECKING:  # static analysers see the names; nothing is imported 
     from rc_keras import (augment, bayes_optimal, callbacks, cells, cli,  # noqa: F401
                           datasets, export, features, guards, kws_training, losses, metrics,
                           mnist_models, model, models, opcount, quantization, rank_coding,
-                          resume, tasks, tradeoff, tuning, validation)
+                          resume, tasks, tradeoff, tuning, validation, workflows)
     from rc_keras.losses import ConfidencePenalty  # noqa: F401
     from rc_keras.model import RCModel  # noqa: F401
     from rc_keras.rank_coding import RCOutput  # noqa: F401

@@ -543,8 +543,8 @@ def _needs_data_root(num_sequences, seed=0):
 
 
 # ---------------------------------------------------------------------- task hooks
-# `rc-keras train --task speech-commands` runs the common training path of
-# `rc_keras.cli.train` (guards, backups, flags); these hooks give it the recipe above.
+# `rc-keras train/evaluate/sweep --task speech-commands` run the common paths of
+# `rc_keras.workflows` (guards, backups, flags); these hooks give them the recipe above.
 def _load_task_split(task, split, size=None, seed=0, data_root=None, context_frames=None,
                      cache_dir=None, normalization=None, augment_copies=None):
     """``Task.load``: a split of ``data_root`` as ``({"inputs", "lengths"}, y)``; ``size``
@@ -621,6 +621,17 @@ def _task_evaluate(model, x, y):
                         lookahead_frames=context_frames_of(model))
 
 
+def _task_model_data(task, model, model_path, size=None, seed=0, data_root=None):
+    """``Task.model_data``: the test split through the front end saved beside the model."""
+    x, lengths, y = test_arrays_for(data_root, model, size, params=saved_front_end(model_path))
+    return {"inputs": x, "lengths": lengths}, y
+
+
+def _task_step_ms(model):
+    """``Task.step_ms``: 10 ms hops, 25 ms windows, the model's stacked future frames."""
+    return FRAME_STRIDE_MS, FRAME_WINDOW_MS, context_frames_of(model)
+
+
 SPEECH_COMMANDS = tasks.Task(
     name="speech-commands",
     description="Speech Commands keyword spotting from a folder (--data ROOT), paper11 labels",
@@ -631,6 +642,8 @@ SPEECH_COMMANDS = tasks.Task(
     compile_model=_task_compile,
     plan_fit=_task_plan_fit,
     evaluate=_task_evaluate,
+    model_data=_task_model_data,
+    step_ms=_task_step_ms,
     num_classes=11,
     units=128,
     threshold=0.9,

@@ -14,8 +14,9 @@ model = tasks.build_model(task, beta=0.05)  # compiled RCModel
 More tasks (Speech Commands, temporal MNIST) register with `register_task`; a task
 whose model is not "one cell + dense softmax" passes its own ``model_factory``, and a
 task with its own data source or training recipe fills the hooks ``load``,
-``compile_model``, ``plan_fit`` and ``evaluate``. Every task trains through the same
-path (`rc_keras.cli.train`: the same guards, backups and flags); ``options`` names the
+``compile_model``, ``plan_fit``, ``evaluate``, ``model_data`` and ``step_ms``. Every task
+trains, evaluates and sweeps through the same path (`rc_keras.workflows.train`,
+``evaluate``, ``sweep``: the same guards, backups and flags); ``options`` names the
 task-specific options it takes, and any other is refused.
 """
 
@@ -92,8 +93,16 @@ class Task:
     (``state_dir``: where a callback may keep what a resumed run needs, None without
     backups; ``options``: the task options of the run)."""
     evaluate: Optional[Callable[..., dict]] = None
-    """Optional ``evaluate(model, x, y) -> dict`` of test metrics; default
-    `rc_keras.cli.evaluate_model`."""
+    """Optional ``evaluate(model, x, y) -> dict`` of test metrics (at the model's
+    threshold); default `rc_keras.workflows.evaluate_model`."""
+    model_data: Optional[Callable[..., tuple]] = None
+    """Optional ``model_data(task, model, model_path, size=, seed=, data_root=) -> (x, y)``:
+    the test split as the saved model at ``model_path`` reads it (e.g. through the front
+    end saved beside it), for evaluate and sweep; default ``data("test", size, seed)``."""
+    step_ms: Optional[Callable[..., tuple]] = None
+    """Optional ``step_ms(model) -> (stride_ms, window_ms, lookahead_frames)`` for a task
+    whose steps are frames of audio: sweeps then report milliseconds too
+    (`rc_keras.tradeoff.add_milliseconds`); None: steps only."""
 
     def split_size(self, split):
         """The default number of sequences of a split ("train", "val" or "test")."""

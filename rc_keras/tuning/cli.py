@@ -12,44 +12,21 @@ the budget prints that clearly and exits with status 1.
 import argparse
 import sys
 
-from rc_keras import tasks
+# The argument types of every rc-keras subcommand: one check, one message per kind of value.
+from rc_keras.cli.arguments import (non_negative_int, positive_float, positive_int,
+                                    range_arg, task_arg, task_help, thresholds_arg)
 
 EXIT_NO_TRIAL_MET_BUDGET = 1
 EXIT_USAGE = 2
-
-
-def _range_arg(value):
-    parts = [p for p in value.replace(" ", "").split(",") if p]
-    try:
-        return tuple(float(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a range 'low,high' of numbers; received {value!r}") from None
-
-
-def _thresholds_arg(value):
-    try:
-        return tuple(float(p) for p in value.replace(" ", "").split(",") if p)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated thresholds, e.g. 0.8,0.9; received {value!r}") from None
-
-
-def _task_arg(value):
-    try:
-        return tasks.check_task_name(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(parser):
     """Adds the search's arguments to an ``argparse`` parser."""
     from rc_keras.tuning.objectives import DEFAULT_THRESHOLDS  # noqa: PLC0415
 
-    parser.add_argument("--task", type=_task_arg, required=True,
-                        help=f"one of: {', '.join(tasks.task_names())}")
+    parser.add_argument("--task", type=task_arg, required=True, help=task_help())
     parser.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
-    parser.add_argument("--max-trials", type=int, default=10, help="number of trials")
+    parser.add_argument("--max-trials", type=positive_int, default=10, help="number of trials")
     parser.add_argument("--directory", required=True,
                         help="search directory; the same directory resumes the search")
     parser.add_argument("--objective", default="weighted",
@@ -58,23 +35,23 @@ def add_arguments(parser):
     parser.add_argument("--max-spike-time",
                         help="mean spike time budget: steps ('12') or ms ('150ms', with "
                              "--step-ms)")
-    parser.add_argument("--step-ms", type=float, help="duration of one step in ms")
+    parser.add_argument("--step-ms", type=positive_float, help="duration of one step in ms")
     parser.add_argument("--weight", type=float, default=0.5,
                         help="lambda of the weighted objective (default: %(default)s)")
-    parser.add_argument("--beta-range", type=_range_arg, default=(0.0, 0.3),
+    parser.add_argument("--beta-range", type=range_arg, default=(0.0, 0.3),
                         help="low,high of beta (default: 0,0.3)")
-    parser.add_argument("--units-range", type=_range_arg,
+    parser.add_argument("--units-range", type=range_arg,
                         help="low,high of the cell width (default: the task's)")
-    parser.add_argument("--lr-range", type=_range_arg,
+    parser.add_argument("--lr-range", type=range_arg,
                         help="low,high of the learning rate (default: the task's)")
-    parser.add_argument("--thresholds", type=_thresholds_arg, default=DEFAULT_THRESHOLDS,
+    parser.add_argument("--thresholds", type=thresholds_arg, default=DEFAULT_THRESHOLDS,
                         help="theta grid swept on validation data")
-    parser.add_argument("--epochs", type=int, default=3,
+    parser.add_argument("--epochs", type=positive_int, default=3,
                         help="epochs per trial (Hyperband: the most for one model)")
-    parser.add_argument("--train-size", type=int)
-    parser.add_argument("--val-size", type=int)
-    parser.add_argument("--test-size", type=int)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-size", type=positive_int)
+    parser.add_argument("--val-size", type=positive_int)
+    parser.add_argument("--test-size", type=positive_int)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="start over instead of resuming a search in --directory")
     parser.add_argument("--no-export", action="store_true", help="do not save the best model")

@@ -1,4 +1,4 @@
-"""`rc_keras.cli.train` on a small two-sequence run, optionally killed mid-training.
+"""`rc_keras.workflows.train` (`rc_keras.cli.train`) on a small two-sequence run, optionally killed mid-training.
 
 Usage: resume_train.py OUT_DIR [KILL_AFTER_BATCHES [SPEECH_COMMANDS_ROOT]]
 
