@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SECTIONS = [
     ("train_speed.md", "Training speed (`benchmarks/bench_train_speed.py`)"),
+    ("kws_epoch_cost.md", "Keyword epoch cost (`benchmarks/bench_kws_epoch_cost.py`)"),
     ("toy_tasks.md", "Toy tasks (`benchmarks/bench_toy_tasks.py`)"),
     ("deploy.md", "Deployment (`benchmarks/bench_deploy.py`)"),
     ("firmware.md", "Firmware on emulated Cortex-M (`benchmarks/bench_firmware.py`)"),

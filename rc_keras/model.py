@@ -47,6 +47,16 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
         mask_value: if set, a step whose features all equal this value is padding, as
             with ``keras.layers.Masking``. Explicit lengths can also be passed by giving
             ``x`` as a dict ``{"inputs": x, "lengths": lengths}`` (or ``"mask"``).
+        per_example_halting: stop computing each example at its own answer, in
+            ``fit``, ``evaluate`` and ``predict`` (the batch shrinks as examples answer;
+            see `rc_keras.rank_coding.rank_code`), so a batch costs about the sum of
+            its answer steps rather than batch x its latest one. Answers and gradients
+            are the same either way; False (the default) runs every row to the batch's
+            last answer. Off by default until a wall-clock saving is measured: the staged
+            graph adds gathers and a copy of the step per stage, and on a loaded 2-core
+            machine it cost more time than it saved (benchmarks/results/
+            train_speed_per_example_loaded.md). Under XLA (``jit_compile=True``) it is
+            off, with a warning.
         **kwargs: passed to ``keras.Model`` (``name``...).
 
     Example:
@@ -62,7 +72,7 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
     """
 
     def __init__(self, cell, head, threshold=0.95, readout="softmax", training_mode="rc",
-                 inference_mode="rc", mask_value=None, **kwargs):
+                 inference_mode="rc", mask_value=None, per_example_halting=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(cell, (list, tuple)):
             cell = keras.layers.StackedRNNCells(list(cell))
@@ -76,6 +86,10 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
         self.training_mode = validation.check_choice(training_mode, validation.MODES, "training_mode")
         self.inference_mode = validation.check_choice(inference_mode, validation.MODES, "inference_mode")
         self.mask_value = None if mask_value is None else float(mask_value)
+        if not isinstance(per_example_halting, (bool, np.bool_)):
+            raise ValueError("`per_example_halting` must be True or False; received "
+                             f"{per_example_halting!r}.")
+        self.per_example_halting = bool(per_example_halting)
         theta = validation.check_threshold_values(threshold, self.readout)
         # The scalar weight keeps `.keras` weight files as they were (one variable);
         # it holds the first value of a schedule. The halting loop reads `_threshold_steps`,
@@ -307,7 +321,9 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
             return rank_coding.rank_code(step, x, _flat_states(structure), self.num_outputs,
                                          self._threshold_steps.value(), self.readout, mode,
                                          step_mask,
-                                         freeze_states=not training)
+                                         freeze_states=not training,
+                                         per_example=self.per_example_halting,
+                                         rows_step_fn=self._rows_step_fn(structure, training))
         finally:
             self._reset_dropout_masks()
 
@@ -322,6 +338,24 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
         return rank_coding.step_probabilities(self._step_fn(structure, training), x,
                                               _flat_states(structure), dtype=tf.float32,
                                               step_mask=step_mask)
+
+    def _rows_step_fn(self, structure, training):
+        """Step functions for subsets of the batch: each cell's dropout masks, made for the
+        whole batch, are gathered to the rows, so every example keeps its own mask."""
+        cells = [c for c in self._dropout_cells() if training]
+        full = [(getattr(c, "_dropout_mask", None), getattr(c, "_recurrent_dropout_mask", None))
+                for c in cells]
+
+        def for_rows(rows):
+            gather = lambda masks: tf.nest.map_structure(  # noqa: E731 - a mask or a list
+                lambda m: tf.gather(m, rows), masks)
+            for cell, (mask, recurrent) in zip(cells, full):
+                if mask is not None:
+                    cell._dropout_mask = gather(mask)
+                if recurrent is not None:
+                    cell._recurrent_dropout_mask = gather(recurrent)
+            return self._step_fn(structure, training)
+        return for_rows
 
     def _dropout_cells(self):
         cells = getattr(self.cell, "cells", [self.cell])
@@ -389,9 +423,11 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
         if self.optimizer is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def _rc_prediction(self, out):
+    def _rc_prediction(self, out, x):
+        inputs = x["inputs"] if isinstance(x, dict) else x
         return {"probs": out.probs, "spike_time": out.spike_time, "spiked": out.spiked,
-                "steps_run": out.steps_run}
+                "steps_run": out.steps_run, "cell_evaluations": out.cell_evaluations,
+                "time_steps": tf.shape(inputs)[1]}
 
     def _check_labels_in_graph(self, y):
         """The rules of `validation.check_labels`, as graph assertions (tf.data input)."""
@@ -430,7 +466,7 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
         return out, loss
 
     def _metric_results(self, x, y, out, sample_weight):
-        prediction = self._rc_prediction(out)
+        prediction = self._rc_prediction(out, x)
         for group in self._rc_metric_lists:
             group.update_state(y, prediction, sample_weight=sample_weight)
         results = self.compute_metrics(x, y, out.probs, sample_weight=sample_weight)
@@ -540,6 +576,7 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
             training_mode=self.training_mode,
             inference_mode=self.inference_mode,
             mask_value=self.mask_value,
+            per_example_halting=self.per_example_halting,
         )
         return config
 

@@ -249,7 +249,7 @@ def rc_metrics():
     from rc_keras import metrics  # noqa: PLC0415 - see the imports at the top
 
     return [metrics.SpikeAccuracy(), metrics.MeanSpikeTime(), metrics.NoSpikeRate(),
-            metrics.StepsRun()]
+            metrics.StepsRun(), metrics.ComputeFraction()]
 
 
 def build_model(task, units=None, threshold=None, beta=None, training_mode="rc",
