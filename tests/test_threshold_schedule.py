@@ -296,15 +296,20 @@ def test_saved_model_serves_the_schedule(tmp_path):
     assert json.loads((tmp_path / "sm" / "rc_keras.json").read_text())["threshold"] == SCHEDULE
 
 
-def test_int8_sidecar_has_one_quantized_threshold_per_step(tmp_path):
-    from rc_keras import export
-    from rc_keras.export.interpreters import StepRunner
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(16, 5, 3)).astype("float32")
+def _lstm_with_schedule():
+    """A small LSTM model with the test schedule, built, and inputs to calibrate it."""
+    x = np.random.default_rng(0).normal(size=(16, 5, 3)).astype("float32")
     keras.utils.set_random_seed(0)
     model = rk.RCModel(keras.layers.LSTMCell(4), keras.layers.Dense(2, activation="softmax"),
                        threshold=SCHEDULE)
     model.build(x.shape)
+    return model, x
+
+
+def test_int8_sidecar_has_one_quantized_threshold_per_step(tmp_path):
+    from rc_keras import export
+    from rc_keras.export.interpreters import StepRunner
+    model, x = _lstm_with_schedule()
     side = export.export_tflite_step(model, tmp_path / "q.tflite", "int8", calibration=x)
     probs = side["outputs"]["probs"]
     highs = [export.quantized_threshold(v, probs["scale"], probs["zero_point"])[0]
@@ -324,12 +329,7 @@ def test_bundle_carries_the_schedule_into_the_c_header(tmp_path):
     import subprocess
 
     from rc_keras import export
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(16, 5, 3)).astype("float32")
-    keras.utils.set_random_seed(0)
-    model = rk.RCModel(keras.layers.LSTMCell(4), keras.layers.Dense(2, activation="softmax"),
-                       threshold=SCHEDULE)
-    model.build(x.shape)
+    model, x = _lstm_with_schedule()
     report = export.export_bundle(model, tmp_path / "out", calibration=x, int8=True)
     side = json.loads((tmp_path / "out" / "step_int8.json").read_text())
     assert report["threshold"] == side["threshold"] == SCHEDULE
