@@ -16,6 +16,7 @@ keywords, fed frames and, with the on-device front end, 16 kHz audio.
 """
 
 import argparse
+import json
 import os
 import pathlib
 import platform

@@ -47,6 +47,7 @@ Each side can run as its own process (``--sides eos`` / ``--sides rc`` with diff
 """
 
 import argparse
+import json
 import datetime
 import os
 import sys
