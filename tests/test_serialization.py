@@ -73,6 +73,7 @@ EXAMPLES = {
     "MeanSpikeTime": lambda: _compiled(metrics.MeanSpikeTime()),
     "NoSpikeRate": lambda: _compiled(metrics.NoSpikeRate()),
     "StepsRun": lambda: _compiled(metrics.StepsRun()),
+    "ComputeFraction": lambda: _compiled(metrics.ComputeFraction()),
     # Callbacks are not part of a .keras file: config round trip only.
     "BetaSchedule": lambda: (BetaSchedule({0: 0.3, 5: 0.02}), None, None),
     "MajorityClassStop": lambda: (kws_training.MajorityClassStop(0.4, grace_epochs=3), None, None),
@@ -138,7 +139,9 @@ def _check_same_computation(obj, clone):
         return
     if isinstance(obj, metrics.RCMetric):
         prediction = {"probs": probs, "spike_time": np.array([2, 5], np.int32),
-                      "spiked": np.array([True, False]), "steps_run": np.array(6, np.int32)}
+                      "spiked": np.array([True, False]), "steps_run": np.array(6, np.int32),
+                      "cell_evaluations": np.array(9, np.int32),
+                      "time_steps": np.array(8, np.int32)}
         for metric in (obj, clone):
             metric.reset_state()
             metric.update_state(labels, prediction)
