@@ -40,6 +40,10 @@ NOT_RUN = {
     "rc_keras/workflows/deployment.py": "needs a trained model file (tests/test_cli.py)",
     "rc_keras/workflows/evaluation.py": "needs trained model files (tests/test_cli.py)",
     "rc_keras/workflows/training.py": "trains the 2-sequence model for 10 epochs",
+    "rc_keras/datasets/keyword_streams.py": "synthesizes word pools with TTS voices "
+                                            "(tests/test_streaming.py builds streams)",
+    "rc_keras/streaming.py": "needs an exported bundle (tests/test_streaming.py exports one "
+                             "and listens with it)",
 }
 
 
@@ -85,6 +89,8 @@ def free_names():
         "frames": rng.integers(0, 2, (4, 3, 28, 28, 1)).astype(np.float32),
         "labels": np.arange(4) % 10,
         "mel_frames": rng.normal(size=(20, 40)).astype(np.float32),
+        "pcm_int16": rng.integers(-3000, 3000, 16000).astype(np.int16),
+        "x_train": x[:24], "y_train": y[:24], "x_val": x[24:], "y_val": y[24:],
         "BetaSchedule": rc_keras.callbacks.BetaSchedule,
         "ConvLSTM2DCell": rc_keras.cells.ConvLSTM2DCell,
     }
