@@ -118,10 +118,11 @@ def _engine_param(name):
 
     engine = tts_engines.ENGINES[name]
     return pytest.param(name, marks=pytest.mark.skipif(
-        not engine.available(), reason=f"needs the {name} engine (Debian: {engine.package})"))
+        not engine.available(), reason=f"needs the {name} engine (install: {engine.package})"))
 
 
-@pytest.mark.parametrize("engine", [_engine_param(n) for n in ("espeak-ng", "flite", "festival")])
+@pytest.mark.parametrize("engine", [_engine_param(n)
+                                    for n in ("espeak-ng", "flite", "festival", "piper")])
 def test_each_engine_speaks_clips_in_the_layout(tmp_path, engine):
     from rc_keras.datasets import tts_engines  # noqa: PLC0415
 
@@ -148,10 +149,51 @@ def test_each_engine_speaks_clips_in_the_layout(tmp_path, engine):
     assert any(a != b for a, b in pairs)
 
 
+def _median_f0(samples, rate=16000):
+    """Median autocorrelation pitch (Hz, 60-300) of the loud 40 ms frames of a clip."""
+    f0s, n = [], 640
+    for start in range(0, len(samples) - n, n // 2):
+        frame = samples[start:start + n] - samples[start:start + n].mean()
+        if np.abs(frame).max() < 0.1:
+            continue
+        ac = np.correlate(frame, frame, "full")[n - 1:]
+        lo, hi = rate // 300, rate // 60
+        f0s.append(rate / (lo + int(np.argmax(ac[lo:hi]))))
+    return float(np.median(f0s))
+
+
+@_engine_param("piper").marks[0]
+def test_piper_parameters_change_the_audio():
+    from rc_keras.datasets import tts_engines  # noqa: PLC0415
+
+    piper, voice = tts_engines.PIPER, tts_engines.PIPER.voices()[0]
+    slow = tts_engines.Utterance(speed=100, pitch=50)
+    fast = tts_engines.Utterance(speed=220, pitch=50)
+    # Piper's own flags: length scale 160 / speed, noises grow with expressiveness.
+    assert piper.arguments(slow)[:2] == ["--length-scale", "1.600"]
+    flat, lively = (piper.arguments(tts_engines.Utterance(expressiveness=e)) for e in (0, 1))
+    assert float(flat[3]) < 0.667 * 0.75 < 0.667 * 1.25 < float(lively[3])
+    assert float(flat[5]) < float(lively[5])
+    words = ["yes", "seven", "marvin"]
+    lengths = {}
+    for name, utterance in (("slow", slow), ("fast", fast)):
+        clips = [keyword_synthesis._to_samples(w) for w in piper.speak_many(words, voice, utterance)]
+        assert len(clips) == 3 and all(np.abs(c).max() > 0.2 for c in clips)
+        lengths[name] = sum(len(c) for c in clips)
+    assert lengths["slow"] > 1.5 * lengths["fast"]  # 220 / 100 wpm, minus the fixed edges
+    low, high = (keyword_synthesis._speak("seven", voice, 160, p, "piper", 0.0) for p in (25, 75))
+    # (75 - 25) * 12 cents = 600 cents: the pitch rises by a factor of about 1.41.
+    assert 1.25 < _median_f0(high) / _median_f0(low) < 1.6
+    with pytest.raises(ValueError, match="voice"):
+        piper.model_files("nope")
+
+
 def test_all_installed_engines_are_the_default(tmp_path):
     from rc_keras.datasets import tts_engines  # noqa: PLC0415
 
     engines = tts_engines.available_engines()
+    assert "piper" not in engines  # opt-in: only when named
+    assert set(engines) <= set(tts_engines.available_engines(include_opt_in=True))
     voices = keyword_synthesis.voice_catalog(2 * len(engines), seed=0)
     # The engines take turns: each gives the same number of voices.
     assert [v.engine for v in voices] == list(engines) * 2

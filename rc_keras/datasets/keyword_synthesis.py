@@ -97,7 +97,8 @@ def voice_catalog(count, seed=0, engines=None):
     Args:
         count: number of voices.
         seed: the draw's seed.
-        engines: engine names; None: every installed engine (`available_engines`).
+        engines: engine names; None: every installed default engine
+            (`available_engines`; piper only when named).
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"`voices` must be a positive integer or a list of Voice; received {count!r}.")
