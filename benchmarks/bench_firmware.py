@@ -1,6 +1,7 @@
 """Firmware benchmark: the RC loop on emulated Cortex-M4 / Cortex-M55 (QEMU) against TFLM.
 
-Run: ``python benchmarks/bench_firmware.py [--quick] [--keywords DIR]``. Writes
+Run: ``python benchmarks/bench_firmware.py [--quick] [--keywords DIR] [--targets B:K ...]
+[--no-demo] [--no-int16]``. Writes
 benchmarks/results/firmware.json and firmware.md. Needs the GNU Arm toolchain, qemu-system-arm
 and the TFLM trees of ../shared/tflm (see firmware/README.md).
 
@@ -19,6 +20,7 @@ import json
 import os
 import pathlib
 import platform
+import sys
 import tempfile
 import time
 
@@ -65,14 +67,14 @@ def audio_agreement(result, host):
                                              for c, h in pairs]))}
 
 
-def demo_rows(tmp, clips):
+def demo_rows(tmp, clips, targets_run, int16=True):
     x, _ = tasks.get_task("spotting").data("test", clips, seed=11)
     rows = []
-    for q in ("int8", "int16x8"):
+    for q in ("int8", "int16x8") if int16 else ("int8",):
         step = DEMO / f"step_{q}.tflite"
         runner = StepRunner(step, runtime="tflm")
         clips_q = [runner.quantize_frames(c) for c in x]
-        for board, kernels in TARGETS if q == "int8" else INT16_TARGETS:
+        for board, kernels in targets_run if q == "int8" else INT16_TARGETS:
             build = firmware.build_firmware(step, tmp / f"demo-{q}-{board}-{kernels}", board=board,
                                             tree=firmware.tflm_tree(kernels))
             rows.append(device_row(f"demo spotting LSTM 32 {q}", step, build, clips_q, x.shape[1])[0])
@@ -90,7 +92,8 @@ def keyword_assets(root, tmp, voices, epochs, test_clips):
     if not (root / "testing_list.txt").exists():
         keyword_synthesis.synthesize_keywords(root, voices=voices, seed=0, noise=0.05,
                                               testing_percentage=30.0)
-    params = features.FrontEndParams(context_frames=0)
+    # The fixed-point front end: the host computes the device's features exactly.
+    params = features.FrontEndParams(context_frames=0, fixed_point=True)
     keras.utils.set_random_seed(0)
     x, n, y = kws_training.load_split_arrays(root, "train", features=params)
     model = models.kws_lstm(11, num_features=20, threshold=0.9)
@@ -105,18 +108,26 @@ def keyword_assets(root, tmp, voices, epochs, test_clips):
                                   threshold=0.6)
     pcm, _ = firmware.pcm_clips(root, "test", params.clip_samples, test_clips)
     host_features = features.log_mel(pcm.astype(np.float32) / 32768.0, params).numpy()
-    return steps, pcm, host_features, params
+    float_features = features.log_mel(pcm.astype(np.float32) / 32768.0,
+                                      features.FrontEndParams(context_frames=0)).numpy()
+    diff = np.abs(host_features - float_features)
+    float_error = {"max_abs": float(diff.max()), "p99_abs": float(np.percentile(diff, 99)),
+                   "mean_abs": float(diff.mean()), "values": int(diff.size)}
+    return steps, pcm, host_features, params, float_error
 
 
-def keyword_rows(root, tmp, voices, epochs, test_clips):
-    steps, pcm, host_features, params = keyword_assets(root, tmp, voices, epochs, test_clips)
+def keyword_rows(root, tmp, voices, epochs, test_clips, targets_run, int16=True):
+    steps, pcm, host_features, params, float_error = keyword_assets(root, tmp, voices, epochs,
+                                                                    test_clips)
+    if not int16:
+        steps.pop("int16x8")
     frames = host_features.shape[1]
     rows, feature_error, ops = [], {}, {}
     for q, step in steps.items():
         runner = StepRunner(step, runtime="tflm")
         clips_q = [runner.quantize_frames(c) for c in host_features]
         host = firmware.host_reference(step, clips_q)
-        for board, kernels in TARGETS if q == "int8" else INT16_TARGETS:
+        for board, kernels in targets_run if q == "int8" else INT16_TARGETS:
             tree = firmware.tflm_tree(kernels)
             build = firmware.build_firmware(step, tmp / f"kws-{q}-{board}-{kernels}", board=board,
                                             tree=tree)
@@ -142,36 +153,41 @@ def keyword_rows(root, tmp, voices, epochs, test_clips):
                 result = firmware.run_firmware(profiled, list(pcm[:5]), kind="pcm")
                 ops[f"{board} front end"] = {op: round(v["instructions_per_frame"])
                                              for op, v in result["ops"].items() if op.startswith("fe_")}
-            # Audio in, keyword out: the front end on the device (LUT activations).
-            build = firmware.build_firmware(step, tmp / f"kws-audio-{board}", board=board,
-                                            tree=tree, frontend=True, lut=True)
+            # Audio in, keyword out: the front end on the device (LUT activations); arena,
+            # stack and heap sized from a first run (firmware.build_fitted).
+            build = firmware.build_fitted(step, tmp / f"kws-audio-{board}", list(pcm[:3]),
+                                          kind="pcm", board=board, tree=tree, frontend=True,
+                                          lut=True)
             row, result = device_row(f"keyword LSTM 128 {q} LUT", step, build, list(pcm), frames,
                                      kind="pcm", host=host)
             rows.append(row)
             feature_error[f"{q} {board}"] = frontend_error(result, host_features)
+    feature_error["host fixed point vs float"] = float_error
     return rows, feature_error, {"voices": voices, "epochs": epochs, "test_clips": len(pcm),
                                  "frames_per_clip": frames, "threshold": 0.6,
                                  "instructions_per_op_per_frame": ops}
 
 
 def frontend_error(result, host_features):
-    """The device features (printed in thousandths) against rc_keras.features.log_mel."""
-    errors = []
+    """The device features (float32 bits) against the host's fixed-point front end."""
+    errors, equal = [], []
     for row in result.get("features", []):
-        errors.append(np.abs(np.array(row["values"]) / 1000.0
-                             - host_features[row["clip"], row["frame"]]))
+        host = host_features[row["clip"], row["frame"]]
+        errors.append(np.abs(np.asarray(row["values"]) - host))
+        equal.append(np.asarray(row["values"]) == host)
     errors = np.concatenate(errors) if errors else np.zeros(1)
     return {"max_abs": float(errors.max()), "mean_abs": float(errors.mean()),
-            "p99_abs": float(np.percentile(errors, 99)), "values": int(errors.size)}
+            "p99_abs": float(np.percentile(errors, 99)), "values": int(errors.size),
+            "bit_equal_share": float(np.concatenate(equal).mean()) if equal else 0.0}
 
 
 def markdown(results):
-    lines = ["# Firmware on emulated Cortex-M (QEMU, TFLM)", "",
+    lines = ["# Firmware on emulated Cortex-M (QEMU, TFLM)", "", f"Command: `{results['command']}`", "",
              f"Instructions counted with SysTick under `-icount shift=0`; {results['note']}", "",
              "| model | input | board | kernels | flash KB | RAM KB | arena used B | stack used B "
              "| net instr/frame | front end instr/frame | mean frames run | instr/clip RC "
-             "| instr/clip whole | class agree % | spike agree % | outputs exact % |",
-             "|" + "---|" * 16]
+             "| instr/clip whole | class agree % | spike agree % | outputs exact % | run |",
+             "|" + "---|" * 17]
     for r in results["rows"]:
         lines.append("| " + " | ".join([
             r["model"], r["input"], r["board"], r["kernels"], f"{r['flash_bytes'] / 1024:.1f}",
@@ -180,7 +196,8 @@ def markdown(results):
             f"{r['frontend_instructions_per_frame']:,.0f}", f"{r['mean_frames_run']:.1f}",
             f"{r['instructions_per_clip_rc']:,.0f}", f"{r['instructions_per_clip_whole']:,.0f}",
             f"{100 * r['class_agreement']:.1f}", f"{100 * r['spike_frame_agreement']:.1f}",
-            f"{100 * r['outputs_bit_exact']:.1f}" if "outputs_bit_exact" in r else "-"]) + " |")
+            f"{100 * r['outputs_bit_exact']:.1f}" if "outputs_bit_exact" in r else "-",
+            r.get("run", "-")]) + " |")
     if results.get("targets"):
         lines += ["", "Targets (keyword network, int8, CMSIS-NN, Cortex-M4):", "",
                   "| figure | measured | target | met |", "|---|---|---|---|"]
@@ -193,12 +210,32 @@ def markdown(results):
                   "or front-end stage (timed builds):", "", "| op | instructions / frame |", "|---|---|"]
         lines += [f"| {op} | {n:,} |" for op, n in sorted(ops.items(), key=lambda kv: -kv[1])]
     if results.get("frontend_error"):
-        lines += ["", "On-device front end vs `rc_keras.features.log_mel` (log-mel units):", "",
-                  "| model, board | max abs | p99 abs | mean abs | values |", "|---|---|---|---|---|"]
+        lines += ["", "Front end features (log-mel units): the device against the host's fixed-point "
+                  "front end (`FrontEndParams(fixed_point=True)`), and that against the float one:",
+                  "", "| comparison | max abs | p99 abs | mean abs | values | bit-equal % |",
+                  "|---|---|---|---|---|---|"]
         for key, e in results["frontend_error"].items():
-            lines.append(f"| {key} | {e['max_abs']:.3f} | {e['p99_abs']:.3f} | {e['mean_abs']:.4f} "
-                         f"| {e['values']} |")
+            share = f"{100 * e['bit_equal_share']:.1f}" if "bit_equal_share" in e else "-"
+            lines.append(f"| {key} | {e['max_abs']:.4f} | {e['p99_abs']:.4f} | {e['mean_abs']:.5f} "
+                         f"| {e['values']} | {share} |")
     return "\n".join(lines) + "\n"
+
+
+def carried_rows(rows):
+    """Rows of the previous results file for (model, input, board, kernels) this run did not
+    measure (a run restricted with --targets / --no-demo / --no-int16), marked as such."""
+    path = RESULTS / "firmware.json"
+    if not path.exists():
+        return []
+    previous = json.loads(path.read_text())
+    done = {(r["model"], r["input"], r["board"], r["kernels"]) for r in rows}
+    carried = []
+    for row in previous.get("rows", []):
+        if (row["model"], row["input"], row["board"], row["kernels"]) not in done:
+            if row.get("run", "this run") == "this run":
+                row["run"] = "previous: " + previous.get("command", "an earlier run")
+            carried.append(row)
+    return carried
 
 
 def targets(rows):
@@ -212,7 +249,8 @@ def targets(rows):
               (lut, "network_instructions_per_frame", "network instructions / frame (LUT activations)"),
               (audio, "frontend_instructions_per_frame", "front end instructions / frame"),
               (audio, "flash_bytes", "flash bytes (audio-in firmware)"),
-              (audio, "ram_bytes", "RAM bytes (audio-in firmware, stack and heap as reserved)")]
+              (audio, "ram_bytes", "RAM bytes (audio-in firmware: arena as used, stack high water "
+                                   "+ 256 B, heap as used)")]
     out = [{"figure": figure, "measured": r[key], "target": TARGET[key], "met": r[key] <= TARGET[key]}
            for r, key, figure in checks]
     out.append({"figure": "audio in: class and spike frame as the host pipeline (%)",
@@ -226,19 +264,34 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer clips, a smaller keyword set")
     parser.add_argument("--keywords", type=pathlib.Path,
                         help="synthesized keyword folder (made here when missing)")
+    parser.add_argument("--targets", nargs="+", default=[f"{b}:{k}" for b, k in TARGETS],
+                        help="BOARD:KERNELS pairs for the int8 models (default: all three)")
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo's models")
+    parser.add_argument("--no-int16", action="store_true", help="skip the int16x8 models")
     args = parser.parse_args()
+    targets_run = [tuple(t.split(":", 1)) for t in args.targets]
+    for board, kernels in targets_run:
+        firmware.check_board(board)
+        if kernels not in firmware.KERNELS:
+            raise SystemExit(f"--targets: kernels must be one of {firmware.KERNELS}; received {kernels!r}")
     if firmware.missing_tools():
         raise SystemExit(f"needs {', '.join(firmware.missing_tools())}")
     started = time.time()
     with tempfile.TemporaryDirectory() as folder:
         tmp = pathlib.Path(folder)
-        rows = demo_rows(tmp, 50 if args.quick else 100)
+        rows = [] if args.no_demo else demo_rows(tmp, 50 if args.quick else 100, targets_run,
+                                                 not args.no_int16)
         root = args.keywords or tmp / "keywords"
         kw_rows, fe_error, kw_info = keyword_rows(root, tmp, 12 if args.quick else 40,
                                                    2 if args.quick else 8,
-                                                   60 if args.quick else 100)
+                                                   60 if args.quick else 100, targets_run,
+                                                   not args.no_int16)
         rows += kw_rows
-    results = {"note": "one instruction per virtual ns; QEMU has no cycle model.",
+    for row in rows:
+        row["run"] = "this run"
+    rows += carried_rows(rows)
+    results = {"command": " ".join(["python", *sys.argv]),
+               "note": "one instruction per virtual ns; QEMU has no cycle model.",
                "host": platform.machine(), "rows": rows, "keyword": kw_info,
                "frontend_error": fe_error, "targets": targets(rows),
                "micro_speech_model_kb": MICRO_SPEECH_KB,

@@ -5,11 +5,14 @@ The paper's Figure-5 comparison, on the offline stand-in for Google Speech Comma
 the official hash rule, background noise mixed in), "paper11" labels (10 keywords +
 unknown), log-mel features (`rc_keras.features`, 25 ms window, 10 ms stride, 20 bands),
 `rc_keras.models.kws_lstm` (LSTM 128, Dense 32 relu, Dense 11 softmax) trained with the
-recipe of `rc_keras.kws_training` (Adam, global L2 clipping 0.25, best validation epoch,
-majority-class stop rule).
+recipe of `rc_keras.kws_training` (Adam, global L2 clipping 0.25, majority-class stop
+rule), each model until its own validation metric stops improving (early stopping with
+patience, best epoch kept: RC by its spike accuracy at theta, EOS by its accuracy at the
+end of the clip; `rc_keras.convergence`).
 
 Models: RC at beta in {0, 0.1, 0.2, 0.3, 0.4} and EOS (loss at the last valid frame) at
-beta in {0, 0.2}, all for the same number of epochs at the same training threshold.
+beta in {0, 0.2}, all under the same epoch budget and patience at the same training
+threshold.
 Each model's threshold sweep comes from one pass of ``RCModel.step_probabilities`` over
 the test clips (with their true lengths); composite frontiers combine the betas of each
 training mode. Targets (of the issue):
@@ -31,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -51,10 +55,15 @@ THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0
 RUNS = [("rc", 0.0), ("rc", 0.1), ("rc", 0.2), ("rc", 0.3), ("rc", 0.4), ("eos", 0.0),
         ("eos", 0.2)]
 QUICK_RUNS = [("rc", 0.0), ("rc", 0.2), ("eos", 0.0)]
-FULL = {"voices": 100, "clips_per_voice": 2, "noise": 0.25, "epochs": 14, "batch_size": 64,
-        "learning_rate": 3e-3, "threshold": 0.9, "units": 128, "grace_epochs": 3}
-QUICK = {"voices": 24, "clips_per_voice": 1, "noise": 0.25, "epochs": 2, "batch_size": 64,
-         "learning_rate": 3e-3, "threshold": 0.9, "units": 16, "grace_epochs": 3}
+# Every model trains until its validation metric (RC: spike accuracy at theta; EOS:
+# accuracy at the end of the clip) has not improved for `patience` epochs, at most
+# `epochs` (`rc_keras.convergence.fit_to_convergence` through `kws_training.fit_kws`).
+FULL = {"voices": 100, "clips_per_voice": 2, "noise": 0.25, "epochs": 30, "patience": 4,
+        "batch_size": 64, "learning_rate": 3e-3, "threshold": 0.9, "units": 128,
+        "grace_epochs": 3}
+QUICK = {"voices": 24, "clips_per_voice": 1, "noise": 0.25, "epochs": 2, "patience": 1,
+         "batch_size": 64, "learning_rate": 3e-3, "threshold": 0.9, "units": 16,
+         "grace_epochs": 3}
 MAX_FRACTION = 0.6      # target 2: mean spike time at most 60% of the clip
 MAX_DROP = 0.02         # ... at most 2 accuracy points below EOS at the end of the clip
 
@@ -122,7 +131,7 @@ def end_of_clip_accuracy(step_probs, lengths, y):
 
 def run(args):
     config = dict(QUICK if args.quick else FULL)
-    for key in ("epochs", "voices", "noise"):
+    for key in ("epochs", "patience", "voices", "noise"):
         if getattr(args, key, None) is not None:
             config[key] = getattr(args, key)
     wall = time.perf_counter()
@@ -146,7 +155,8 @@ def run(args):
             None, Path(args.work) / name, beta=beta, mode=mode, epochs=config["epochs"],
             threshold=config["threshold"], units=config["units"],
             learning_rate=config["learning_rate"], batch_size=config["batch_size"], seed=0,
-            verbose=0, data=data, grace_epochs=config["grace_epochs"])
+            verbose=0, data=data, grace_epochs=config["grace_epochs"],
+            patience=config["patience"])
         model = keras.models.load_model(summary["model_path"])
         step_probs = tradeoff.all_step_probabilities(model, x_te)
         points = tradeoff.sweep_from_probabilities(step_probs, y_te, THRESHOLDS, lengths=n_te)
@@ -156,7 +166,10 @@ def run(args):
         row = {"name": name, "mode": mode, "beta": beta, "test": summary["test"],
                "end_of_clip_accuracy": end_of_clip_accuracy(step_probs, n_te, y_te),
                "epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
-               "stopped_epoch": summary["stopped_epoch"], "epoch_seconds": seconds,
+               "stopped_epoch": summary["stopped_epoch"],
+               "stopped_early": summary["stopped_early"],
+               "monitor": summary["config"]["checkpoint_monitor"],
+               "train_seconds": summary["train_seconds"], "epoch_seconds": seconds,
                "mean_epoch_seconds": round(float(np.mean(seconds)), 2),
                "history": json.loads((Path(args.work) / name / "history.json").read_text()),
                "seconds": round(time.perf_counter() - start, 1), "sweep": points}
@@ -187,6 +200,7 @@ def run(args):
     }
     result = {
         "benchmark": "kws", "quick": bool(args.quick), "config": config,
+        "command": "python benchmarks/bench_kws.py " + " ".join(sys.argv[1:]),
         "data": {"root": str(data_root), "num_clips": info["num_clips"],
                  "splits": info["splits"], "words": info["words"],
                  "voices": len(info["voices"]), "synthesis_seconds": round(synth_seconds, 1),
@@ -211,9 +225,40 @@ def run(args):
         ms_axis=(params.stride_ms, params.window_ms, 0),
         reference_lines={f"EOS at end of clip ({eos_end:.3f})": eos_end},
         title=f"Synthesized keywords (paper11, {len(y_te)} test clips): RC vs EOS")
+    plot_learning_curves(result, out / f"{stem}_learning_curves.png")
     (out / f"{stem}.md").write_text(markdown(result) + "\n")
     print(markdown(result), flush=True)
     return result
+
+
+def plot_learning_curves(result, path):
+    """Every model's validation curve: the metric that picked its best epoch."""
+    import matplotlib  # noqa: PLC0415
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for m in result["models"]:
+        monitor = m.get("monitor") or ("val_end_of_clip_accuracy" if m["mode"] == "eos"
+                                       else "val_spike_accuracy")
+        curve = [100 * v for v in m["history"].get(monitor, [])]
+        if not curve:
+            continue
+        line, = ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3,
+                        linestyle="--" if m["mode"] == "eos" else "-",
+                        label=f"{m['mode'].upper()} β={m['beta']:g} ({monitor})")
+        best = int(np.argmax(curve))
+        ax.plot(best + 1, curve[best], marker="*", markersize=11, color=line.get_color(),
+                linestyle="none")
+    ax.set_xlabel("epoch (star: epoch kept)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Keywords: learning curves (RC: spike accuracy at θ; EOS: end of clip)",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def markdown(result):
@@ -227,21 +272,25 @@ def markdown(result):
         f"clips, voices disjoint), paper11 labels; {data['frames_per_clip']} frames of 20 "
         f"log-mel bands a clip (10 ms stride, no context). LSTM {config['units']} + Dense 32 "
         f"+ Dense 11, Adam {config['learning_rate']:g} with global L2 clipping 0.25, "
-        f"{config['epochs']} epochs, batch {config['batch_size']}, trained at "
-        f"θ {config['threshold']:g}; best validation epoch kept. Test accuracy on "
+        f"at most {config['epochs']} epochs, early stopping with patience "
+        f"{config.get('patience', '-')} on each model's own validation metric (RC: spike "
+        f"accuracy at θ; EOS: accuracy at the end of the clip), batch "
+        f"{config['batch_size']}, trained at θ {config['threshold']:g}; best validation "
+        "epoch kept. Test accuracy on "
         f"{sum(data['test_label_counts'])} clips (1 clip = "
         f"{100 / sum(data['test_label_counts']):.2f} points).",
         "",
         "| model | accuracy at θ_train | mean spike time (frames) | (ms) | accuracy at end of clip "
-        "| epochs run | best epoch | s/epoch first → last (mean) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| epochs run | best epoch | s/epoch first → last (mean) | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in result["models"]:
         t, s = m["test"], m["epoch_seconds"]
         lines.append(f"| {m['mode'].upper()} β={m['beta']:g} | {t['accuracy']:.4f} | "
                      f"{t['mean_spike_time']:.1f} | {t['mean_spike_time_ms']:.0f} | "
                      f"{m['end_of_clip_accuracy']:.4f} | {m['epochs_run']} | {m['best_epoch']} | "
-                     f"{s[0]:.1f} → {s[-1]:.1f} ({m['mean_epoch_seconds']:.1f}) |")
+                     f"{s[0]:.1f} → {s[-1]:.1f} ({m['mean_epoch_seconds']:.1f}) | "
+                     f"{m.get('train_seconds', sum(s)):.0f} |")
     lines += ["", "Composite frontiers (threshold sweeps of all betas of a mode):", "",
               tradeoff.format_comparison_table(
                   {g: [dict(p, curve=p["curve"]) for p in f]
@@ -282,7 +331,10 @@ def markdown(result):
               + (f", load average {load:.1f} at the end (other jobs shared the cores; the first "
                  "epoch includes graph tracing, and epoch times vary with the load)"
                  if load is not None else "")
-              + f", {result['date']}. Plot: `benchmarks/results/kws_tradeoff.png`."]
+              + f", {result['date']}. Plots: `benchmarks/results/kws_tradeoff.png`, "
+              "`benchmarks/results/kws_learning_curves.png`."]
+    if result.get("command"):
+        lines += ["", f"Command: `{result['command']}`"]
     return "\n".join(lines)
 
 
@@ -290,7 +342,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny data and 2 epochs (smoke)")
     parser.add_argument("--data", help="synthesized dataset folder (made if missing)")
-    parser.add_argument("--epochs", type=int, help="override the number of epochs")
+    parser.add_argument("--epochs", type=int, help="override the epoch budget")
+    parser.add_argument("--patience", type=int,
+                        help="override the early-stopping patience (epochs without improvement)")
     parser.add_argument("--voices", type=int, help="override the number of voices")
     parser.add_argument("--noise", type=float, help="override the synthesis noise level")
     parser.add_argument("--work", default="/tmp/rc_keras_kws/work",

@@ -24,6 +24,7 @@ padding.
 import argparse
 import datetime
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -33,8 +34,10 @@ import numpy as np
 import rc_keras as rk
 from rc_keras import opcount, tradeoff
 from rc_keras.cells import SpikingLIFCell
+from rc_keras.convergence import FreshEpochs, fit_to_convergence
 
 TEST_SEED = 999
+VAL_SEED = 777
 BATCH_SIZE = 128
 CELLS = {
     "LSTM": lambda units, bits: keras.layers.LSTMCell(units),
@@ -52,17 +55,20 @@ MODES = ("eos", "rc")
 # 3-bit outputs: 2 bits trained to ~91-93% here against ~94-95% for 3 bits (12-epoch trials).
 SETTINGS = {
     "two-sequence": {"units": 64, "output_bits": 3, "learning_rate": 3e-3, "beta": 0.1,
-                     "threshold": 0.9, "epochs": 20, "train_size": 8000, "test_size": 4000,
-                     "classes": 2},
+                     "threshold": 0.9, "epochs": 20, "patience": 4, "train_size": 8000,
+                     "val_size": 2000, "test_size": 4000, "classes": 2},
     # Synthesized keywords (10 keywords + unknown, voices disjoint across splits), 20
     # log-mel bands per 10 ms frame, 98 frames a clip; the set is made once and reused.
     "keywords": {"units": 64, "output_bits": 3, "learning_rate": 3e-3, "beta": 0.1,
-                 "threshold": 0.9, "epochs": 20, "batch_size": 32, "classes": 11,
+                 "threshold": 0.9, "epochs": 20, "patience": 4, "min_epochs": 4,
+                 "batch_size": 32,
+                 "classes": 11,
                  "keyword_voices": 120,
                  "keyword_root": "/tmp/rc_keras_bench_keywords_120"},
 }
-QUICK = {"two-sequence": {"units": 32, "epochs": 1, "train_size": 1024, "test_size": 500},
-         "keywords": {"units": 32, "epochs": 1, "keyword_voices": 12,
+QUICK = {"two-sequence": {"units": 32, "epochs": 2, "patience": 1, "train_size": 1024,
+                          "val_size": 256, "test_size": 500},
+         "keywords": {"units": 32, "epochs": 2, "patience": 1, "keyword_voices": 12,
                       "keyword_root": "/tmp/rc_keras_bench_keywords_quick"}}
 # Every model sees x * INPUT_SCALE: 2-sequence samples have a standard deviation of at most
 # 0.25, far below the LIF threshold of 1 at initialization (a dead, silent network); the
@@ -80,12 +86,12 @@ def load_task(task, split, cfg, seed=0):
     Args:
         task: "two-sequence" (fresh sequences drawn with ``seed``) or "keywords" (the
             synthesized keyword set, made once under ``cfg["keyword_root"]``).
-        split: "train" or "test".
+        split: "train", "validation" or "test".
         cfg: the benchmark settings.
         seed: data seed (two-sequence only).
     """
     if task == "two-sequence":
-        size = cfg["train_size"] if split == "train" else cfg["test_size"]
+        size = cfg[{"train": "train_size", "validation": "val_size", "test": "test_size"}[split]]
         x, y = rk.datasets.two_sequence(size, seed=seed)
         return x * INPUT_SCALE, y, None
     if task == "keywords":
@@ -135,21 +141,39 @@ def build_model(cell_name, mode, cfg):
     return model
 
 
-def train(task, cell_name, mode, cfg, seed=0, log=print):
-    """Trains one model (2-sequence: fresh sequences every epoch); returns (model, seconds)."""
+def _inputs(x, lengths):
+    return x if lengths is None else {"inputs": x, "lengths": lengths}
+
+
+def train(task, cell_name, mode, cfg, validation, seed=0, log=print):
+    """Trains one model until its validation metric stops improving.
+
+    2-sequence: fresh sequences every epoch; keywords: the synthesized training voices.
+    `rc_keras.convergence.fit_to_convergence` judges an RC model by its validation spike
+    accuracy at theta and an EOS model by its accuracy at the last valid step, under the
+    same epoch budget and patience, and keeps the best epoch.
+
+    Returns:
+        (model, `Convergence` record).
+    """
     keras.utils.set_random_seed(seed)
     model = build_model(cell_name, mode, cfg)
-    # The keyword set is fixed: load and standardize it once, not every epoch.
-    fixed = load_task(task, "train", cfg) if task == "keywords" else None
-    start = time.perf_counter()
-    for epoch in range(cfg["epochs"]):
-        x, y, lengths = fixed or load_task(task, "train", cfg, seed=10_000 * (seed + 1) + epoch)
-        inputs = x if lengths is None else {"inputs": x, "lengths": lengths}
-        logs = model.fit(inputs, y, batch_size=cfg.get("batch_size", BATCH_SIZE), epochs=1,
-                         verbose=0, shuffle=lengths is not None).history
-    log(f"  {cell_name} {mode}: loss {logs['loss'][0]:.4f}, spike acc "
-        f"{logs['spike_accuracy'][0]:.4f}, {time.perf_counter() - start:.0f} s")
-    return model, time.perf_counter() - start
+    batch_size = cfg.get("batch_size", BATCH_SIZE)
+    if task == "keywords":  # a fixed set: load and standardize it once, not every epoch
+        x, y, lengths = load_task(task, "train", cfg)
+        train_data = (_inputs(x, lengths), y)
+    else:
+        def draw(epoch):
+            x, y, lengths = load_task(task, "train", cfg, seed=10_000 * (seed + 1) + epoch)
+            return _inputs(x, lengths), y
+        train_data = FreshEpochs(draw, batch_size)
+    x_val, y_val, n_val = validation
+    model, run = fit_to_convergence(model, train_data, (_inputs(x_val, n_val), y_val),
+                                    max_epochs=cfg["epochs"], patience=cfg["patience"],
+                                    min_epochs=cfg.get("min_epochs", 0), batch_size=batch_size)
+    log(f"  {cell_name} {mode}: {run.epochs_used} epochs (best {run.best_epoch + 1}), "
+        f"{run.monitor} {run.best:.4f}, {run.train_seconds:.0f} s")
+    return model, run
 
 
 def first_crossing(step_probs, threshold, lengths=None):
@@ -228,15 +252,19 @@ def check_claims(rows):
 def markdown(result):
     rows, cfg = result["rows"], result["settings"]
     lines = ["| cell | training | accuracy full seq % | accuracy RC halt % | mean spike step | "
-             "cell params | firing rate | mults/seq full | mults/seq RC halt |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "cell params | firing rate | mults/seq full | mults/seq RC halt | "
+             "epochs used (best) | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         cell, mode = name.rsplit("_", 1)
         rate = "-" if row["firing_rate"] is None else f"{row['firing_rate']:.3f}"
         lines.append(f"| {cell} | {mode.upper()} | {100 * row['accuracy_full_sequence']:.2f} | "
                      f"{100 * row['accuracy_rc_halt']:.2f} | {row['mean_spike_step']:.2f} | "
                      f"{row['cell_params']} | {rate} | {row['mults_per_sequence_full']:.0f} | "
-                     f"{row['mults_per_sequence_rc_halt']:.0f} |")
+                     f"{row['mults_per_sequence_rc_halt']:.0f} | "
+                     + (f"{row['epochs_used']} ({row['best_epoch']}) | "
+                        if "epochs_used" in row else "- | ")
+                     + f"{row['train_seconds']:.0f} |")
     lines += ["", "| cell | training | claim (Ponghiran & Roy 2021) | measured | met |",
               "|---|---|---|---|---|"]
     for claim in result["claims"]:
@@ -253,13 +281,17 @@ def markdown(result):
               "binary spikes, no reset; SpikingLIF-reset: 3-bit, soft reset by subtraction); "
               f"{inputs}; "
               f"head Dense({cfg['classes']}, softmax); theta {cfg['threshold']}, "
-              f"beta {cfg['beta']}; {cfg['epochs']} epochs x {cfg['train_size']} {data}; "
+              f"beta {cfg['beta']}; at most {cfg['epochs']} epochs x {cfg['train_size']} {data}, "
+              f"each model stopped once its validation metric ({cfg.get('val_size', '?')} "
+              f"validation sequences; RC: spike accuracy at theta, EOS: accuracy at the last "
+              f"step) had not improved for {cfg.get('patience', '?')} epochs, best epoch kept; "
               f"{cfg['test_size']} test sequences. Mean spike step is 0-based (first crossing of "
               "theta, last step when never crossed). Multiplications: event-driven count "
               "(`rc_keras.opcount`), cell + head, per sequence; 'full' reads every valid step, "
               "'RC halt' stops at the first crossing.",
               f"{'QUICK RUN: not representative. ' if result['quick'] else ''}"
-              f"{result['date']}, {result['seconds']:.0f} s."]
+              f"{result['date']}, {result['seconds']:.0f} s. Command: "
+              f"`{result.get('command')}`"]
     return "\n".join(lines) + "\n"
 
 
@@ -299,7 +331,38 @@ def plot(result, path):
     return path
 
 
-def run(task="two-sequence", quick=False, out=Path("benchmarks/results"), log=print):
+def plot_learning_curves(result, path):
+    """Every model's validation curve (the metric its early stopping watched)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(MODES), figsize=(11, 4), sharey=True)
+    for ax, mode in zip(axes, MODES, strict=True):
+        for name, run_ in result["training"].items():
+            if name.rsplit("_", 1)[1] != mode:
+                continue
+            curve = [100 * v for v in run_["curve"]]
+            line, = ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3,
+                            label=name.rsplit("_", 1)[0])
+            ax.plot(run_["best_epoch"] + 1, curve[run_["best_epoch"]], marker="*",
+                    markersize=11, color=line.get_color(), linestyle="none")
+        ax.set_title(f"{mode.upper()}-trained: validation "
+                     + ("spike accuracy at theta" if mode == "rc" else "accuracy at the end"),
+                     fontsize=9)
+        ax.set_xlabel("epoch (star: epoch kept)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("validation accuracy (%)")
+    fig.suptitle(f"{result['task']}: learning curves", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run(task="two-sequence", quick=False, out=Path("benchmarks/results"), log=print,
+        command=None):
     """Trains and scores every (cell, mode); writes spiking_<task>.json/.md/.png under ``out``."""
     cfg = dict(SETTINGS[task], **(QUICK[task] if quick else {}))
     start = time.perf_counter()
@@ -307,13 +370,20 @@ def run(task="two-sequence", quick=False, out=Path("benchmarks/results"), log=pr
     if task == "keywords":
         cfg["train_size"] = len(load_task(task, "train", cfg)[1])
         cfg["test_size"] = len(y_test)
-    rows = {}
+    validation = load_task(task, "validation", cfg, seed=VAL_SEED)
+    if task == "keywords":
+        cfg["val_size"] = len(validation[1])
+    rows, training = {}, {}
     for cell_name in CELLS:
         for mode in MODES:
-            model, seconds = train(task, cell_name, mode, cfg, log=log)
-            rows[f"{cell_name}_{mode}"] = dict(evaluate(model, x_test, y_test, n_test),
-                                               train_seconds=seconds)
+            model, run_ = train(task, cell_name, mode, cfg, validation, log=log)
+            rows[f"{cell_name}_{mode}"] = dict(
+                evaluate(model, x_test, y_test, n_test), train_seconds=run_.train_seconds,
+                epochs_used=run_.epochs_used, best_epoch=run_.best_epoch + 1,
+                stopped_early=run_.stopped_early)
+            training[f"{cell_name}_{mode}"] = run_.to_dict()
     result = {"task": task, "quick": quick, "settings": cfg, "rows": rows,
+              "training": training, "command": command,
               "date": datetime.date.today().isoformat()}
     result["claims"] = check_claims(rows)
     result["seconds"] = time.perf_counter() - start
@@ -323,6 +393,7 @@ def run(task="two-sequence", quick=False, out=Path("benchmarks/results"), log=pr
     (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / f"{stem}.md").write_text(markdown(result))
     plot(result, out / f"{stem}.png")
+    plot_learning_curves(result, out / f"{stem}_learning_curves.png")
     return result
 
 
@@ -333,7 +404,9 @@ def main(argv=None):
     parser.add_argument("--task", default="two-sequence", choices=["two-sequence", "keywords"],
                         help="keywords: synthesized with espeak-ng on the first run")
     args = parser.parse_args(argv)
-    result = run(args.task, args.quick, Path(args.out))
+    command = "python benchmarks/bench_spiking.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    result = run(args.task, args.quick, Path(args.out), command=command.strip())
     print(markdown(result))
 
 

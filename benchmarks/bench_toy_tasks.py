@@ -7,7 +7,10 @@ Targets (of the issue; benchmark targets, not unit tests):
 - 2-sequence problem: RC within 0.5 accuracy points of the Bayes-optimal frontier at its
   own mean spike step, with a mean spike step <= 16.
 
-Every model trains on fresh sequences each epoch and is scored on >= 10,000 test
+Both sides (RC and EOS) train on fresh sequences each epoch until their own validation
+metric stops improving (`rc_keras.convergence.fit_to_convergence`, the same epoch budget
+and patience for both; RC judged by its validation spike accuracy at theta, EOS by its
+accuracy at the last step; the best epoch's weights kept), and each is scored on >= 10,000 test
 sequences drawn with a seed that training never uses, at the threshold it was trained
 with; for spotting also at a threshold chosen on a separate validation set (RC networks
 learn to approach their training threshold from below in uncertain states, so a
@@ -22,6 +25,7 @@ last step and with first-crossing inference at the headline theta. Threshold swe
 import argparse
 import datetime
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +35,7 @@ import tensorflow as tf
 
 import rc_keras as rk
 from rc_keras import bayes_optimal
+from rc_keras.convergence import FreshEpochs, fit_to_convergence
 from rc_keras.datasets import run_completion_step
 
 # Thresholds of the sweeps: dense towards 1, where the answers move most.
@@ -43,15 +48,16 @@ SETTINGS = {
     # impossible; with theta 0.9 the network learns to say "no" while a run is still
     # ~10% likely, which caps the accuracy near 99%.
     "spotting": {"units": 64, "learning_rate": 3e-3, "beta": 0.0, "threshold": 0.99,
-                 "epochs": 16, "train_size": 20000, "test_size": 10000,
+                 "epochs": 16, "patience": 5, "min_epochs": 4, "train_size": 20000,
+                 "test_size": 10000,
                  "select_threshold": True, "val_size": 5000},
     # 2-sequence: theta 0.93 and beta 0.1 put the trained operating point near 15 steps;
     # 60 epochs of fresh data bring the whole sweep within ~0.2 points of Bayes there.
     "two-sequence": {"units": 125, "learning_rate": 1e-3, "beta": 0.1, "threshold": 0.93,
-                     "epochs": 60, "train_size": 10000, "test_size": 16000,
-                     "select_threshold": False},
+                     "epochs": 60, "patience": 8, "train_size": 10000, "test_size": 16000,
+                     "select_threshold": False, "val_size": 5000},
 }
-QUICK = {"epochs": 4, "train_size": 4096, "test_size": 1000, "val_size": 1000}
+QUICK = {"epochs": 4, "patience": 2, "train_size": 4096, "test_size": 1000, "val_size": 1000}
 VAL_SEED = 777
 GENERATORS = {"spotting": rk.datasets.spotting, "two-sequence": rk.datasets.two_sequence}
 TIME_LIMIT = {"spotting": None, "two-sequence": 16.0}
@@ -75,23 +81,32 @@ def build_model(cfg, mode):
     return model
 
 
-def train(task, mode, cfg, seed=0, log=print):
-    """Trains one model on fresh sequences every epoch.
+def train(task, mode, cfg, validation, seed=0, log=print):
+    """Trains one model on fresh sequences every epoch until its validation metric stops
+    improving (`rc_keras.convergence.fit_to_convergence`; RC judged by its validation
+    spike accuracy at theta, EOS by its accuracy at the last step; best epoch restored).
 
     Returns:
-        (model, training seconds).
+        (model, `Convergence` record).
     """
     keras.utils.set_random_seed(seed)
     model = build_model(cfg, mode)
-    start = time.perf_counter()
-    for epoch in range(cfg["epochs"]):
-        x, y = GENERATORS[task](cfg["train_size"], seed=train_seed(seed, epoch))
-        logs = model.fit(x, y, batch_size=BATCH_SIZE, epochs=1, verbose=0, shuffle=False).history
-        if epoch % 4 == 3 or epoch == cfg["epochs"] - 1:
-            log(f"  {task} {mode} epoch {epoch + 1}/{cfg['epochs']}: loss {logs['loss'][0]:.4f}, "
-                f"spike acc {logs['spike_accuracy'][0]:.4f}, "
-                f"steps read {logs['mean_spike_time'][0]:.2f}")
-    return model, time.perf_counter() - start
+
+    def progress(epoch, logs):
+        if epoch % 4 == 3:
+            log(f"  {task} {mode} epoch {epoch + 1}/{cfg['epochs']}: loss {logs['loss']:.4f}, "
+                f"spike acc {logs['spike_accuracy']:.4f}, "
+                f"steps read {logs['mean_spike_time']:.2f}")
+
+    model, run = fit_to_convergence(
+        model, FreshEpochs(lambda epoch: GENERATORS[task](
+            cfg["train_size"], seed=train_seed(seed, epoch)), BATCH_SIZE), validation,
+        max_epochs=cfg["epochs"], patience=cfg["patience"],
+        min_epochs=cfg.get("min_epochs", 0),
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=progress)])
+    log(f"  {task} {mode}: {run.epochs_used} epochs (best {run.best_epoch + 1}), "
+        f"{run.monitor} {run.best:.4f}")
+    return model, run
 
 
 def step_probabilities(model, x, batch_size=1000):
@@ -239,13 +254,14 @@ def run_task(task, cfg, seed=0, log=print):
     """Trains RC and EOS on one task and evaluates them; returns the JSON entry."""
     start = time.perf_counter()
     x_test, y_test = GENERATORS[task](cfg["test_size"], seed=TEST_SEED)
-    validation = (GENERATORS[task](cfg["val_size"], seed=VAL_SEED)
-                  if cfg.get("select_threshold") else None)
+    # Validation sequences (a seed training and test never use): every model's early
+    # stopping, and for spotting also the choice of theta.
+    validation = GENERATORS[task](cfg["val_size"], seed=VAL_SEED)
     entry = {"settings": dict(cfg, batch_size=BATCH_SIZE, optimizer="Adam, cosine decay to 5%, "
                               "clipnorm 1", train_seed=seed,
                               train_data_seeds=[train_seed(seed, 0), train_seed(seed, cfg["epochs"] - 1)],
                               test_seed=TEST_SEED,
-                              val_seed=VAL_SEED if validation is not None else None,
+                              val_seed=VAL_SEED,
                               train_steps=cfg["epochs"] * (cfg["train_size"] // BATCH_SIZE),
                               sequence_length=int(x_test.shape[1]))}
     frontier = None
@@ -257,25 +273,54 @@ def run_task(task, cfg, seed=0, log=print):
             "at_steps": {str(s): bayes_optimal.frontier_accuracy_at(frontier, s)
                          for s in (14, 15, 16, 17.7, 40)},
             "frontier": frontier}
-    models, seconds = {}, {}
+    models, runs = {}, {}
     for mode in ("rc", "eos"):
-        models[mode], seconds[mode] = train(task, mode, cfg, seed=seed, log=log)
-    rows, sweeps, headline = evaluate(task, models, cfg, x_test, y_test, frontier, validation)
-    rows["rc"]["train_seconds"] = round(seconds["rc"], 1)
-    rows["eos_at_end"]["train_seconds"] = round(seconds["eos"], 1)
+        models[mode], runs[mode] = train(task, mode, cfg, validation, seed=seed, log=log)
+    rows, sweeps, headline = evaluate(task, models, cfg, x_test, y_test, frontier,
+                                      validation if cfg.get("select_threshold") else None)
+    rows["rc"]["train_seconds"] = round(runs["rc"].train_seconds, 1)
+    rows["eos_at_end"]["train_seconds"] = round(runs["eos"].train_seconds, 1)
     entry.update(headline=headline, targets_met=rows[headline]["targets_met"], rows=rows,
-                 sweeps=sweeps, wall_seconds=round(time.perf_counter() - start, 1))
+                 sweeps=sweeps, training={mode: run.to_dict() for mode, run in runs.items()},
+                 wall_seconds=round(time.perf_counter() - start, 1))
     for name, r in rows.items():
         log(f"{task} {name}: accuracy {100 * r['accuracy']:.2f}% at {r['mean_spike_time']:.2f} steps")
     return entry
 
 
-def run(quick=False, out=Path("benchmarks/results"), seed=0, log=print):
+def plot_learning_curves(report, path):
+    """Validation curve of each side of each task (the metric its early stopping watched)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    tasks = list(report["tasks"])
+    fig = Figure(figsize=(5 * len(tasks), 4), dpi=110)
+    FigureCanvasAgg(fig)
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), i + 1)
+        for mode, color in (("rc", "tab:red"), ("eos", "tab:blue")):
+            run = report["tasks"][task]["training"][mode]
+            ax.plot(range(1, len(run["curve"]) + 1), [100 * v for v in run["curve"]],
+                    color=color, marker="o", markersize=3,
+                    label=f"{mode.upper()}: {run['monitor']}")
+            ax.plot(run["best_epoch"] + 1, 100 * run["best"], marker="*", markersize=12,
+                    color=color, linestyle="none")
+        ax.set_title(f"{task}: validation (star: epoch kept)", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation accuracy (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(str(path), format="png")
+    fig.clear()
+
+
+def run(quick=False, out=Path("benchmarks/results"), seed=0, log=print, command=None):
     """Runs both tasks and writes toy_tasks.json, toy_tasks.md and the 2-sequence plot."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    report = {"date": datetime.date.today().isoformat(), "quick": quick,
+    report = {"date": datetime.date.today().isoformat(), "quick": quick, "command": command,
               "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                            "rc_keras": rk.__version__},
               "units": {"accuracy": "fraction correct", "mean_spike_time":
@@ -290,6 +335,7 @@ def run(quick=False, out=Path("benchmarks/results"), seed=0, log=print):
             plot_two_sequence(entry["sweeps"], entry["rows"], entry["bayes"]["frontier"],
                               out / "toy_tasks_two_sequence.png", entry["headline"])
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
+    plot_learning_curves(report, out / "toy_tasks_learning_curves.png")
     (out / "toy_tasks.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / "toy_tasks.md").write_text(to_markdown(report))
     return report
@@ -331,9 +377,17 @@ def to_markdown(report):
         lines.append("")
     for task, entry in report["tasks"].items():
         s = entry["settings"]
+
+        def epochs(mode, entry=entry):
+            run = entry["training"][mode]
+            return f"{run['epochs_used']} ({run['best_epoch'] + 1})"
+
         lines.append(f"- {task}: LSTM {s['units']} + softmax 2, Adam {s['learning_rate']:g} "
-                     f"(cosine decay), batch {s['batch_size']}, {s['epochs']} epochs x "
-                     f"{s['train_size']} fresh sequences ({s['train_steps']} steps), beta {s['beta']:g}, "
+                     f"(cosine decay over the budget), batch {s['batch_size']}, at most "
+                     f"{s['epochs']} epochs x {s['train_size']} fresh sequences, early stopping "
+                     f"with patience {s['patience']} on {s['val_size']} validation sequences "
+                     f"(epochs used, best kept: RC {epochs('rc')}, EOS {epochs('eos')}), "
+                     f"beta {s['beta']:g}, "
                      f"theta {s['threshold']:g}, T {s['sequence_length']}, "
                      f"{s['test_size']} test sequences (seed {s['test_seed']}); "
                      f"training RC {entry['rows']['rc']['train_seconds']:.0f} s, "
@@ -341,6 +395,8 @@ def to_markdown(report):
                      f"task wall time {entry['wall_seconds']:.0f} s.")
     lines.append(f"- Total wall time {report['wall_seconds']:.0f} s on 2 shared CPU cores, "
                  f"{report['date']}{' (quick smoke run)' if report['quick'] else ''}.")
+    lines.append("- Learning curves: toy_tasks_learning_curves.png. "
+                 f"Command: `{report['command']}`")
     return "\n".join(lines) + "\n"
 
 
@@ -351,7 +407,9 @@ def main(argv=None):
                         help="results directory (default: benchmarks/results)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     args = parser.parse_args(argv)
-    report = run(args.quick, Path(args.out), seed=args.seed)
+    command = "python benchmarks/bench_toy_tasks.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    report = run(args.quick, Path(args.out), seed=args.seed, command=command.strip())
     print(to_markdown(report))
 
 

@@ -8,9 +8,10 @@ chosen on, and, honestly, with the same (trial, theta) settings re-run on fresh 
 The gap at a point is the Bayes-optimal accuracy at the point's mean spike time minus the
 point's accuracy (in accuracy points; > 0: below the physical limit).
 
-Sizes are kept small for a shared 2-core machine (about 10-25 minutes): short training
-(a few epochs of a few thousand sequences per trial), so the front is not expected to
-reach the frontier that the long runs of ``bench_toy_tasks.py`` approach.
+Sizes are kept small for a shared 2-core machine: a few thousand sequences per trial,
+each trial trained until its objective on validation stops improving (patience 3, at
+most 12 epochs), so the front is not expected to reach the frontier that the long runs
+of ``bench_toy_tasks.py`` approach.
 
     python benchmarks/bench_tuning.py [--quick] [--trials 12] [--tuner bayesian] [--out DIR]
 
@@ -21,6 +22,7 @@ Writes ``tuning.json``, ``tuning.md`` and ``tuning.png`` to ``--out``
 import argparse
 import datetime
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,11 +33,14 @@ from rc_keras import bayes_optimal, tasks, tradeoff, tuning
 
 TASK = "two-sequence"
 SETTINGS = {
-    "tuner": "bayesian", "trials": 12, "epochs": 3, "train_size": 3000, "val_size": 1000,
+    # Each trial trains until its objective on validation has not improved for `patience`
+    # epochs (at most `epochs`; rc_keras.convergence.early_stopping), best epoch kept.
+    "tuner": "bayesian", "trials": 12, "epochs": 12, "patience": 3, "train_size": 3000,
+    "val_size": 1000,
     "test_size": 2000, "objective": "budget", "max_spike_time": 16.0,
     "space": {"beta": (0.0, 0.3), "units": (32, 96), "learning_rate": (1e-3, 1e-2)},
 }
-QUICK = {"trials": 2, "epochs": 1, "train_size": 512, "val_size": 256, "test_size": 512,
+QUICK = {"trials": 2, "epochs": 2, "patience": 1, "train_size": 512, "val_size": 256, "test_size": 512,
          "space": {"beta": (0.0, 0.3), "units": (8, 16), "learning_rate": (1e-3, 1e-2)}}
 BUDGETS = (2, 4, 6, 8, 10, 12, 14, 16, 20, 25, 30, 40)
 THRESHOLDS = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98,
@@ -51,7 +56,8 @@ def _gaps(points, frontier):
     return rows
 
 
-def run(out, quick=False, trials=None, tuner=None, directory=None, seed=0, log=print):
+def run(out, quick=False, trials=None, tuner=None, directory=None, seed=0, log=print,
+        command=None):
     """Runs the search and the comparison; returns the result dict (also written)."""
     settings = {**SETTINGS, **(QUICK if quick else {})}
     settings["trials"] = trials or settings["trials"]
@@ -63,7 +69,8 @@ def run(out, quick=False, trials=None, tuner=None, directory=None, seed=0, log=p
         TASK, directory, tuner=settings["tuner"], max_trials=settings["trials"],
         objective=settings["objective"], max_spike_time=settings["max_spike_time"], space=space,
         thresholds=THRESHOLDS, epochs=settings["epochs"], train_size=settings["train_size"],
-        val_size=settings["val_size"], test_size=settings["test_size"], seed=seed, log=log)
+        val_size=settings["val_size"], test_size=settings["test_size"], seed=seed, log=log,
+        patience=settings["patience"])
     search_seconds = time.perf_counter() - start
 
     task = tasks.get_task(TASK)
@@ -120,6 +127,7 @@ def run(out, quick=False, trials=None, tuner=None, directory=None, seed=0, log=p
         "bayes_accuracy_all_steps_test": float(test_frontier[-1]["accuracy"]),
     }
     data = {"date": datetime.date.today().isoformat(), "quick": bool(quick), "task": TASK,
+            "command": command,
             "settings": {**settings, "space": space.to_dict(), "thresholds": list(THRESHOLDS),
                          "seed": seed},
             "search_seconds": round(search_seconds, 1), "summary": summary, "front": rows,
@@ -174,11 +182,13 @@ def format_markdown(data):
         f"below zero are noise. {best_line}",
         f"Bayes-optimal accuracy reading all 40 samples (test): "
         f"{100 * s['bayes_accuracy_all_steps_test']:.2f}%.",
-        f"Settings: {st['trials']} trials x {st['epochs']} epochs x {st['train_size']} training "
+        f"Settings: {st['trials']} trials x at most {st['epochs']} epochs (early stopping, "
+        f"patience {st.get('patience', '-')}) x {st['train_size']} training "
         f"sequences, {st['val_size']} validation, {st['test_size']} test; beta in "
         f"{st['space']['beta']}, units in {st['space']['units']}, learning rate in "
         f"{st['space']['learning_rate']}; search {data['search_seconds']:.0f} s on a shared "
-        f"2-core CPU. Small on purpose (time); {data['date']}."])
+        f"2-core CPU. Small on purpose (time); {data['date']}. Command: "
+        f"`{data.get('command')}`"])
 
 
 def plot(data, path):
@@ -233,8 +243,10 @@ def main(argv=None):
         plot(data, Path(args.out) / "tuning.png")
         print(format_markdown(data))
         return
+    command = "python benchmarks/bench_tuning.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
     run(args.out, quick=args.quick, trials=args.trials, tuner=args.tuner,
-        directory=args.directory, seed=args.seed)
+        directory=args.directory, seed=args.seed, command=command.strip())
 
 
 if __name__ == "__main__":

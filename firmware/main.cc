@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <math.h>
+#include <stddef.h>
 
 #include "board.h"
 #include "rc_stream.h"
@@ -28,6 +29,9 @@
 static_assert(RC_MODEL_FRAME_SIZE == RC_FE_CHANNELS,
               "the front end's channels must be the model's features (context_frames = 0)");
 #endif
+
+extern "C" char end, __heap_limit;  // the heap reserve (qemu_mps.ld)
+extern "C" void* sbrk(ptrdiff_t increment);  // newlib (not declared under -std=c++17)
 
 namespace {
 
@@ -175,8 +179,12 @@ int main() {
         if (!ready) continue;
         RcStreamSetFeatures(features);
         const uint32_t fe = Elapsed(start);
-        printf("P %d %d", clip, t);  // the features, in thousandths
-        for (int i = 0; i < RC_MODEL_FRAME_SIZE; ++i) printf(" %ld", lrintf(features[i] * 1000.0f));
+        printf("P %d %d", clip, t);  // the features' float32 bits, for an exact comparison
+        for (int i = 0; i < RC_MODEL_FRAME_SIZE; ++i) {
+          uint32_t bits;
+          memcpy(&bits, &features[i], sizeof(bits));
+          printf(" %08lx", static_cast<unsigned long>(bits));
+        }
         printf("\n");
         go = RunFrame(clip, t++, fe, whole_clip, &rec, &status);
       }
@@ -198,5 +206,8 @@ int main() {
 #endif
   printf("S %lu %lu\n", static_cast<unsigned long>(board_stack_used()),
          static_cast<unsigned long>(board_stack_size()));
+  // Heap newlib took (stdio buffers, the input FILE): sbrk's top over the reserve's start.
+  printf("H %lu %lu\n", static_cast<unsigned long>(static_cast<char*>(sbrk(0)) - &end),
+         static_cast<unsigned long>(&__heap_limit - &end));
   return status;
 }

@@ -1,64 +1,115 @@
-// Audio front end (see rc_frontend.h).
+// Audio front end (see rc_frontend.h): integer arithmetic mirrored bit for bit by
+// rc_keras.features_fixed (the host computes the same float32 features from the same PCM).
 #include "rc_frontend.h"
 
-#include <math.h>
 #include <string.h>
 
-#include "signal/src/complex.h"
-#include "signal/src/rfft.h"
 #if RC_PROFILE
 #include "board.h"
+#endif
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
 #endif
 
 namespace {
 
+// A twiddle packs cos (low half) and -sin (high half) in Q15. Multiplying an int32 by either
+// half and keeping the top 32 bits of the 48-bit product is one SMULWB / SMULWT on the
+// Cortex-M4 and M55: (x * w) >> 16, floor, so x * w / 2 (a halving comes with every product).
+#if defined(__ARM_FEATURE_DSP)
+// (GCC 12's arm_acle.h has SMLAWB / SMLAWT but not SMULWB / SMULWT; with 0 to add they match.)
+inline int32_t MulRe(int32_t x, int32_t w) { return __smlawb(x, w, 0); }
+inline int32_t MulIm(int32_t x, int32_t w) { return __smlawt(x, w, 0); }
+#else
+inline int32_t MulRe(int32_t x, int32_t w) {
+  return static_cast<int32_t>((static_cast<int64_t>(x) * static_cast<int16_t>(w & 0xFFFF)) >> 16);
+}
+inline int32_t MulIm(int32_t x, int32_t w) {
+  return static_cast<int32_t>((static_cast<int64_t>(x) * (w >> 16)) >> 16);
+}
+#endif
+
+constexpr int kHalf = RC_FE_FFT / 2;  // the real FFT is a complex FFT of half the length
+
 int16_t audio[RC_FE_WINDOW + RC_FE_STRIDE];  // samples not yet consumed by a frame
 int filled = 0;
-int32_t fft_in[RC_FE_FFT];
-Complex<int32_t> spectrum[RC_FE_FFT / 2 + 1];
-alignas(8) uint8_t fft_state[10 * RC_FE_FFT + 512];  // kissfft plan + scratch: 5.4 KB at 512 (checked)
-void* fft = nullptr;
-uint64_t magnitude[RC_FE_FFT / 2 + 1];  // |X| * 2^8: quiet bins are a few units of |X|
+// The complex FFT in place (re, im interleaved), then each bin's |X| * 2^8 (uint64) in the
+// bin's own 8 bytes; one spare slot for the Nyquist bin. 2 KB at FFT 512.
+alignas(8) int32_t spectrum[2 * (kHalf + 1)];
 
-// Square root and log2 by table and linear interpolation: the M4 has no FPU, and a bit-serial
-// square root per FFT bin (the signal library's Sqrt64) or logf per channel cost more than the
-// FFT itself. Relative error below 3e-5 (sqrt) and 2e-5 (log2): far under the int8 input step.
-uint32_t sqrt_table[193];  // sqrt(i * 2^24) * 2^8, i = 64 ... 256
-int32_t log2_table[257];   // log2(1 + i / 256) * 2^16, i = 0 ... 256
-
-void InitTables() {
-  for (int i = 0; i <= 192; ++i) sqrt_table[i] = static_cast<uint32_t>(sqrt((i + 64.0) * 16777216.0) * 256.0 + 0.5);
-  for (int i = 0; i <= 256; ++i) log2_table[i] = static_cast<int32_t>(log2(1.0 + i / 256.0) * 65536.0 + 0.5);
-}
-
-// sqrt(x) * 2^8, rounded.
+// sqrt(x) * 2^8, rounded (table and linear interpolation: the M4 has no FPU).
 uint64_t Sqrt(uint64_t x) {
   if (x == 0) return 0;
   const int shift = __builtin_clzll(x) & ~1;                      // even, so it halves exactly
   const uint32_t t = static_cast<uint32_t>((x << shift) >> 32);  // in [2^30, 2^32)
   const uint32_t i = (t >> 24) - 64, frac = (t >> 8) & 0xFFFF;
-  const uint32_t r = sqrt_table[i] + static_cast<uint32_t>(
-      (static_cast<uint64_t>(sqrt_table[i + 1] - sqrt_table[i]) * frac) >> 16);  // sqrt(t) * 2^8
+  const uint32_t r = rc_fe_sqrt_table[i] + static_cast<uint32_t>(
+      (static_cast<int64_t>(rc_fe_sqrt_table[i + 1] - rc_fe_sqrt_table[i]) * frac) >> 16);
   const int s = shift / 2 - 16;  // sqrt(x) * 2^8 = sqrt(t) * 2^24 / 2^(shift / 2)
   return s > 0 ? (r + (1u << (s - 1))) >> s : static_cast<uint64_t>(r) << -s;
 }
 
-int32_t Log2Q16(uint64_t x) {  // x > 0
+// log2(x) * 2^16 for x > 0.
+int32_t Log2Q16(uint64_t x) {
   const int lz = __builtin_clzll(x);
   const uint32_t top = static_cast<uint32_t>((x << lz) >> 32);  // in [2^31, 2^32)
   const uint32_t i = (top >> 23) & 0xFF, frac = (top >> 7) & 0xFFFF;
-  const int32_t l = log2_table[i] + static_cast<int32_t>(
-      (static_cast<uint64_t>(log2_table[i + 1] - log2_table[i]) * frac) >> 16);
+  const int32_t l = rc_fe_log2_table[i] + static_cast<int32_t>(
+      (static_cast<int64_t>(rc_fe_log2_table[i + 1] - rc_fe_log2_table[i]) * frac) >> 16);
   return ((63 - lz) << 16) + l;
 }
 
+// Radix-2 decimation in time over bit-reversed input; every stage halves, so the result is
+// DFT / kHalf and no value can exceed the input's magnitude (int32 never overflows).
+void ComplexFft() {
+  for (int span = 1, step = RC_FE_FFT / 2; span < kHalf; span <<= 1, step >>= 1) {
+    for (int s = 0; s < kHalf; s += 2 * span) {  // j = 0: w = 1, an exact halving
+      int32_t* a = spectrum + 2 * s;
+      int32_t* b = a + 2 * span;
+      const int32_t ar = a[0] >> 1, ai = a[1] >> 1, tr = b[0] >> 1, ti = b[1] >> 1;
+      a[0] = ar + tr;
+      a[1] = ai + ti;
+      b[0] = ar - tr;
+      b[1] = ai - ti;
+    }
+    for (int j = 1; j < span; ++j) {
+      const int32_t w = rc_fe_twiddle[j * step];
+      for (int s = j; s < kHalf; s += 2 * span) {
+        int32_t* a = spectrum + 2 * s;
+        int32_t* b = a + 2 * span;
+        const int32_t tr = MulRe(b[0], w) - MulIm(b[1], w);
+        const int32_t ti = MulIm(b[0], w) + MulRe(b[1], w);
+        const int32_t ar = a[0] >> 1, ai = a[1] >> 1;
+        a[0] = ar + tr;
+        a[1] = ai + ti;
+        b[0] = ar - tr;
+        b[1] = ai - ti;
+      }
+    }
+  }
+}
+
+// |X[k]|^2 of the real input's bin k from Z[k] and Z[kHalf - k] (the split of a real FFT
+// computed as a complex one of half the length), with one more halving: X = DFT / FFT.
+uint64_t BinPower(const int32_t* zk, const int32_t* zm, int32_t w) {
+  const int32_t kr = zk[0] >> 1, ki = zk[1] >> 1, mr = zm[0] >> 1, mi = zm[1] >> 1;
+  const int32_t er = kr + mr, ei = ki - mi;  // the even samples' DFT
+  const int32_t orr = ki + mi, oi = mr - kr;  // the odd samples' DFT
+  const int32_t xr = (er >> 1) + (MulRe(orr, w) - MulIm(oi, w));
+  const int32_t xi = (ei >> 1) + (MulIm(orr, w) + MulRe(oi, w));
+  return static_cast<uint64_t>(static_cast<int64_t>(xr) * xr) +
+         static_cast<uint64_t>(static_cast<int64_t>(xi) * xi);
+}
+
+inline bool Needed(int k) { return k >= RC_FE_FIRST_BIN && k < RC_FE_LAST_BIN; }
+
 #if RC_PROFILE
 uint64_t stage_ticks[4];  // window, FFT, magnitudes, mel + log (PROFILE=1 builds)
-#define RC_FE_STAGE(k)                \
-  do {                                \
+#define RC_FE_STAGE(k)                  \
+  do {                                  \
     const uint64_t now = board_ticks(); \
-    stage_ticks[k] += now - mark;     \
-    mark = now;                       \
+    stage_ticks[k] += now - mark;       \
+    mark = now;                         \
   } while (0)
 #else
 #define RC_FE_STAGE(k) \
@@ -71,23 +122,35 @@ void Frame(float* features) {
 #if RC_PROFILE
   uint64_t mark = board_ticks();
 #endif
-  // Hamming window (Q15) into 32-bit samples, zero padding to the FFT length. The int32 FFT
-  // (kissfft, Q31 twiddles, the DFT / RC_FE_FFT) keeps quiet bins that an int16 FFT rounds
-  // away: measured against log_mel, int16 with auto-scaling was off by up to 1.5 in quiet bands.
-  for (int i = 0; i < RC_FE_WINDOW; ++i) fft_in[i] = static_cast<int32_t>(audio[i]) * rc_fe_window[i];
-  memset(fft_in + RC_FE_WINDOW, 0, (RC_FE_FFT - RC_FE_WINDOW) * sizeof(int32_t));
+  // Hamming window (Q15), zero padding; sample pairs (x[2n], x[2n+1]) are the complex input,
+  // stored at the bit-reversed position the butterflies read them from.
+  for (int n = 0; n < kHalf; ++n) {
+    int32_t* z = spectrum + 2 * rc_fe_bit_reverse[n];
+    z[0] = 2 * n < RC_FE_WINDOW ? static_cast<int32_t>(audio[2 * n]) * rc_fe_window[2 * n] : 0;
+    z[1] = 2 * n + 1 < RC_FE_WINDOW ? static_cast<int32_t>(audio[2 * n + 1]) * rc_fe_window[2 * n + 1] : 0;
+  }
   RC_FE_STAGE(0);
-  tflm_signal::RfftInt32Apply(fft, fft_in, spectrum);
+  ComplexFft();
+  spectrum[2 * kHalf] = spectrum[0];  // Z[kHalf] = Z[0]
+  spectrum[2 * kHalf + 1] = spectrum[1];
   RC_FE_STAGE(1);
-  for (int k = RC_FE_FIRST_BIN; k < RC_FE_LAST_BIN; ++k) {
-    const int64_t re = spectrum[k].real, im = spectrum[k].imag;
-    magnitude[k] = Sqrt(static_cast<uint64_t>(re * re) + static_cast<uint64_t>(im * im));
+  // Bins k and kHalf - k need the same two values: read both, then store both magnitudes
+  // over them (uint64 in the bin's slot).
+  uint64_t* magnitude = reinterpret_cast<uint64_t*>(spectrum);
+  for (int k = 0; k <= kHalf / 2; ++k) {
+    const int m = kHalf - k;
+    const int32_t* zk = spectrum + 2 * k;
+    const int32_t* zm = spectrum + 2 * m;
+    const uint64_t pk = Needed(k) ? BinPower(zk, zm, rc_fe_twiddle[k]) : 0;
+    const uint64_t pm = Needed(m) && m != k ? BinPower(zm, zk, rc_fe_twiddle[m]) : 0;
+    if (Needed(k)) magnitude[k] = Sqrt(pk);
+    if (Needed(m) && m != k) magnitude[m] = Sqrt(pm);
   }
   RC_FE_STAGE(2);
-  // Mel channels: triangular weights (Q15) over a run of bins each.
-  const uint16_t* weight = rc_fe_weights;
-  // The mel energy of the float waveform (pcm / 32768) is mel * 2^-RC_FE_MEL_EXPONENT, so
+  // Mel channels: triangular weights (Q15) over a run of bins each. The mel energy of the
+  // float waveform (pcm / 32768) is mel * 2^-RC_FE_MEL_EXPONENT, so
   // log(mel_real + log_offset) = (log2(mel + RC_FE_LOG_OFFSET_Q) - RC_FE_MEL_EXPONENT) * ln 2.
+  const uint16_t* weight = rc_fe_weights;
   const float ln2_q16 = 0.69314718056f / 65536.0f;
   for (int c = 0; c < RC_FE_CHANNELS; ++c) {
     uint64_t mel = 0;
@@ -112,13 +175,8 @@ extern "C" void RcFrontendStageTicks(uint64_t ticks[4]) { memcpy(ticks, stage_ti
 #endif
 
 extern "C" int RcFrontendReset(void) {
-  if (fft == nullptr) {
-    if (tflm_signal::RfftInt32GetNeededMemory(RC_FE_FFT) > sizeof(fft_state)) return 1;
-    fft = tflm_signal::RfftInt32Init(RC_FE_FFT, fft_state, sizeof(fft_state));
-    InitTables();
-  }
   filled = 0;
-  return fft == nullptr;
+  return 0;
 }
 
 extern "C" int RcFrontendPush(const int16_t* samples, int n, float* features) {

@@ -1,10 +1,12 @@
 /* Audio front end on the device: 16 kHz int16 PCM -> the model's log-mel frames, hop by hop.
  *
- * The same features as rc_keras.features.log_mel (Hamming window, FFT, |X|, mel filters,
- * log(mel + log_offset)), in fixed point up to the log (TFLM's signal library: kissfft int32
- * RFFT; square root and log2 by table) and float for the last scaling of the 20-odd channels.
- * The window, mel weights and constants come from rc_frontend_data.h, which
- * rc_keras.export.firmware writes from the bundle's feature_params.
+ * Integer arithmetic up to the log (Hamming window in Q15, a 512-point real FFT computed as a
+ * 256-point complex radix-2 FFT plus a split, with Q15 twiddles multiplied by SMULWB; |X| and
+ * log2 by table) and one float multiply per channel for the natural log. rc_keras.features_fixed
+ * (FrontEndParams(fixed_point=True)) mirrors it bit for bit, so host and device features are
+ * equal; against the float rc_keras.features.log_mel they differ by under 0.02. The window,
+ * twiddles, mel weights and tables come from rc_frontend_data.h, which rc_keras.export.firmware
+ * writes from the bundle's feature_params (rc_keras.features_fixed.tables).
  *
  * Normalization: RC_FE_NORMALIZATION (rc_frontend_data.h) selects a stage run on the log-mel
  * frame before it is quantized (0: none; the build refuses other values until one exists). A

@@ -27,6 +27,7 @@ rc_model_q_t* state_in[RC_MODEL_NUM_STATES];
 const rc_model_q_t* state_out[RC_MODEL_NUM_STATES];
 rc_model_q_t staging[RC_MODEL_STATE_ELEMENTS > 0 ? RC_MODEL_STATE_ELEMENTS : 1];
 rc_model_q_t* frame = nullptr;
+int step = 0;  // frames since the last reset: indexes a per-step threshold schedule
 const rc_model_q_t* probs = nullptr;
 
 template <typename T>
@@ -55,6 +56,7 @@ int RcStreamInit(tflite::MicroProfilerInterface* profiler) {
 }
 
 void RcStreamReset() {
+  step = 0;
   for (int k = 0; k < RC_MODEL_NUM_STATES; ++k) {
     for (int i = 0; i < rc_model_states[k].size; ++i) {
       state_in[k][i] = static_cast<rc_model_q_t>(rc_model_states[k].initial_value_q);
@@ -75,14 +77,18 @@ int RcStreamStep(RcAnswer* answer) {
 #else
   rc_feed_states_back(state_in, state_out, staging);
 #endif
-  // The spike test in integers, as StepRunner.crossed does on the host.
+  // The spike test in integers, as StepRunner.crossed does on the host; a threshold
+  // schedule's last value holds for longer inputs.
+  const int at = step < RC_MODEL_THRESHOLD_STEPS - 1 ? step : RC_MODEL_THRESHOLD_STEPS - 1;
+  ++step;
+  const int high = rc_model_threshold_q_steps[at];
   int label = 0;
   for (int c = 1; c < RC_MODEL_NUM_OUTPUTS; ++c) {
     if (probs[c] > probs[label]) label = c;
   }
-  bool spiked = probs[label] >= RC_MODEL_THRESHOLD_Q;
+  bool spiked = probs[label] >= high;
 #if RC_MODEL_READOUT_SIGMOID
-  spiked = probs[0] >= RC_MODEL_THRESHOLD_Q || probs[0] <= RC_MODEL_THRESHOLD_Q_LOW;
+  spiked = probs[0] >= high || probs[0] <= rc_model_threshold_q_low_steps[at];
   label = static_cast<float>(probs[0] - RC_MODEL_PROBS_ZERO_POINT) * RC_MODEL_PROBS_SCALE >= 0.5f;
 #endif
   answer->label = label;

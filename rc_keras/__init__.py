@@ -20,10 +20,11 @@ __version__ = "0.1.0"
 
 from rc_keras import _lazy  # noqa: E402 - after the environment default above
 
-SUBMODULES = ("augment", "bayes_optimal", "callbacks", "cells", "cli", "datasets", "export",
-              "features", "guards", "kws_training", "losses", "metrics", "mnist_models",
-              "model", "models", "opcount", "quantization", "rank_coding", "resume", "tasks",
-              "tradeoff", "tuning", "validation", "workflows", "streaming", "stream_metrics")
+SUBMODULES = ("augment", "bayes_optimal", "callbacks", "cells", "cli", "convergence",
+              "datasets", "export", "features", "guards", "kws_training", "losses", "metrics",
+              "mnist_models", "model", "models", "opcount", "quantization", "rank_coding",
+              "resume", "tasks", "tradeoff", "tuning", "validation", "workflows", "streaming",
+              "stream_metrics")
 """Public submodules, each reachable as ``rc_keras.<name>`` (imported on first use)."""
 # Modules whose import registers the Keras classes found in saved rc_keras models.
 _REGISTERING = ("rc_keras.model", "rc_keras.losses", "rc_keras.metrics", "rc_keras.cells",
@@ -34,9 +35,9 @@ __all__ = ["RCModel", "ConfidencePenalty", "RCOutput", "__version__", *SUBMODULE
 
 if typing.TYPE_CHECKING:  # static analysers see the names; nothing is imported at run time
     from rc_keras import (augment, bayes_optimal, callbacks, cells, cli,  # noqa: F401
-                          datasets, export, features, guards, kws_training, losses, metrics,
-                          mnist_models, model, models, opcount, quantization, rank_coding,
-                          resume, stream_metrics, streaming, tasks, tradeoff, tuning,
+                          convergence, datasets, export, features, guards, kws_training,
+                          losses, metrics, mnist_models, model, models, opcount, quantization,
+                          rank_coding, resume, stream_metrics, streaming, tasks, tradeoff, tuning,
                           validation, workflows)
     from rc_keras.losses import ConfidencePenalty  # noqa: F401
     from rc_keras.model import RCModel  # noqa: F401

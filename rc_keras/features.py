@@ -88,6 +88,10 @@ class FrontEndParams:
     """PCEN root-compression exponent."""
     pcen_eps: float = 1e-6
     """PCEN floor added to the smoother before the division."""
+    fixed_point: bool = False
+    """Compute the features in the firmware's integer arithmetic (`rc_keras.features_fixed`:
+    int16 audio, a fixed-point FFT, table square root and log2), bit-exact with the device's
+    front end; False: float32 ``tf.signal``. Needs ``normalization="none"``."""
 
     def __post_init__(self):
         for name in ("sample_rate", "num_mel_bins"):
@@ -102,6 +106,11 @@ class FrontEndParams:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"`{name}` must be a finite number > 0; received {value!r}.")
+        if not isinstance(self.fixed_point, bool):
+            raise ValueError(f"`fixed_point` must be True or False; received {self.fixed_point!r}.")
+        if self.fixed_point and self.normalization != "none":
+            raise ValueError(f"`fixed_point=True` has no normalization yet: `normalization` must be "
+                             f"'none'; received {self.normalization!r}.")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"`normalization` must be one of {list(NORMALIZATIONS)}; "
                              f"received {self.normalization!r}.")
@@ -227,13 +236,31 @@ def log_mel(waveform, params):
         # No whole window: zero frames, as `num_frames` says (tf.signal.stft would hand
         # an empty frame batch to an RFFT that rejects it).
         return tf.zeros(tuple(waveform.shape[:-1]) + (0, params.num_mel_bins), tf.float32)
+    if params.fixed_point:
+        return _log_mel_fixed(waveform, params)
     return normalize(mel_magnitudes(waveform, params), params)
+
+
+def _log_mel_fixed(waveform, params):
+    """`rc_keras.features_fixed` on a float waveform tensor (numpy, also inside tf.data)."""
+    from rc_keras import features_fixed  # noqa: PLC0415
+
+    out = tf.numpy_function(lambda w: features_fixed.log_mel_float_waveform(w, params),
+                            [waveform], tf.float32, stateful=False)
+    samples = waveform.shape[-1] if waveform.shape.rank else None
+    frames = num_frames(params, samples) if samples is not None else None
+    out.set_shape(tuple(waveform.shape[:-1]) + (frames, params.num_mel_bins)
+                  if waveform.shape.rank is not None else None)
+    return out
 
 
 def mel_magnitudes(waveform, params):
     """Mel magnitudes ``|STFT| @ mel_matrix`` (..., frames, bands) before the log (the
     ``E_t`` of the normalization recurrences); waveforms of at least one window."""
     _check_params(params)
+    if params.fixed_point:
+        raise ValueError("mel_magnitudes is the float front end; with fixed_point=True use "
+                         "log_mel (rc_keras.features_fixed).")
     waveform = tf.cast(tf.convert_to_tensor(waveform), tf.float32)
     stft = tf.signal.stft(waveform, frame_length=params.window_len,
                           frame_step=params.stride_len, fft_length=params.fft_length,

@@ -252,12 +252,14 @@ def checkpoint_monitor(model, val):
 
 
 def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_share=None,
-            grace_epochs=1, verbose=0, seed=0):
+            grace_epochs=1, verbose=0, seed=0, patience=None):
     """Fits with best-validation checkpointing and the majority-class stop rule.
 
     An RC model is checkpointed by its validation spike accuracy (the answer at its
     first crossing); an EOS model (``training_mode="eos"``) by its validation accuracy
     at the end of the clip (`EndOfClipAccuracy`), which is what it was trained for.
+    The run is `rc_keras.convergence.fit_to_convergence` (the rule every RC-vs-EOS
+    comparison uses) with a checkpoint file of the best epoch.
 
     Args:
         model: a compiled `RCModel`.
@@ -269,39 +271,40 @@ def fit_kws(model, train, val, checkpoint_path, epochs=10, batch_size=128, stop_
         batch_size: training batch size.
         stop_share: majority-class share for `MajorityClassStop` on the training spike
             accuracy; computed from the training labels when None.
-        grace_epochs: epochs before the stop rule applies.
+        grace_epochs: epochs before the stop rule or early stopping applies.
         verbose: Keras verbosity.
         seed: shuffling seed.
+        patience: stop once the checkpoint's validation metric has not improved for this
+            many epochs; None trains all ``epochs`` (the best epoch is kept either way).
 
     Returns:
         ``(best_model, info)``: the reloaded best model and a dict with "history"
         (per-epoch logs), "epoch_seconds", "best_epoch", "stopped_epoch",
-        "stop_share", "monitor" (the checkpoint's log entry).
+        "stop_share", "monitor" (the checkpoint's log entry), "patience" and
+        "stopped_early" (patience ran out).
     """
+    from rc_keras.convergence import fit_to_convergence  # noqa: PLC0415 - imports this module
+
     x_train, y_train = train
     if stop_share is None:
         stop_share = majority_share(y_train)
     checkpoint_path = Path(checkpoint_path)
     checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-    timer = EpochTimer()
     stop = MajorityClassStop(stop_share, monitor="spike_accuracy", grace_epochs=grace_epochs)
-    monitor, end_of_clip = checkpoint_monitor(model, val)
-    callbacks = [timer, stop] + ([end_of_clip] if end_of_clip is not None else [])
+    monitor, _ = checkpoint_monitor(model, val)
     checkpoint = keras.callbacks.ModelCheckpoint(
         str(checkpoint_path), monitor=monitor, mode="max", save_best_only=True)
-    keras.utils.set_random_seed(int(seed))
-    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=int(epochs),
-                        validation_data=val, shuffle=True, verbose=verbose,
-                        callbacks=callbacks + [checkpoint])
-    logs = {key: [float(v) for v in values] for key, values in history.history.items()}
-    if end_of_clip is not None:
-        logs[monitor] = [float(v) for v in end_of_clip.values]
-    val_acc = logs.get(monitor, [])
-    best_epoch = int(np.argmax(val_acc)) if val_acc else None
+    # Without patience the stopping rule can never fire: its wait stays below the budget.
+    model, run = fit_to_convergence(
+        model, train, val, max_epochs=epochs, patience=int(epochs) if patience is None
+        else patience, batch_size=batch_size, callbacks=[stop, checkpoint], verbose=verbose,
+        seed=seed, min_epochs=grace_epochs)
     best = keras.models.load_model(str(checkpoint_path))
-    return best, {"history": logs, "epoch_seconds": [round(s, 3) for s in timer.seconds],
-                  "best_epoch": best_epoch, "stopped_epoch": stop.stopped_epoch,
-                  "stop_share": float(stop_share), "monitor": monitor}
+    return best, {"history": run.history, "epoch_seconds": [round(s, 3) for s in run.epoch_seconds],
+                  "best_epoch": run.best_epoch, "stopped_epoch": stop.stopped_epoch,
+                  "stop_share": float(stop_share), "monitor": monitor,
+                  "patience": patience,
+                  "stopped_early": run.stopped_early and stop.stopped_epoch is None}
 
 
 # ---------------------------------------------------------------------- data
@@ -746,7 +749,8 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
                           label_set="paper11", units=128, hidden=32, learning_rate=1e-3,
                           batch_size=128, seed=0, cache_dir=None, verbose=1, limit=None,
                           data=None, context_frames=10, grace_epochs=GRACE_EPOCHS, augment=None,
-                          normalization=None, unknown_keep=UNKNOWN_KEEP, **options):
+                          normalization=None, unknown_keep=UNKNOWN_KEEP, patience=None,
+                          **options):
     """Trains `kws_lstm` on a Speech Commands folder; saves and evaluates the best epoch.
 
     Writes ``out_dir/model.keras`` (the best epoch by validation spike accuracy; for an
@@ -783,6 +787,7 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
         normalization: the front end's causal normalization ("none", "running_mean",
             "pcen"; None: `DEFAULT_NORMALIZATION`), saved with the model in
             ``out_dir/front_end.json`` for evaluate, sweep and export.
+        patience: early stopping (see `fit_kws`); None trains all ``epochs``.
         **options: passed to the loader.
 
     Returns:
@@ -823,7 +828,8 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
     best, info = fit_kws(model, ({"inputs": x_tr, "lengths": n_tr}, y_tr),
                          ({"inputs": x_va, "lengths": n_va}, y_va),
                          out_dir / "model.keras", epochs=epochs, batch_size=batch_size,
-                         verbose=verbose, seed=seed, grace_epochs=grace_epochs)
+                         verbose=verbose, seed=seed, grace_epochs=grace_epochs,
+                         patience=patience)
     train_seconds = time.perf_counter() - start
     test = evaluate_kws(best, x_te, n_te, y_te, lookahead_frames=context_frames_of(best))
     if options.get("features") is not None:
@@ -841,12 +847,13 @@ def train_speech_commands(data_root, out_dir, beta=0.2, mode="rc", epochs=30, th
                    "augment": dataclasses.asdict(augment), "unknown_keep": unknown_keep,
                    "front_end": (dataclasses.asdict(options["features"])
                                  if options.get("features") is not None else None),
-                   "checkpoint_monitor": info["monitor"],
+                   "checkpoint_monitor": info["monitor"], "patience": patience,
                    "train_size": int(len(y_tr)), "val_size": int(len(y_va))},
         "test": test,
         "best_epoch": info["best_epoch"],
         "stopped_epoch": info["stopped_epoch"],
         "stop_share": info["stop_share"],
+        "stopped_early": info["stopped_early"],
         "epochs_run": len(info["epoch_seconds"]),
         "epoch_seconds": info["epoch_seconds"],
         "train_seconds": round(train_seconds, 2),

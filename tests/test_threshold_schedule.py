@@ -318,14 +318,41 @@ def test_int8_sidecar_has_one_quantized_threshold_per_step(tmp_path):
         assert not runner.crossed(np.array([high - 1, -128], np.int8), step)
 
 
-def test_bundle_refuses_a_schedule_it_cannot_put_in_the_c_header(tmp_path):
+@pytest.mark.skipif(__import__("shutil").which("gcc") is None, reason="needs gcc")
+def test_bundle_carries_the_schedule_into_the_c_header(tmp_path):
+    import json
+    import subprocess
+
     from rc_keras import export
-    model = _pass_through(SCHEDULE)
-    model.build((None, 7, 2))
-    with pytest.raises(ValueError, match=r"`threshold` is a per-step schedule, which the "
-                                         r"bundle's C header cannot hold yet"):
-        export.export_bundle(model, tmp_path / "out")
-    assert not (tmp_path / "out").exists()  # refused before anything was written
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5, 3)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = rk.RCModel(keras.layers.LSTMCell(4), keras.layers.Dense(2, activation="softmax"),
+                       threshold=SCHEDULE)
+    model.build(x.shape)
+    report = export.export_bundle(model, tmp_path / "out", calibration=x, int8=True)
+    side = json.loads((tmp_path / "out" / "step_int8.json").read_text())
+    assert report["threshold"] == side["threshold"] == SCHEDULE
+    main = tmp_path / "main.c"
+    main.write_text('''#include <stdio.h>
+#include "rc_model_data.h"
+int main(void) {
+  printf("%d", RC_MODEL_THRESHOLD_STEPS);
+  for (int t = 0; t < RC_MODEL_THRESHOLD_STEPS; ++t)
+    printf(" %.9g %d %d", rc_model_threshold_steps[t], rc_model_threshold_q_steps[t],
+           rc_model_threshold_q_low_steps[t]);
+  return 0;
+}
+''')
+    exe = tmp_path / "main"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", f"-I{tmp_path / 'out'}", str(main),
+                    str(tmp_path / "out" / "rc_model_data.c"), "-o", str(exe)], check=True)
+    values = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    assert int(values[0]) == len(SCHEDULE)
+    rows = np.array(values[1:], float).reshape(len(SCHEDULE), 3)
+    np.testing.assert_array_equal(rows[:, 0].astype(np.float32), np.float32(SCHEDULE))
+    assert rows[:, 1].astype(int).tolist() == side["threshold_q"]
+    assert all(v < -128 for v in rows[:, 2])  # softmax readout: no low threshold
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import keras
+import keras_tuner
 import pytest
 
-from rc_keras import cli, tasks, tradeoff, tuning
+from rc_keras import cli, convergence, tasks, tradeoff, tuning
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tuning" / "search_beta_theta.py"
@@ -183,6 +184,32 @@ def test_budget_no_trial_meets_is_a_clear_result(tmp_path, capsys):
     # Resuming with other settings is refused instead of mixing two searches.
     with pytest.raises(ValueError, match="holds a search with other settings.*objective"):
         tuning.run_search("spotting", tmp_path, max_trials=1, epochs=1, **TINY)
+
+
+def test_patience_stops_a_trial_whose_objective_stops_improving(tmp_path):
+    # theta 0.999 on a barely trained model: nobody spikes, so the budget score stays at
+    # its floor every epoch; patience 1 ends a trial after its second epoch of four.
+    tiny = dict(TINY, thresholds=(0.999,))
+    tuning.run_search("spotting", tmp_path, tuner="random", max_trials=1, objective="budget",
+                      max_spike_time=2, epochs=4, patience=1, export=False,
+                      log=lambda *_: None, **tiny)
+    assert json.loads((tmp_path / "search_config.json").read_text())["patience"] == 1
+    # The rule inside a trial: the objective is in the epoch logs before the stop reads it.
+    objective = tuning.make_objective("budget", sequence_length=25, max_spike_time=2)
+    hypermodel = tuning.RCHyperModel("spotting", objective, space=TINY["space"],
+                                     thresholds=(0.999,))
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    task = tasks.get_task("spotting")
+    epochs = keras.callbacks.History()
+    hypermodel.fit(hp, model, *task.data("train", 64, 0), epochs=4,
+                   validation_data=task.data("val", 64, 0),
+                   callbacks=[convergence.early_stopping(objective.metric_name, 1), epochs])
+    assert epochs.epoch == [0, 1]
+    # A search saved with patience resumes only with the same patience.
+    with pytest.raises(ValueError, match="other settings.*patience"):
+        tuning.run_search("spotting", tmp_path, tuner="random", max_trials=1,
+                          objective="budget", max_spike_time=2, epochs=4, patience=2, **tiny)
 
 
 # ---------------------------------------------------------------------- processes

@@ -193,7 +193,8 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
         verify_sequences: held-out sequences (array, (x, y), .npy or .npz with optional y).
         class_names: optional class names for the sidecars and the C source.
         feature_params: optional front-end parameters (dataclass or dict).
-        threshold: theta to deploy; defaults to the model's own.
+        threshold: theta to deploy; defaults to the model's own (a per-step schedule
+            goes into the sidecars and the C header: one value per step).
         name: C identifier prefix of the generated source.
         runtimes: interpreters used by ``verify``.
         int16x8: also export ``step_int16x8.tflite`` (int16 activations and states, int8
@@ -210,13 +211,6 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
     step_model.check_model(model)
     if threshold is not None:
         threshold = validation.check_threshold(threshold)
-    elif getattr(model, "threshold_is_schedule", False):
-        # The C header and firmware/ hold one threshold; writing the first value of
-        # a schedule there would deploy something other than what was verified.
-        raise ValueError("the model's `threshold` is a per-step schedule, which the bundle's C "
-                         "header cannot hold yet; pass one `threshold` (--threshold) for the "
-                         "bundle, or export the step model with "
-                         "rc_keras.export.export_tflite_step, whose sidecar carries the schedule.")
     params = step_model.to_plain(feature_params)
     step_model.check_feature_params(params, model)
     step_model.check_class_names(class_names, model)
@@ -264,7 +258,7 @@ def export_bundle(model_or_path, out_dir, int8=True, calibration=None, verify=Fa
             "format_version": step_model.FORMAT_VERSION,
             "out_dir": str(out),
             "readout": model.readout,
-            "threshold": model.threshold,
+            "threshold": list(model.threshold) if model.threshold_is_schedule else model.threshold,
             "feature_shape": list(model.feature_shape),
             "num_classes": int(model.num_classes),
             "state_layout": step_model.state_layout(model),

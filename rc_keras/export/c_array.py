@@ -67,6 +67,13 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
     int16 = sidecar["quantization"] == "int16x8"
     quantized = int8 or int16
     frame, probs, states = sidecar["inputs"]["frame"], sidecar["outputs"]["probs"], sidecar["states"]
+    scheduled = isinstance(sidecar["threshold"], (list, tuple))
+    thetas = list(sidecar["threshold"]) if scheduled else [sidecar["threshold"]]
+    if quantized:
+        highs = list(sidecar["threshold_q"]) if scheduled else [sidecar["threshold_q"]]
+        lows = sidecar["threshold_q_low"]
+        lows = [None] * len(thetas) if lows is None else list(lows) if scheduled else [lows]
+        lows = [(-32769 if int16 else -129) if v is None else v for v in lows]
     frame_size = 1
     for d in sidecar["feature_shape"]:
         frame_size *= int(d)
@@ -83,7 +90,10 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
         ("NUM_OUTPUTS", sidecar["num_outputs"]),
         ("NUM_CLASSES", sidecar["num_classes"]),
         ("READOUT_SIGMOID", int(sidecar["readout"] == "sigmoid")),
-        ("THRESHOLD", _c_float(sidecar["threshold"])),
+        ("THRESHOLD", _c_float(thetas[0])),
+        # A per-step schedule: step t uses <name>_threshold_steps[min(t, THRESHOLD_STEPS - 1)]
+        # (and the _q arrays); one threshold is a schedule of one step.
+        ("THRESHOLD_STEPS", len(thetas)),
         ("NUM_STATES", len(states)),
         # Elements of all states together: the firmware stages every state output in a
         # buffer this long before writing the inputs (the planner may alias them).
@@ -97,9 +107,8 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
             ("FRAME_ZERO_POINT", frame["zero_point"]),
             ("PROBS_SCALE", _c_float(probs["scale"])),
             ("PROBS_ZERO_POINT", probs["zero_point"]),
-            ("THRESHOLD_Q", sidecar["threshold_q"]),
-            ("THRESHOLD_Q_LOW", sidecar["threshold_q_low"] if sidecar["threshold_q_low"] is not None
-             else (-32769 if int16 else -129)),
+            ("THRESHOLD_Q", highs[0]),
+            ("THRESHOLD_Q_LOW", lows[0]),
         ]
     ops = sidecar["ops"]
     register = " \\\n".join(f"    (resolver).{resolver_method(op)}();" for op in ops)
@@ -119,7 +128,13 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
     header += [
         "",
         "/* Spike test: softmax readout: max(probs) >= THRESHOLD (int8: >= THRESHOLD_Q);",
-        "   sigmoid readout: p >= THRESHOLD or p <= 1 - THRESHOLD (int8: q <= THRESHOLD_Q_LOW). */",
+        "   sigmoid readout: p >= THRESHOLD or p <= 1 - THRESHOLD (int8: q <= THRESHOLD_Q_LOW).",
+        "   With a per-step schedule (THRESHOLD_STEPS > 1) step t uses entry min(t, STEPS - 1)",
+        "   of the arrays below; the macros hold entry 0. */",
+        f"extern const float {name}_threshold_steps[{upper}_THRESHOLD_STEPS];",
+        *([f"extern const int {name}_threshold_q_steps[{upper}_THRESHOLD_STEPS];",
+           f"extern const int {name}_threshold_q_low_steps[{upper}_THRESHOLD_STEPS];"]
+          if quantized else []),
         "",
         "/* One recurrent state tensor: where it enters and leaves the model, its size and",
         "   the value that resets it (the zero point in int8). feedback_direct = 1: copy the",
@@ -164,6 +179,12 @@ def write_c_array(data, sidecar, out_dir, name="rc_model", arena_bytes=None):
         f"#define {upper}_ALIGN __declspec(align({ALIGNMENT}))",
         "#else", f"#define {upper}_ALIGN", "#endif", "",
         f"const {name}_state_t {name}_states[{upper}_NUM_STATES] = {{", *state_rows, "};", "",
+        f"const float {name}_threshold_steps[{upper}_THRESHOLD_STEPS] = {{",
+        "  " + ", ".join(_c_float(v) for v in thetas), "};",
+        *([f"const int {name}_threshold_q_steps[{upper}_THRESHOLD_STEPS] = {{",
+           "  " + ", ".join(str(int(v)) for v in highs), "};",
+           f"const int {name}_threshold_q_low_steps[{upper}_THRESHOLD_STEPS] = {{",
+           "  " + ", ".join(str(int(v)) for v in lows), "};"] if quantized else []), "",
         f"const char* const {name}_class_names[{upper}_NUM_CLASSES] = {{",
         "  " + ", ".join(_c_string(str(c)) for c in names), "};", "",
         f"const unsigned int {name}_tflite_len = {len(data)};", "",

@@ -201,7 +201,7 @@ def memory_figures(build_dir):
 
 def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend=None,
                    per_state_copy=False, arena_bytes=None, model_dir=None, kernel_set="rc",
-                   profile=False, lut=False, jobs=None):
+                   profile=False, lut=False, jobs=None, stack_bytes=None, heap_bytes=None):
     """Builds the firmware ELF for a quantized step model.
 
     Args:
@@ -219,6 +219,8 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
         kernel_set: "rc" (the kernels of RC step models) or "all" (`build_tflm_library`).
         profile: time every op; `run_firmware` then returns "ops" (instructions per op type).
         lut: int8 LOGISTIC / TANH as table lookups (`write_model_source`).
+        stack_bytes, heap_bytes: stack and heap the linker script reserves (default 4096
+            each; `build_fitted` sizes them from a run).
 
     Returns:
         dict with "elf", "board", "kernels", "tree", "memory" (`memory_figures`), "sidecar".
@@ -247,7 +249,9 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
     try:
         _make(["all", *_lib_args(tree, board, kernel_set), f"MODEL_DIR={model_dir}",
                f"BUILD_DIR={build_dir}", f"FRONTEND={int(frontend is not None and frontend is not False)}",
-               f"PER_STATE_COPY={int(bool(per_state_copy))}", f"PROFILE={int(bool(profile))}"],
+               f"PER_STATE_COPY={int(bool(per_state_copy))}", f"PROFILE={int(bool(profile))}",
+               *([f"STACK_SIZE={int(stack_bytes)}"] if stack_bytes else []),
+               *([f"HEAP_SIZE={int(heap_bytes)}"] if heap_bytes else [])],
               firmware_dir(), timeout=1800)
     except RuntimeError as error:
         missing = sorted(set(re.findall(r"undefined reference to `tflite::(Register_\w+)", str(error))))
@@ -258,6 +262,35 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
     return {"elf": build_dir / "firmware.elf", "board": board, "kernels": tree_kernels(tree),
             "tree": str(tree), "memory": memory_figures(build_dir), "sidecar": sidecar,
             "frontend": frontend is not None and frontend is not False}
+
+
+def build_fitted(step_path, build_dir, clips, kind="frames", stack_margin=256, **kwargs):
+    """`build_firmware`, run once on ``clips`` (whole clips), then rebuilt with the arena,
+    stack and heap that run measured: the arena exactly as TFLM used it, the stack's
+    high-water mark plus ``stack_margin`` bytes, the heap newlib took.
+
+    Returns:
+        The second build's dict, with "fitted_from" (the measuring run's figures).
+    """
+    first = build_firmware(step_path, build_dir, **kwargs)
+    probe = run_firmware(first, clips, kind=kind, whole_clip=True)
+    sizes = {"arena_bytes": (probe["arena_used_bytes"] + 15) // 16 * 16,
+             "stack_bytes": (probe["stack_used_bytes"] + stack_margin + 7) // 8 * 8,
+             "heap_bytes": max(8, (probe["heap_used_bytes"] + 7) // 8 * 8)}
+    # Kernels' Prepare takes temporary arena space beyond what stays allocated
+    # (arena_used_bytes): grow the arena by steps of 256 B until AllocateTensors succeeds.
+    for _ in range(16):
+        build = build_firmware(step_path, build_dir, **{**kwargs, **sizes})
+        try:
+            run_firmware(build, clips[:1], kind=kind)
+            break
+        except RuntimeError as error:
+            if "AllocateTensors failed" not in str(error):
+                raise
+            sizes["arena_bytes"] += 256
+    build["fitted_from"] = {key: probe[key] for key in
+                            ("arena_used_bytes", "stack_used_bytes", "heap_used_bytes")}
+    return build
 
 
 def write_input(path, clips, kind="frames", whole_clip=False, frame_size=None):
@@ -304,8 +337,9 @@ def parse_output(text):
             result["frames"].append({"clip": clip, "frame": frame, "net_ticks": net,
                                      "frontend_ticks": fe, "outputs": outputs})
         elif tag == "P":
-            clip, frame, *values = (int(v) for v in values)
-            result["features"].append({"clip": clip, "frame": frame, "values": values})
+            bits = np.array([int(v, 16) for v in values[2:]], np.uint32)
+            result["features"].append({"clip": int(values[0]), "frame": int(values[1]),
+                                       "values": bits.view(np.float32)})
         elif tag == "C":
             clip, label, spike, spiked, run, net, fe = (int(v) for v in values)
             result["clips"].append({"clip": clip, "label": label, "spike_frame": spike,
@@ -319,6 +353,8 @@ def parse_output(text):
             result["ticks_per_instruction"] = int(values[0]) / int(values[1])
         elif tag == "S":
             result["stack_used_bytes"], result["stack_bytes"] = int(values[0]), int(values[1])
+        elif tag == "H":
+            result["heap_used_bytes"], result["heap_bytes"] = int(values[0]), int(values[1])
         elif tag == "RC":
             result["errors"].append(line)
     return result
@@ -386,7 +422,7 @@ def host_reference(step_path, clips_q, whole_clip=False):
             outputs.append(np.array(raw).astype(int))
             if spike is None:
                 label = runner.label(raw)
-                if runner.crossed(raw):
+                if runner.crossed(raw, t):
                     spike = t
                     if not whole_clip:
                         break
@@ -431,6 +467,8 @@ def summary(build, result, sequence_length=None):
            "flash_bytes": memory["flash_bytes"], "ram_bytes": memory["ram_bytes"],
            "arena_bytes": result["arena_bytes"], "arena_used_bytes": result["arena_used_bytes"],
            "stack_used_bytes": result["stack_used_bytes"],
+           "stack_bytes": result.get("stack_bytes"), "heap_used_bytes": result.get("heap_used_bytes"),
+           "heap_bytes": result.get("heap_bytes"),
            "network_instructions_per_frame": float(net.mean()),
            "network_instructions_per_frame_max": float(net.max()),
            "frontend_instructions_per_frame": float(fe.mean()),
@@ -448,70 +486,66 @@ def save_json(path, data):
 
 
 def write_frontend_source(params, out_dir):
-    """Writes ``rc_frontend_data.h``: the device front end's window, mel weights, constants.
+    """Writes ``rc_frontend_data.h``: the device front end's tables and constants.
+
+    They are `rc_keras.features_fixed.tables`, the same numbers the host's fixed-point
+    front end uses, so both compute identical features from the same audio.
 
     Args:
         params: a `rc_keras.features.FrontEndParams` (or its dict, e.g. a sidecar's
-            ``feature_params``) with ``context_frames == 0``: the firmware feeds each frame
-            as it is computed (context stacking would need look-ahead).
+            ``feature_params``) with ``context_frames == 0`` (the firmware feeds each frame
+            as it is computed: context stacking would need look-ahead) and no normalization.
         out_dir: folder (the model's C array goes there too).
 
     Returns:
         The header's path.
     """
-    from rc_keras import features  # noqa: PLC0415 - TensorFlow, for the mel matrix
+    from rc_keras import features, features_fixed  # noqa: PLC0415
 
     if isinstance(params, dict):
         params = features.FrontEndParams(**params)
     if params.context_frames != 0:
         raise ValueError(f"the device front end feeds frames as they come: feature_params needs "
                          f"context_frames=0; received {params.context_frames}.")
-    fft = params.fft_length
-    n = np.arange(params.window_len)
-    # tf.signal.hamming_window (periodic), in Q15.
-    window = 0.54 - 0.46 * np.cos(2 * np.pi * n / params.window_len)
-    window_q = np.clip(np.round(window * 32768), 0, 32767).astype(int)
-    mel = features.mel_matrix(params).numpy()          # (fft // 2 + 1, channels)
-    starts, lengths, weights = [], [], []
-    for c in range(mel.shape[1]):
-        nonzero = np.flatnonzero(mel[:, c] > 0)
-        first, last = (int(nonzero[0]), int(nonzero[-1]) + 1) if len(nonzero) else (0, 0)
-        starts.append(first)
-        lengths.append(last - first)
-        weights += [int(v) for v in np.clip(np.round(mel[first:last, c] * 32768), 0, 65535)]
-    used = [(s, s + ln) for s, ln in zip(starts, lengths) if ln]
-    first_bin = min(s for s, _ in used) if used else 0
-    last_bin = max(e for _, e in used) if used else 1
+    t = features_fixed.tables(params)
 
     def array(ctype, name, values):
+        values = [int(v) for v in values]
         rows = [", ".join(str(v) for v in values[i:i + 16]) for i in range(0, len(values), 16)]
         return [f"static const {ctype} {name}[{len(values)}] = {{", *(f"  {r}," for r in rows), "};"]
 
-    exponent = 53 - int(np.log2(fft))
     lines = [
-        "/* Generated by rc_keras.export.firmware from the bundle's feature_params. Do not edit. */",
+        "/* Generated by rc_keras.export.firmware from the bundle's feature_params "
+        "(rc_keras.features_fixed.tables). Do not edit. */",
         "#ifndef RC_FRONTEND_DATA_H_", "#define RC_FRONTEND_DATA_H_", "", "#include <stdint.h>", "",
         f"#define RC_FE_SAMPLE_RATE {params.sample_rate}",
         f"#define RC_FE_WINDOW {params.window_len}",
         f"#define RC_FE_STRIDE {params.stride_len}",
-        f"#define RC_FE_FFT {fft}",
+        f"#define RC_FE_FFT {params.fft_length}",
         f"#define RC_FE_CHANNELS {params.num_mel_bins}",
-        f"#define RC_FE_FIRST_BIN {first_bin}",
-        f"#define RC_FE_LAST_BIN {last_bin}",
-        f"#define RC_FE_LOG_OFFSET {float(params.log_offset)!r}f",
-        "/* mel (Q15 window, Q8 magnitudes, Q15 weights, kissfft's 1/FFT) * 2^-EXPONENT",
+        f"#define RC_FE_FIRST_BIN {t['first_bin']}",
+        f"#define RC_FE_LAST_BIN {t['last_bin']}",
+        "/* mel (Q15 window, Q8 magnitudes, Q15 weights, DFT / FFT) * 2^-EXPONENT",
         "   = the mel energy of the waveform pcm / 32768, as rc_keras.features.log_mel sees it. */",
-        f"#define RC_FE_MEL_EXPONENT {exponent}",
+        f"#define RC_FE_MEL_EXPONENT {t['mel_exponent']}",
         "/* log_offset in the units of the integer mel energies (2^-EXPONENT). */",
-        f"#define RC_FE_LOG_OFFSET_Q {max(1, round(params.log_offset * 2.0 ** exponent))}ull",
+        f"#define RC_FE_LOG_OFFSET_Q {t['log_offset_q']}ull",
         "/* Normalization after the log (0: none); see rc_frontend.h. */",
         "#define RC_FE_NORMALIZATION 0", "",
         "/* Hamming window (periodic), Q15. */",
-        *array("int16_t", "rc_fe_window", window_q.tolist()), "",
+        *array("int16_t", "rc_fe_window", t["window"]), "",
+        "/* W^k = exp(-2 pi i k / FFT), k = 0 ... FFT / 2: cos (low half), -sin (high half), Q15. */",
+        *array("int32_t", "rc_fe_twiddle", t["twiddle_packed"]), "",
+        "/* Bit reversal over FFT / 2 positions. */",
+        *array("uint8_t" if params.fft_length <= 512 else "uint16_t", "rc_fe_bit_reverse",
+               t["bit_reverse"]), "",
         "/* Mel channel c: weights[sum(lengths[:c]) ...] over bins start[c] ... start[c] + length[c]. */",
-        *array("uint16_t", "rc_fe_channel_start", starts),
-        *array("uint16_t", "rc_fe_channel_length", lengths),
-        *array("uint16_t", "rc_fe_weights", weights), "",
+        *array("uint16_t", "rc_fe_channel_start", t["channel_start"]),
+        *array("uint16_t", "rc_fe_channel_length", t["channel_length"]),
+        *array("uint16_t", "rc_fe_weights", t["weights"]), "",
+        "/* sqrt(i * 2^24) * 2^8, i = 64 ... 256; log2(1 + i / 256) * 2^16, i = 0 ... 256. */",
+        *array("uint32_t", "rc_fe_sqrt_table", t["sqrt_table"]),
+        *array("int32_t", "rc_fe_log2_table", t["log2_table"]), "",
         "#endif  /* RC_FRONTEND_DATA_H_ */", ""]
     path = pathlib.Path(out_dir) / "rc_frontend_data.h"
     path.parent.mkdir(parents=True, exist_ok=True)

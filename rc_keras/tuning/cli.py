@@ -48,6 +48,9 @@ def add_arguments(parser):
                         help="theta grid swept on validation data")
     parser.add_argument("--epochs", type=positive_int, default=3,
                         help="epochs per trial (Hyperband: the most for one model)")
+    parser.add_argument("--patience", type=positive_int,
+                        help="stop a trial once its objective has not improved for N epochs "
+                             "(default: every trial trains --epochs)")
     parser.add_argument("--train-size", type=positive_int)
     parser.add_argument("--val-size", type=positive_int)
     parser.add_argument("--test-size", type=positive_int)
@@ -73,7 +76,7 @@ def run(args, log=print):
         step_ms=args.step_ms, space=space, thresholds=args.thresholds, epochs=args.epochs,
         train_size=args.train_size, val_size=args.val_size, test_size=args.test_size,
         seed=args.seed, overwrite=args.overwrite, export=not args.no_export,
-        verbose=args.verbose, log=log)
+        verbose=args.verbose, log=log, patience=args.patience)
     if "worker" in result:
         log(f"worker {result['worker']} done")
         return 0

@@ -24,7 +24,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from rc_keras import tasks, tradeoff, validation
+from rc_keras import convergence, tasks, tradeoff, validation
 from rc_keras.tuning.hypermodel import (CURVE_FILE, DEFAULT_THRESHOLDS, RCHyperModel,
                                         SearchSpace, check_thresholds)
 from rc_keras.tuning.objectives import make_objective
@@ -157,7 +157,8 @@ def _check_config(directory, config, overwrite):
 def run_search(task, directory, tuner="random", max_trials=10, objective="weighted",
                max_spike_time=None, weight=0.5, step_ms=None, space=None,
                thresholds=DEFAULT_THRESHOLDS, epochs=3, train_size=None, val_size=None,
-               test_size=None, seed=0, overwrite=False, export=True, verbose=0, log=print):
+               test_size=None, seed=0, overwrite=False, export=True, verbose=0, log=print,
+               patience=None):
     """Runs (or resumes) a beta/theta search and writes its report.
 
     Writes, in ``directory``: KerasTuner's project ``rc_search/`` (a ``rc_curve.json``
@@ -181,6 +182,9 @@ def run_search(task, directory, tuner="random", max_trials=10, objective="weight
         export: save the best model.
         verbose: Keras ``fit`` verbosity inside trials.
         log: callable for progress lines.
+        patience: stop a trial once its objective on validation has not improved for
+            this many epochs (`rc_keras.convergence.early_stopping`, the rule of every
+            RC-vs-EOS comparison); None trains every trial for ``epochs``.
 
     Returns:
         The report dict (also in ``report.json``); in a distributed worker, a short dict
@@ -204,6 +208,8 @@ def run_search(task, directory, tuner="random", max_trials=10, objective="weight
               "objective": objective.to_dict(), "space": space.to_dict(),
               "thresholds": list(thresholds), "epochs": epochs, "seed": seed,
               "train_size": int(len(x_train)), "val_size": int(len(x_val))}
+    if patience is not None:  # only then, so searches saved without it still resume
+        config["patience"] = validation.check_positive_int(patience, "patience")
     directory = Path(directory)
     _check_config(directory, config, overwrite)
 
@@ -216,8 +222,10 @@ def run_search(task, directory, tuner="random", max_trials=10, objective="weight
     done_before = 0 if is_worker() else len(trial_records(search_tuner))
     log(f"search: {task.name}, {tuner}, {max_trials} trials, {objective.describe()}"
         + (f"; resuming with {done_before} finished" if done_before else ""))
+    callbacks = [] if patience is None else [
+        convergence.early_stopping(objective.metric_name, patience)]
     search_tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs,
-                        verbose=verbose)
+                        verbose=verbose, callbacks=callbacks)
     if is_worker():
         return {"worker": os.environ.get("KERASTUNER_TUNER_ID")}
     return report(search_tuner, task, objective, directory, config, test_size=test_size,
