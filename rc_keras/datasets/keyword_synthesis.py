@@ -2,8 +2,8 @@
 
 The offline stand-in for Speech Commands in tests, CI and benchmarks: every clip is
 spoken by a real text-to-speech engine (`rc_keras.datasets.tts_engines`: espeak-ng,
-flite and festival, each used when installed; the neural piper only when named) and converted to 16 kHz mono 16-bit PCM
-by sox (Debian package ``sox``). A "voice" is an engine voice (for espeak-ng an accent
+flite and festival, each used when installed; the neural piper only when named) and
+converted to 16 kHz mono 16-bit PCM by sox (Debian package ``sox``). A "voice" is an engine voice (for espeak-ng an accent
 with a voice variant) with a base speed and pitch; its id plays the role of the speaker
 hash, so a voice's clips all land in one split. Every utterance varies the rate, pitch,
 expressiveness (pitch range) and final punctuation around the voice's base.
