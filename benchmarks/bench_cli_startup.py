@@ -12,7 +12,6 @@ of these commands.
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -21,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 1.0
@@ -134,7 +135,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = run(args.repeats, cwd=out)
-    (out / "cli_startup.json").write_text(json.dumps(result, indent=2) + "\n")
+    provenance.write_json(out / "cli_startup.json", result, __file__, argv)
     (out / "cli_startup.md").write_text(to_markdown(result))
     print(to_markdown(result))
 

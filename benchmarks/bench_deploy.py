@@ -12,6 +12,8 @@ import platform
 import tempfile
 import time
 
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
+
 import keras
 import numpy as np
 
@@ -164,6 +166,7 @@ def latency(path, runtime, calls, frame):
 
 
 def main():
+    global RESULTS  # noqa: PLW0603 - `write` and --sizes-only read the results folder (--out)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer epochs and sequences")
     parser.add_argument("--calls", type=int, default=2000)
@@ -172,7 +175,10 @@ def main():
     parser.add_argument("--sizes-only", action="store_true",
                         help="redo only the keyword network's size/arena/latency table, "
                              "keeping the agreement results of deploy.json")
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS,
+                        help="results folder (default: benchmarks/results)")
     args = parser.parse_args()
+    RESULTS = args.out
     if args.sizes_only:
         results = json.loads((RESULTS / "deploy.json").read_text())
         with tempfile.TemporaryDirectory() as tmp:
@@ -223,7 +229,7 @@ def main():
 
 def write(results):
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "deploy.json").write_text(json.dumps(results, indent=2))
+    provenance.write_json(RESULTS / "deploy.json", results, __file__)
     (RESULTS / "deploy.md").write_text(markdown(results))
     print(markdown(results))
 

@@ -13,13 +13,14 @@ with several GPUs or hosts the same code runs one replica per device.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
@@ -145,8 +146,8 @@ def main(argv=None):
     if not args.quick:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "distribute.json").write_text(json.dumps(result, indent=2) + "\n")
-        # No heading: benchmarks/update_readme.py gives it one in the README.
+        provenance.write_json(out / "distribute.json", result, __file__, argv)
+        # No heading: benchmarks/update_readme.py gives it one in benchmarks/results/README.md.
         (out / "distribute.md").write_text(table)
     return 0
 

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
+
 import keras
 import tensorflow as tf
 
@@ -155,7 +157,7 @@ def main(argv=None):
     result = run(voices, epochs, args.batch_size, args.data_dir)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "features.json").write_text(json.dumps(result, indent=2) + "\n")
+    provenance.write_json(out / "features.json", result, __file__, argv)
     (out / "features.md").write_text(to_markdown(result))
     print(to_markdown(result))
 

@@ -16,13 +16,14 @@ keywords, fed frames and, with the on-device front end, 16 kHz audio.
 """
 
 import argparse
-import json
 import os
 import pathlib
 import platform
 import sys
 import tempfile
 import time
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 import numpy as np
 
@@ -268,6 +269,8 @@ def main():
                         help="BOARD:KERNELS pairs for the int8 models (default: all three)")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo's models")
     parser.add_argument("--no-int16", action="store_true", help="skip the int16x8 models")
+    parser.add_argument("--out", type=pathlib.Path, default=RESULTS,
+                        help="results folder (default: benchmarks/results)")
     args = parser.parse_args()
     targets_run = [tuple(t.split(":", 1)) for t in args.targets]
     for board, kernels in targets_run:
@@ -297,9 +300,9 @@ def main():
                "micro_speech_model_kb": MICRO_SPEECH_KB,
                "seconds": round(time.time() - started, 1),
                "load_average_1min": round(os.getloadavg()[0], 2)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "firmware.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "firmware.md").write_text(markdown(results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    provenance.write_json(args.out / "firmware.json", results, __file__)
+    (args.out / "firmware.md").write_text(markdown(results))
     print(markdown(results))
 
 

@@ -38,6 +38,8 @@ import sys
 import time
 from pathlib import Path
 
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -219,7 +221,7 @@ def run(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "kws_quick" if args.quick else "kws"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    provenance.write_json(out / f"{stem}.json", result, __file__)
     tradeoff.plot_comparison(
         groups, out / f"{stem}_tradeoff.png", frontiers=frontiers, time_unit="frames",
         ms_axis=(params.stride_ms, params.window_ms, 0),

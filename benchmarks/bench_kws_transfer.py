@@ -34,6 +34,8 @@ import platform
 import time
 from pathlib import Path
 
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -618,7 +620,7 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = args.stem or ("kws_transfer_quick" if args.quick else "kws_transfer")
-    (out / f"{stem}.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    provenance.write_json(out / f"{stem}.json", res, __file__, default=str)
     (out / f"{stem}.md").write_text(markdown(res) + "\n")
     print(markdown(res), flush=True)
 

@@ -16,12 +16,13 @@ theta chosen the same way.
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 import numpy as np
 
@@ -84,7 +85,13 @@ def main():
     parser.add_argument("--budgets", type=float, nargs="+", default=[10, 15, 20, 30])
     parser.add_argument("--two-sequence-n", type=int, default=8000,
                         help="sequences per split of the 2-sequence posterior section (0: skip)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 1000 sequences, one repeat, no 2-sequence section")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
+                        help="results folder")
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.repeats, args.two_sequence_n = 1000, 1, 0
     val, val_y = synthetic(args.n, args.time, seed=0)
     test, test_y = synthetic(args.n, args.time, seed=1)
     # Timed on confidences spread over (0.5, 1) (no ties: the default grid is at its
@@ -127,9 +134,9 @@ def main():
         "target_seconds": TARGET_SECONDS, "target_met": median < TARGET_SECONDS, "budgets": rows,
         "two_sequence_posterior": two_sequence,
     }
-    out = ROOT / "benchmarks" / "results"
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    (out / "schedule_fit.json").write_text(json.dumps(result, indent=2))
+    provenance.write_json(out / "schedule_fit.json", result, __file__)
     lines = [f"# Threshold schedule fit ({args.n} x {args.time}, {os.cpu_count()} CPUs)", "",
              f"Fit time: median {median:.2f} s of {len(times)} ({candidates} candidates; target < {TARGET_SECONDS:g} s: "
              f"{'met' if result['target_met'] else 'NOT met'}).", "",

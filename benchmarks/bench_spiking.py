@@ -23,10 +23,11 @@ padding.
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 import keras
 import numpy as np
@@ -390,7 +391,7 @@ def run(task="two-sequence", quick=False, out=Path("benchmarks/results"), log=pr
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "spiking_" + task.replace("-", "_")
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    provenance.write_json(out / f"{stem}.json", result, __file__)
     (out / f"{stem}.md").write_text(markdown(result))
     plot(result, out / f"{stem}.png")
     plot_learning_curves(result, out / f"{stem}_learning_curves.png")

@@ -48,11 +48,12 @@ Each side can run as its own process (``--sides eos`` / ``--sides rc`` with diff
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import time
 from pathlib import Path
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 import keras
 import numpy as np
@@ -422,7 +423,7 @@ def combine(paths):
 
 
 def write(report, out, name):
-    (out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    provenance.write_json(out / f"{name}.json", report, __file__)
     (out / f"{name}.md").write_text(markdown(report))
     plot(report["results"], out / f"{name}.png")
 

@@ -24,10 +24,11 @@ last step and with first-crossing inference at the headline theta. Threshold swe
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
+
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
 
 import keras
 import numpy as np
@@ -336,7 +337,7 @@ def run(quick=False, out=Path("benchmarks/results"), seed=0, log=print, command=
                               out / "toy_tasks_two_sequence.png", entry["headline"])
     report["wall_seconds"] = round(time.perf_counter() - start, 1)
     plot_learning_curves(report, out / "toy_tasks_learning_curves.png")
-    (out / "toy_tasks.json").write_text(json.dumps(report, indent=1) + "\n")
+    provenance.write_json(out / "toy_tasks.json", report, __file__, indent=1)
     (out / "toy_tasks.md").write_text(to_markdown(report))
     return report
 

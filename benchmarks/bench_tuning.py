@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import provenance  # benchmarks/provenance.py: command line, versions, date, load
+
 import numpy as np
 
 from rc_keras import bayes_optimal, tasks, tradeoff, tuning
@@ -136,7 +138,7 @@ def run(out, quick=False, trials=None, tuner=None, directory=None, seed=0, log=p
             "bayes_frontier_test": test_frontier}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tuning.json").write_text(json.dumps(data, indent=1) + "\n")
+    provenance.write_json(out / "tuning.json", data, __file__, indent=1)
     (out / "tuning.md").write_text(format_markdown(data) + "\n")
     plot(data, out / "tuning.png")
     log(format_markdown(data))

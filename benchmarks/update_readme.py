@@ -1,10 +1,11 @@
-"""Copies the markdown tables of benchmarks/results/ into README.md's results section.
+"""Copies the markdown tables of benchmarks/results/ into benchmarks/results/README.md.
 
     python benchmarks/update_readme.py
 
 The section lies between the markers ``<!-- results:start -->`` and
 ``<!-- results:end -->``; each benchmark's table goes under its own heading, in the
-order of SECTIONS, so the README always shows the committed figures.
+order of SECTIONS, so the results page always shows the committed figures. (The
+project README keeps a short headline table that links there.)
 """
 
 from pathlib import Path
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SECTIONS = [
     ("train_speed.md", "Training speed (`benchmarks/bench_train_speed.py`)"),
+    ("kws_epoch_cost.md", "Keyword epoch cost (`benchmarks/bench_kws_epoch_cost.py`)"),
     ("toy_tasks.md", "Toy tasks (`benchmarks/bench_toy_tasks.py`)"),
     ("deploy.md", "Deployment (`benchmarks/bench_deploy.py`)"),
     ("firmware.md", "Firmware on emulated Cortex-M (`benchmarks/bench_firmware.py`)"),
@@ -43,7 +45,7 @@ def results_section():
 
 
 def main():
-    readme = ROOT / "README.md"
+    readme = RESULTS / "README.md"
     text = readme.read_text()
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 from rc_keras import _lazy  # noqa: E402 - after the environment default above
 
 SUBMODULES = ("augment", "bayes_optimal", "callbacks", "cells", "cli", "convergence",
-              "datasets", "export", "features", "guards", "kws_training", "losses", "metrics",
+              "datasets", "export", "features", "features_fixed", "guards", "kws_training", "losses", "metrics",
               "mnist_models", "model", "models", "opcount", "quantization", "rank_coding",
               "resume", "tasks", "tradeoff", "tuning", "validation", "workflows", "streaming",
               "stream_metrics")

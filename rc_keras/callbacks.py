@@ -37,7 +37,8 @@ class BetaSchedule(keras.callbacks.Callback):
     Example:
 
     ```python
-    model.compile("adam", rc_keras.ConfidencePenalty(beta=0.3), metrics=[...])
+    model.compile("adam", rc_keras.ConfidencePenalty(beta=0.3),
+                  metrics=[rc_keras.metrics.SpikeAccuracy()])
     history = model.fit(x, y, epochs=10,
                         callbacks=[BetaSchedule({0: 0.3, 5: 0.02}), keras.callbacks.CSVLogger("log.csv")])
     history.history["beta"]       # [0.3, 0.3, 0.3, 0.3, 0.3, 0.02, ...]

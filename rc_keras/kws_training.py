@@ -30,6 +30,8 @@ import keras
 import numpy as np
 
 from rc_keras import losses, metrics, tasks, validation
+# One frames -> milliseconds map for the whole library (re-exported here).
+from rc_keras.tradeoff import frames_to_ms
 from rc_keras.models import kws_lstm
 
 __all__ = ["MajorityClassStop", "EpochTimer", "majority_share", "compile_kws",
@@ -52,28 +54,6 @@ the majority share for several epochs before the keywords separate (measured in
 benchmarks/bench_kws_transfer.py; 1 stopped such runs at epoch 3)."""
 UNKNOWN_KEEP = 0.3
 """Share of the "unknown" training clips each augmented block keeps (`load_split_arrays`)."""
-
-
-def frames_to_ms(frames, stride_ms=FRAME_STRIDE_MS, window_ms=FRAME_WINDOW_MS,
-                 lookahead_frames=0):
-    """Milliseconds of audio heard after reading ``frames`` frames (1-based count).
-
-    Frame k ends at ``window_ms + stride_ms * (k - 1)``; frames stacked with a context
-    of future frames (``lookahead_frames``) have heard that many strides more. The map
-    is affine, so a mean over examples converts the same way.
-
-    Args:
-        frames: number of frames read (scalar or array), >= 1 for a real answer.
-        stride_ms: hop between frames in ms.
-        window_ms: window length in ms.
-        lookahead_frames: future frames stacked into each step's features.
-
-    Returns:
-        Float (or array) of milliseconds.
-    """
-    frames = np.asarray(frames, dtype=np.float64)
-    out = window_ms + stride_ms * (frames - 1 + lookahead_frames)
-    return float(out) if out.ndim == 0 else out
 
 
 def majority_share(labels):
@@ -139,6 +119,12 @@ class MajorityClassStop(keras.callbacks.Callback):
     def get_config(self):
         return {"share": self.share, "monitor": self.monitor, "grace_epochs": self.grace_epochs}
 
+    @classmethod
+    def from_config(cls, config):
+        # keras.callbacks.Callback has none: without it a registered callback cannot be
+        # deserialized (found by tests/test_serialization.py).
+        return cls(**config)
+
 
 class EpochTimer(keras.callbacks.Callback):
     """Records the wall time of every training epoch (seconds, validation excluded).
@@ -172,7 +158,7 @@ def end_of_clip_accuracy(step_probs, lengths, y):
 
     Args:
         step_probs: (n, frames, classes) per-step probabilities
-            (`rc_keras.tradeoff.all_step_probabilities`).
+            (`rc_keras.tradeoff.step_probabilities`).
         lengths: valid frames per clip.
         y: integer labels.
     """
@@ -205,7 +191,7 @@ class EndOfClipAccuracy(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from rc_keras import tradeoff  # noqa: PLC0415
 
-        probs = tradeoff.all_step_probabilities(self.model, self.x)
+        probs = tradeoff.step_probabilities(self.model, self.x)
         self.values.append(end_of_clip_accuracy(probs, self.lengths, self.y))
         if logs is not None:
             logs["val_end_of_clip_accuracy"] = self.values[-1]
@@ -527,7 +513,7 @@ def evaluate_kws(model, x, lengths, y, threshold=None, batch_size=256, lookahead
     lengths = np.asarray(lengths).reshape(-1)
     ms = np.minimum(frames_to_ms(frames, lookahead_frames=lookahead_frames),
                     frames_to_ms(lengths))
-    step_probs = tradeoff.all_step_probabilities(model, x, batch_size=batch_size)
+    step_probs = tradeoff.step_probabilities(model, x, batch_size=batch_size)
     return {
         "threshold": model.threshold,
         "training_mode": getattr(model, "training_mode", "rc"),
@@ -626,9 +612,10 @@ def _task_evaluate(model, x, y):
                         lookahead_frames=context_frames_of(model))
 
 
-def _task_model_data(task, model, model_path, size=None, seed=0, data_root=None):
-    """``Task.model_data``: the test split through the front end saved beside the model."""
-    x, lengths, y = test_arrays_for(data_root, model, size, params=saved_front_end(model_path))
+def _task_model_data(task, model, model_path, size=None, seed=0, data_root=None, split="test"):
+    """``Task.model_data``: a split through the front end saved beside the model."""
+    x, lengths, y = test_arrays_for(data_root, model, size, params=saved_front_end(model_path),
+                                    split=split)
     return {"inputs": x, "lengths": lengths}, y
 
 
@@ -718,9 +705,12 @@ def sweep_points_ms(points, model):
                                      lookahead_frames=context_frames_of(model))
 
 
-def test_arrays_for(data_root, model, size=None, label_set="paper11", params=None):
+def test_arrays_for(data_root, model, size=None, label_set="paper11", params=None,
+                    split="test"):
     """The test split of ``data_root`` with the front end ``model`` was trained on
     (``params``, e.g. `saved_front_end`; default: the paper's with the model's context).
+    ``split="validation"`` reads the validation split the same way (what a threshold
+    schedule is fitted on).
 
     Returns:
         ``(x, lengths, y)`` arrays, at most ``size`` clips.
@@ -732,7 +722,7 @@ def test_arrays_for(data_root, model, size=None, label_set="paper11", params=Non
         raise FileNotFoundError(f"`data_root` {str(data_root)!r} is not a directory.")
     if params is None:
         params = front_end(context_frames_of(model))
-    return load_split_arrays(data_root, "test", label_set, limit=size, features=params,
+    return load_split_arrays(data_root, split, label_set, limit=size, features=params,
                              cache=False)
 
 

@@ -1,9 +1,9 @@
-"""Metrics of rank-coded inference: accuracy at the spike, spike time, misses, loop steps.
+"""Metrics of rank-coded inference: accuracy at the spike, spike time, misses, loop steps, compute.
 
 Each metric's ``update_state(y_true, y_pred, sample_weight=None)`` takes ``y_pred`` as
 the dict that `RCModel.predict` returns ("probs", "spike_time", "spiked", and, during
-training, "steps_run"), so the same objects serve ``compile(metrics=...)`` and
-stand-alone scoring of predictions.
+training and evaluation, "steps_run", "cell_evaluations" and "time_steps"), so the same
+objects serve ``compile(metrics=...)`` and stand-alone scoring of predictions.
 """
 
 import keras
@@ -101,3 +101,33 @@ class StepsRun(RCMetric):
         return keras.metrics.Mean.update_state(
             self, tf.cast(y_pred["steps_run"], self.dtype),
             sample_weight=tf.cast(batch > 0, self.dtype))
+
+
+@keras.saving.register_keras_serializable(package="rc_keras")
+class ComputeFraction(RCMetric):
+    """Cell evaluations actually computed, as a fraction of batch x time steps.
+
+    The cost that per-example halting saves (`RCModel`'s ``per_example_halting``):
+    an example whose answer comes at step s costs s + 1 evaluations at best, so with
+    every example answering the fraction approaches ``MeanSpikeTime / T``; a loop that
+    runs every row to the batch's latest answer gives ``StepsRun / T``. Summed over
+    batches (a ratio of totals), so a batch of 64 counts half as much as one of 128;
+    sample weights do not apply. Needs ``y_pred`` with "cell_evaluations" and
+    "time_steps", as RCModel's training and evaluation pass.
+    """
+
+    def __init__(self, name="compute_fraction", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self._direction = "down"  # lets Keras callbacks pick mode="auto"
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if (not isinstance(y_pred, dict) or "cell_evaluations" not in y_pred
+                or "time_steps" not in y_pred):
+            raise ValueError("ComputeFraction expects `y_pred` to be a dict with "
+                             "'cell_evaluations' and 'time_steps' entries.")
+        batch = tf.size(tf.reshape(y_pred.get("spike_time", y_pred["probs"]), [-1]))
+        capacity = tf.cast(batch, self.dtype) * tf.cast(y_pred["time_steps"], self.dtype)
+        # Mean of the batch fraction weighted by its capacity: total computed / total capacity.
+        # An empty batch (see StepsRun) has capacity 0 and counts nothing.
+        fraction = tf.math.divide_no_nan(tf.cast(y_pred["cell_evaluations"], self.dtype), capacity)
+        return keras.metrics.Mean.update_state(self, fraction, sample_weight=capacity)

@@ -3,14 +3,13 @@
 import keras
 import numpy as np
 import tensorflow as tf
-# Keras scales the loss by the number of replicas under tf.distribute; its own train_step
-# undoes that for the loss tracker with this helper, and so do we.
-from keras.src.losses.loss import unscale_loss_for_distribution
-# Its MetricsList is the container Keras's callbacks search for a metric's direction.
-from keras.src.trainers import compile_utils
-from keras.src.utils.tracking import no_automatic_dependency_tracking
 
-from rc_keras import rank_coding, validation
+# Keras internals (keras.src, private attributes) only through this seam: see its notes.
+from rc_keras import _keras_compat, rank_coding, validation
+# Keras scales the loss by the number of replicas under tf.distribute; its own train_step
+# undoes that for the loss tracker, and so do we.
+from rc_keras._keras_compat import (MetricsList, no_automatic_dependency_tracking,
+                                    unscale_loss_for_distribution)
 from rc_keras.metrics import RCMetric, predicted_labels
 
 
@@ -19,7 +18,7 @@ def _flat_states(states):
 
 
 @keras.saving.register_keras_serializable(package="rc_keras")
-class RCModel(keras.Model):
+class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
     """A recurrent classifier that answers at its first output spike.
 
     The model runs ``cell`` over the input one step at a time and applies ``head`` to
@@ -48,6 +47,16 @@ class RCModel(keras.Model):
         mask_value: if set, a step whose features all equal this value is padding, as
             with ``keras.layers.Masking``. Explicit lengths can also be passed by giving
             ``x`` as a dict ``{"inputs": x, "lengths": lengths}`` (or ``"mask"``).
+        per_example_halting: stop computing each example at its own answer, in
+            ``fit``, ``evaluate`` and ``predict`` (the batch shrinks as examples answer;
+            see `rc_keras.rank_coding.rank_code`), so a batch costs about the sum of
+            its answer steps rather than batch x its latest one. Answers and gradients
+            are the same either way; False (the default) runs every row to the batch's
+            last answer. Off by default until a wall-clock saving is measured: the staged
+            graph adds gathers and a copy of the step per stage, and on a loaded 2-core
+            machine it cost more time than it saved (benchmarks/results/
+            train_speed_per_example_loaded.md). Under XLA (``jit_compile=True``) it is
+            off, with a warning.
         **kwargs: passed to ``keras.Model`` (``name``...).
 
     Example:
@@ -63,7 +72,7 @@ class RCModel(keras.Model):
     """
 
     def __init__(self, cell, head, threshold=0.95, readout="softmax", training_mode="rc",
-                 inference_mode="rc", mask_value=None, **kwargs):
+                 inference_mode="rc", mask_value=None, per_example_halting=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(cell, (list, tuple)):
             cell = keras.layers.StackedRNNCells(list(cell))
@@ -77,6 +86,10 @@ class RCModel(keras.Model):
         self.training_mode = validation.check_choice(training_mode, validation.MODES, "training_mode")
         self.inference_mode = validation.check_choice(inference_mode, validation.MODES, "inference_mode")
         self.mask_value = None if mask_value is None else float(mask_value)
+        if not isinstance(per_example_halting, (bool, np.bool_)):
+            raise ValueError("`per_example_halting` must be True or False; received "
+                             f"{per_example_halting!r}.")
+        self.per_example_halting = bool(per_example_halting)
         theta = validation.check_threshold_values(threshold, self.readout)
         # The scalar weight keeps `.keras` weight files as they were (one variable);
         # it holds the first value of a schedule. The halting loop reads `_threshold_steps`,
@@ -100,7 +113,7 @@ class RCModel(keras.Model):
 
     @no_automatic_dependency_tracking
     def _init_rc_metrics(self):
-        # RC metrics are tracked by hand in `self._metrics` (see `compile`), not by
+        # RC metrics are tracked by hand in the model's own metrics (see `compile`), not by
         # attribute tracking, so that re-compiling a built model replaces them.
         self._rc_metric_lists = []
 
@@ -308,7 +321,9 @@ class RCModel(keras.Model):
             return rank_coding.rank_code(step, x, _flat_states(structure), self.num_outputs,
                                          self._threshold_steps.value(), self.readout, mode,
                                          step_mask,
-                                         freeze_states=not training)
+                                         freeze_states=not training,
+                                         per_example=self.per_example_halting,
+                                         rows_step_fn=self._rows_step_fn(structure, training))
         finally:
             self._reset_dropout_masks()
 
@@ -320,9 +335,27 @@ class RCModel(keras.Model):
         x, step_mask = self._split_inputs(inputs)
         structure = self._initial_states(x)
         # float32, as the spike test of `rank_code`: sweeps over these match predict.
-        return rank_coding.unroll_all_steps(self._step_fn(structure, training), x,
-                                            _flat_states(structure), dtype=tf.float32,
-                                            step_mask=step_mask)
+        return rank_coding.step_probabilities(self._step_fn(structure, training), x,
+                                              _flat_states(structure), dtype=tf.float32,
+                                              step_mask=step_mask)
+
+    def _rows_step_fn(self, structure, training):
+        """Step functions for subsets of the batch: each cell's dropout masks, made for the
+        whole batch, are gathered to the rows, so every example keeps its own mask."""
+        cells = [c for c in self._dropout_cells() if training]
+        full = [(getattr(c, "_dropout_mask", None), getattr(c, "_recurrent_dropout_mask", None))
+                for c in cells]
+
+        def for_rows(rows):
+            gather = lambda masks: tf.nest.map_structure(  # noqa: E731 - a mask or a list
+                lambda m: tf.gather(m, rows), masks)
+            for cell, (mask, recurrent) in zip(cells, full):
+                if mask is not None:
+                    cell._dropout_mask = gather(mask)
+                if recurrent is not None:
+                    cell._recurrent_dropout_mask = gather(recurrent)
+            return self._step_fn(structure, training)
+        return for_rows
 
     def _dropout_cells(self):
         cells = getattr(self.cell, "cells", [self.cell])
@@ -371,16 +404,17 @@ class RCModel(keras.Model):
                         weighted_metrics=[m for m in weighted if not isinstance(m, RCMetric)]
                         or None, **kwargs)
         # Keep the user's full metric lists in the saved compile config.
-        self._compile_config.config["metrics"] = metrics or None
-        self._compile_config.config["weighted_metrics"] = weighted or None
+        _keras_compat.set_compile_config_entry(self, "metrics", metrics or None)
+        _keras_compat.set_compile_config_entry(self, "weighted_metrics", weighted or None)
+        own = _keras_compat.own_metrics(self)
         for old in self._rc_metric_lists:
-            if old in self._metrics:
-                self._metrics.remove(old)
+            if old in own:
+                own.remove(old)
         plain = _RCMetricsList([m for m in metrics if isinstance(m, RCMetric)], weighted=False)
         self._rc_metric_lists = [plain, _RCMetricsList(
             [m for m in weighted if isinstance(m, RCMetric)], weighted=True,
             taken={m.name for m in plain.metrics})]
-        self._metrics.extend(self._rc_metric_lists)
+        own.extend(self._rc_metric_lists)
 
     def compile_from_config(self, config):
         """Re-compiles a loaded model from ``get_compile_config()`` (RC metrics included)."""
@@ -389,9 +423,11 @@ class RCModel(keras.Model):
         if self.optimizer is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def _rc_prediction(self, out):
+    def _rc_prediction(self, out, x):
+        inputs = x["inputs"] if isinstance(x, dict) else x
         return {"probs": out.probs, "spike_time": out.spike_time, "spiked": out.spiked,
-                "steps_run": out.steps_run}
+                "steps_run": out.steps_run, "cell_evaluations": out.cell_evaluations,
+                "time_steps": tf.shape(inputs)[1]}
 
     def _check_labels_in_graph(self, y):
         """The rules of `validation.check_labels`, as graph assertions (tf.data input)."""
@@ -422,15 +458,15 @@ class RCModel(keras.Model):
 
     def _loss_and_metrics(self, x, y, sample_weight, training):
         out = self.rank_code(x, training=training)
-        loss = self._compute_loss(x=x, y=y, y_pred=out.probs, sample_weight=sample_weight,
+        loss = self.compute_loss(x=x, y=y, y_pred=out.probs, sample_weight=sample_weight,
                                   training=training)
-        self._loss_tracker.update_state(
+        _keras_compat.loss_tracker(self).update_state(
             unscale_loss_for_distribution(loss),
             sample_weight=tf.shape(out.probs)[0])
         return out, loss
 
     def _metric_results(self, x, y, out, sample_weight):
-        prediction = self._rc_prediction(out)
+        prediction = self._rc_prediction(out, x)
         for group in self._rc_metric_lists:
             group.update_state(y, prediction, sample_weight=sample_weight)
         results = self.compute_metrics(x, y, out.probs, sample_weight=sample_weight)
@@ -439,21 +475,6 @@ class RCModel(keras.Model):
             # which rejects scalars (keras-team/keras#20585): give each a length-1 axis.
             results = {key: tf.reshape(value, [1]) for key, value in results.items()}
         return results
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras reduces a first distributed batch across replicas only to learn its
-        # shapes; under MultiWorkerMirroredStrategy that eager cross-worker reduce fails
-        # (keras-team/keras#20585). The first local replica's batch has the same shapes.
-        strategy = getattr(self, "_distribute_strategy", None)
-        if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, it in iterator:
-            data_batch = tf.nest.map_structure(
-                lambda v: (strategy.experimental_local_results(v)[0]
-                           if isinstance(v, tf.distribute.DistributedValues) else v), next(it))
-            break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -555,6 +576,7 @@ class RCModel(keras.Model):
             training_mode=self.training_mode,
             inference_mode=self.inference_mode,
             mask_value=self.mask_value,
+            per_example_halting=self.per_example_halting,
         )
         return config
 
@@ -566,7 +588,7 @@ class RCModel(keras.Model):
         return cls(**config)
 
 
-class _RCMetricsList(compile_utils.MetricsList):
+class _RCMetricsList(MetricsList):
     """The RC metrics of ``metrics`` (unweighted) or of ``weighted_metrics``.
 
     A Keras ``MetricsList`` so that callbacks with ``mode="auto"`` find each metric and
@@ -593,8 +615,7 @@ class _RCMetricsList(compile_utils.MetricsList):
 
 def _multi_worker(strategy):
     """True under a MultiWorkerMirroredStrategy with more than one worker."""
-    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and strategy.extended._in_multi_worker_mode())  # noqa: SLF001 - no public test
+    return _keras_compat.in_multi_worker_mode(strategy)
 
 
 class _StaticShape:

@@ -6,11 +6,31 @@ as every example in the batch has answered, so both the forward pass and the
 backward pass (which replays the same loop) skip the rest of the sequence.
 """
 
+import logging
 from typing import NamedTuple
 
 import tensorflow as tf
+# The one public-enough test of "being traced for XLA": tf.function(jit_compile=True)
+# enters an XLA control-flow context while it traces.
+from tensorflow.python.ops import control_flow_util
 
 from rc_keras import validation
+
+# Per-example halting (see `rank_code`): a stage ends when the rows still running fall to
+# this fraction of the rows it computes. 3/4 keeps the computed rows within about 1.15x of
+# the rows that are needed when spike times are spread evenly (1 / (1 + f) of batch x time
+# against 1/2), and each compaction costs only a few gathers.
+COMPACT_FRACTION = 0.75
+# Below this many rows a stage runs on to the end: a smaller batch no longer costs less.
+COMPACT_MIN_ROWS = 4
+# Stages are built in Python (each is its own while loop, so gradients flow as through
+# any sequence of ops; a loop over stages would nest loops whose shapes change, which
+# TensorFlow's while-loop gradient got wrong here). A batch of unknown size is planned
+# as this many rows, and no unroll has more than COMPACT_MAX_STAGES stages: each adds a
+# copy of the step to the graph (tracing time), and after 7 compactions by 3/4 the last
+# stage holds at most 13% of the batch, whose tail costs little.
+COMPACT_PLAN_BATCH = 128
+COMPACT_MAX_STAGES = 8
 
 
 class RCOutput(NamedTuple):
@@ -21,8 +41,12 @@ class RCOutput(NamedTuple):
         spike_time: (batch,) int32, 0-based step at which each example answered.
         spiked: (batch,) bool, True where the output crossed the threshold; False
             where the example reached its last valid step without crossing.
-        steps_run: scalar int32, loop iterations actually executed for the batch.
+        steps_run: scalar int32, time steps the unroll ran for the batch (its latest
+            answer step + 1).
         states: flat list of the recurrent states, frozen at each answer step.
+        cell_evaluations: scalar int32, rows times steps for which ``step_fn`` actually
+            ran: ``steps_run * batch`` without per-example halting, about the sum of the
+            examples' answer steps with it.
     """
 
     probs: tf.Tensor
@@ -30,6 +54,7 @@ class RCOutput(NamedTuple):
     spiked: tf.Tensor
     steps_run: tf.Tensor
     states: list
+    cell_evaluations: tf.Tensor = None
 
 
 def crosses_threshold(probs, threshold, readout):
@@ -126,8 +151,27 @@ def _where_rows(rows, new, old):
     return tf.where(tf.reshape(rows, [-1] + [1] * (new.shape.rank - 1)), new, old)
 
 
+def in_xla_context():
+    """True while tracing code to be compiled by XLA (``tf.function(jit_compile=True)``)."""
+    if tf.executing_eagerly():
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+_warned_xla = []
+
+
+def _warn_xla_fallback():
+    if not _warned_xla:
+        _warned_xla.append(True)
+        logging.getLogger("rc_keras").warning(
+            "rc_keras: per-example halting needs dynamic shapes, which XLA lacks; under "
+            "jit_compile=True every row runs until the batch's last answer.")
+
+
 def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
-              readout="softmax", mode="rc", step_mask=None, freeze_states=True):
+              readout="softmax", mode="rc", step_mask=None, freeze_states=True,
+              per_example=False, rows_step_fn=None):
     """Unrolls ``step_fn`` over time and halts each example at its first spike.
 
     Args:
@@ -147,6 +191,17 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
             answer itself is frozen either way, so this only matters to callers that
             read ``states``; training passes False and saves a select per state and
             step, forward and backward (gradients are identical).
+        per_example: stop computing each example at its own answer. The unroll then
+            runs in stages: a stage ends when the examples still running fall to
+            `COMPACT_FRACTION` of its rows, and the next one runs on those examples
+            alone (gathered; answers are scattered back in the original order). The
+            results and their gradients are those of the single loop; only the cost
+            changes, to about the sum of the answer steps instead of batch x the
+            latest one. Under XLA (no dynamic shapes) it falls back to the single
+            loop, with a warning.
+        rows_step_fn: optional callable ``rows -> step_fn`` giving the step function
+            for a subset of the batch (original row indices), for a step function that
+            holds per-row tensors such as dropout masks. Defaults to ``step_fn``.
 
     Returns:
         An `RCOutput`.
@@ -163,8 +218,7 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
         raise ValueError("`threshold` must be a scalar or a 1-D per-step schedule; received "
                          f"shape {tuple(theta.shape)}.")
     scheduled = theta.shape.rank == 1
-    if scheduled:
-        last_theta = tf.shape(theta)[0] - 1
+    last_theta = tf.shape(theta)[0] - 1 if scheduled else None
     # Every op in the body runs once per step forward and again backward, so the
     # unmasked case (the common one) skips the mask bookkeeping altogether.
     masked = step_mask is not None
@@ -172,52 +226,132 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
         mask_tm = tf.transpose(step_mask)
         last = last_valid_step(step_mask)
     else:
+        mask_tm = None
         last = time - 1
 
-    def cond(t, done, *_):
-        return (t < time) & tf.logical_not(tf.reduce_all(done))
+    def make_body(step, x_tm, valid_tm, last_step):
+        """The loop body over one set of rows (the whole batch, or a stage's rows)."""
+        def body(t, done, spike_time, spiked, probs, states):
+            step_probs, new_states = step(x_tm[t], states)
+            step_probs = tf.cast(step_probs, probs_dtype)
+            waiting = tf.logical_not(done)
+            # A schedule: step t uses theta[min(t, len - 1)] (the last value holds on).
+            theta_t = theta[tf.minimum(t, last_theta)] if scheduled else theta
+            crossed = crosses_threshold(step_probs, theta_t, readout)
+            running = waiting
+            if masked:
+                valid = valid_tm[t]
+                crossed = crossed & valid
+                running = waiting & valid
+            # Examples that already answered keep their state, so the returned state is
+            # the one at the answer step (what a streaming server would hold).
+            if freeze_states:
+                states = [_where_rows(running, n, o) for n, o in zip(new_states, states)]
+            elif masked:
+                states = [_where_rows(valid, n, o) for n, o in zip(new_states, states)]
+            else:
+                states = list(new_states)
+            at_end = tf.equal(t, last_step)
+            answer = waiting & ((crossed | at_end) if mode == "rc" else at_end)
+            probs = _where_rows(answer, step_probs, probs)
+            spike_time = tf.where(answer, t, spike_time)
+            spiked = spiked | (answer & crossed)
+            return t + 1, done | answer, spike_time, spiked, probs, states
+        return body
 
-    def body(t, done, spike_time, spiked, probs, states):
-        step_probs, new_states = step_fn(inputs_tm[t], states)
-        step_probs = tf.cast(step_probs, probs_dtype)
-        waiting = tf.logical_not(done)
-        # A schedule: step t uses theta[min(t, len - 1)] (the last value holds on).
-        theta_t = theta[tf.minimum(t, last_theta)] if scheduled else theta
-        crossed = crosses_threshold(step_probs, theta_t, readout)
-        running = waiting
-        if masked:
-            valid = mask_tm[t]
-            crossed = crossed & valid
-            running = waiting & valid
-        # Examples that already answered keep their state, so the returned state is
-        # the one at the answer step (what a streaming server would hold).
-        if freeze_states:
-            states = [_where_rows(running, n, o) for n, o in zip(new_states, states)]
-        elif masked:
-            states = [_where_rows(valid, n, o) for n, o in zip(new_states, states)]
-        else:
-            states = list(new_states)
-        at_end = tf.equal(t, last)
-        answer = waiting & ((crossed | at_end) if mode == "rc" else at_end)
-        probs = _where_rows(answer, step_probs, probs)
-        spike_time = tf.where(answer, t, spike_time)
-        spiked = spiked | (answer & crossed)
-        return t + 1, done | answer, spike_time, spiked, probs, states
+    def answers_init(rows):
+        return (tf.zeros((rows,), tf.bool), tf.zeros((rows,), tf.int32),
+                tf.zeros((rows,), tf.bool), tf.zeros((rows, num_outputs), probs_dtype))
 
-    loop_vars = (
-        tf.constant(0, tf.int32),
-        tf.zeros((batch,), tf.bool),
-        tf.zeros((batch,), tf.int32),
-        tf.zeros((batch,), tf.bool),
-        tf.zeros((batch, num_outputs), probs_dtype),
-        list(initial_states),
-    )
-    steps_run, _, spike_time, spiked, probs, states = tf.while_loop(
-        cond, body, loop_vars, maximum_iterations=time)
-    return RCOutput(probs, spike_time, spiked, steps_run, states)
+    if per_example and in_xla_context():
+        _warn_xla_fallback()
+        per_example = False
+    if not per_example:
+        def cond(t, done, *_):
+            return (t < time) & tf.logical_not(tf.reduce_all(done))
+
+        loop_vars = (tf.constant(0, tf.int32),) + answers_init(batch) + (list(initial_states),)
+        steps_run, _, spike_time, spiked, probs, states = tf.while_loop(
+            cond, make_body(step_fn, inputs_tm, mask_tm, last), loop_vars,
+            maximum_iterations=time)
+        return RCOutput(probs, spike_time, spiked, steps_run, states, steps_run * batch)
+    return _rank_code_in_stages(
+        rows_step_fn or (lambda rows: step_fn), make_body, answers_init, inputs_tm,
+        mask_tm, last, list(initial_states), batch, time, num_outputs, probs_dtype)
 
 
-def unroll_all_steps(step_fn, inputs, initial_states, dtype=tf.float32, step_mask=None):
+def _stage_count(batch):
+    """How many stages the per-example unroll is built with (see `_rank_code_in_stages`).
+
+    Enough for the batch to shrink, by `COMPACT_FRACTION` a stage, to `COMPACT_MIN_ROWS`;
+    a batch size unknown while tracing (``fit``'s last, smaller batch shares the trace)
+    gets the count of `COMPACT_PLAN_BATCH`. Each stage adds a copy of the step to the graph.
+    """
+    rows = COMPACT_PLAN_BATCH if batch is None else batch
+    count = 1
+    while rows > COMPACT_MIN_ROWS and count < COMPACT_MAX_STAGES:
+        rows = int(COMPACT_FRACTION * rows)
+        count += 1
+    return count
+
+
+def _rank_code_in_stages(rows_step_fn, make_body, answers_init, inputs_tm, mask_tm, last,
+                         initial_states, batch, time, num_outputs, probs_dtype):
+    """Per-example halting: stages built in Python, each a time loop over fewer rows.
+
+    A stage runs the rows still waiting (their indices in ``rows``) from the current
+    step until those still running fall to `COMPACT_FRACTION` of them (the last stage
+    runs to the end); its answers are then added into batch-sized results at their rows
+    (each row answers in exactly one stage, so the sum places it), and the rows still
+    running go on alone. Only gathers, scatters and wheres stand between a row's answer
+    and the loop: the gradient reaching each row is the one of the single loop. The
+    returned states are each row's at the end of the stage it answered in (its answer
+    step when the body freezes states).
+    """
+    masked = mask_tm is not None
+    t = tf.constant(0, tf.int32)
+    rows = tf.range(batch, dtype=tf.int32)
+    states = list(initial_states)
+    probs_acc = tf.zeros((batch, num_outputs), probs_dtype)
+    time_acc = tf.zeros((batch,), tf.int32)
+    spiked_acc = tf.zeros((batch,), tf.int32)
+    states_acc = [tf.zeros_like(s) for s in initial_states]
+    evaluations = tf.constant(0, tf.int32)
+    stages = _stage_count(tf.get_static_value(batch))
+    for index in range(stages):
+        count = tf.size(rows)
+        x_tm = tf.gather(inputs_tm, rows, axis=1) if index else inputs_tm
+        valid_tm = (tf.gather(mask_tm, rows, axis=1) if index else mask_tm) if masked else None
+        last_step = (tf.gather(last, rows) if index else last) if masked else last
+        # Compact once at most `limit` rows still run, unless the stage is already small.
+        limit = tf.cast(tf.floor(COMPACT_FRACTION * tf.cast(count, tf.float32)), tf.int32)
+        compacting = (count > COMPACT_MIN_ROWS) & (index < stages - 1)
+
+        def cond(t, done, *_, count=count, limit=limit, compacting=compacting):
+            running = count - tf.reduce_sum(tf.cast(done, tf.int32))
+            return (t < time) & (running > 0) & ~(compacting & (running <= limit))
+
+        t_end, done, spike_time, spiked, probs, states = tf.while_loop(
+            cond, make_body(rows_step_fn(rows), x_tm, valid_tm, last_step),
+            (t,) + answers_init(count) + (states,), maximum_iterations=time - t)
+        evaluations += (t_end - t) * count
+        t = t_end
+        # Rows that did not answer here hold zeros in these three, so adding every row
+        # is exact; states need the mask.
+        at = rows[:, tf.newaxis]
+        probs_acc = tf.tensor_scatter_nd_add(probs_acc, at, probs)
+        time_acc = tf.tensor_scatter_nd_add(time_acc, at, spike_time)
+        spiked_acc = tf.tensor_scatter_nd_add(spiked_acc, at, tf.cast(spiked, tf.int32))
+        states_acc = [tf.tensor_scatter_nd_add(acc, at, _where_rows(done, s, tf.zeros_like(s)))
+                      for acc, s in zip(states_acc, states)]
+        if index < stages - 1:
+            keep = tf.reshape(tf.where(tf.logical_not(done)), [-1])
+            rows = tf.gather(rows, keep)
+            states = [tf.gather(s, keep) for s in states]
+    return RCOutput(probs_acc, time_acc, spiked_acc > 0, t, states_acc, evaluations)
+
+
+def step_probabilities(step_fn, inputs, initial_states, dtype=tf.float32, step_mask=None):
     """Runs ``step_fn`` over every step (no halting) and stacks the readouts.
 
     Used for threshold sweeps, where one full pass serves every threshold, and as the
@@ -247,3 +381,9 @@ def unroll_all_steps(step_fn, inputs, initial_states, dtype=tf.float32, step_mas
     _, out, _ = tf.while_loop(lambda t, *_: t < time, body,
                               (tf.constant(0), out, list(initial_states)))
     return swap_batch_time(out.stack())
+
+
+# The readout at every step has one public name, `step_probabilities` (here on a step
+# function, `RCModel.step_probabilities` on a model, `rc_keras.tradeoff.step_probabilities`
+# on arrays in batches); the old name stays for existing code.
+unroll_all_steps = step_probabilities

@@ -14,7 +14,7 @@ would see the order of epoch 0. `fit_resumable` therefore derives the order of e
 ```python
 tf.config.experimental.enable_op_determinism()   # bit-identical kernels across runs
 keras.utils.set_random_seed(0)
-model = rc_keras.RCModel(...); model.compile(...)
+model = rc_keras.tasks.build_model("spotting")       # any compiled RCModel
 rc_keras.resume.fit_resumable(model, x, y, batch_size=64, epochs=10,
                               backup_dir="run/backup", seed=0)
 ```

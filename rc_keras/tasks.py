@@ -98,7 +98,9 @@ class Task:
     model_data: Optional[Callable[..., tuple]] = None
     """Optional ``model_data(task, model, model_path, size=, seed=, data_root=) -> (x, y)``:
     the test split as the saved model at ``model_path`` reads it (e.g. through the front
-    end saved beside it), for evaluate and sweep; default ``data("test", size, seed)``."""
+    end saved beside it), for evaluate and sweep; default ``data("test", size, seed)``. A
+    hook that also takes ``split=`` is called with ``split="val"`` for the validation
+    split a threshold schedule is fitted on."""
     step_ms: Optional[Callable[..., tuple]] = None
     """Optional ``step_ms(model) -> (stride_ms, window_ms, lookahead_frames)`` for a task
     whose steps are frames of audio: sweeps then report milliseconds too
@@ -247,7 +249,7 @@ def rc_metrics():
     from rc_keras import metrics  # noqa: PLC0415 - see the imports at the top
 
     return [metrics.SpikeAccuracy(), metrics.MeanSpikeTime(), metrics.NoSpikeRate(),
-            metrics.StepsRun()]
+            metrics.StepsRun(), metrics.ComputeFraction()]
 
 
 def build_model(task, units=None, threshold=None, beta=None, training_mode="rc",

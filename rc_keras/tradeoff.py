@@ -5,7 +5,7 @@ pass of `RCModel.step_probabilities` (the readout at every step, no halting) giv
 answer of every example at every threshold, so a whole sweep costs one forward pass:
 
 ```python
-step_probs = tradeoff.all_step_probabilities(model, x)
+step_probs = tradeoff.step_probabilities(model, x)
 points = tradeoff.sweep_from_probabilities(step_probs, y, [0.6, 0.8, 0.9, 0.95])
 # or, in one call:
 points = tradeoff.threshold_sweep(model, x, y, [0.6, 0.8, 0.9, 0.95])
@@ -26,11 +26,12 @@ import numpy as np
 
 from rc_keras import validation
 
-__all__ = ["Crossing", "first_crossing", "all_step_probabilities", "sweep_from_probabilities",
+__all__ = ["Crossing", "first_crossing", "step_probabilities", "all_step_probabilities",
+           "sweep_from_probabilities",
            "threshold_sweep", "composite_frontier", "plot_tradeoff", "format_table",
-           "add_milliseconds", "frontier_accuracy_at", "compare_frontiers",
+           "frames_to_ms", "add_milliseconds", "frontier_accuracy_at", "compare_frontiers",
            "fast_operating_points", "plot_comparison", "format_comparison_table",
-           "exponential_schedule", "fit_threshold_schedule", "padding_mask"]
+           "exponential_schedule", "fit_threshold_schedule", "padding_mask", "format_threshold"]
 
 
 class Crossing(NamedTuple):
@@ -143,7 +144,7 @@ def _true_labels(y, outputs):
     return y.reshape(-1).astype(np.int64)
 
 
-def all_step_probabilities(model, x, batch_size=256):
+def step_probabilities(model, x, batch_size=256):
     """Runs `RCModel.step_probabilities` over ``x`` in batches, in one traced graph.
 
     Args:
@@ -170,6 +171,11 @@ def all_step_probabilities(model, x, batch_size=256):
                       input_signature=signature)
     chunks = [run(tf.constant(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(chunks, axis=0)
+
+
+# The old name of `step_probabilities` (the readout at every step, in batches), kept for
+# existing code; see `rc_keras.rank_coding.step_probabilities`.
+all_step_probabilities = step_probabilities
 
 
 def sweep_from_probabilities(step_probs, y, thresholds, readout="softmax", lengths=None,
@@ -241,7 +247,7 @@ def threshold_sweep(model, x, y, thresholds, lengths=None, batch_size=256,
         The list of points of `sweep_from_probabilities`.
     """
     thresholds = [validation.check_threshold_values(t) for t in thresholds]
-    step_probs = all_step_probabilities(model, x, batch_size=batch_size)
+    step_probs = step_probabilities(model, x, batch_size=batch_size)
     mask = padding_mask(model, x) if lengths is None else None
     return sweep_from_probabilities(step_probs, y, thresholds, readout=model.readout,
                                     lengths=lengths, mask=mask,
@@ -262,7 +268,8 @@ def _threshold_value(threshold):
     return float(values) if values.ndim == 0 else [float(v) for v in values]
 
 
-def _format_threshold(threshold):
+def format_threshold(threshold):
+    """A threshold for tables: ``0.9``, or ``schedule 0.99→0.9`` (first and last value)."""
     if isinstance(threshold, (list, tuple)):
         return f"schedule {threshold[0]:g}→{threshold[-1]:g}"
     return f"{threshold:g}"
@@ -390,7 +397,7 @@ def format_table(points, time_unit="steps"):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for p in points:
         row = ([str(p.get("curve", ""))] if with_curve else []) + [
-            _format_threshold(p["threshold"]) if "threshold" in p else "",
+            format_threshold(p["threshold"]) if "threshold" in p else "",
             f"{p['accuracy']:.4f}",
             f"{p['mean_spike_time']:.2f}"] + (
             [f"{p['mean_spike_time_ms']:.0f}" if "mean_spike_time_ms" in p else ""]
@@ -401,6 +408,27 @@ def format_table(points, time_unit="steps"):
 
 
 # ---------------------------------------------------------------------- RC vs. conventional
+def frames_to_ms(frames, stride_ms=10.0, window_ms=25.0, lookahead_frames=0):
+    """Milliseconds of audio heard after reading ``frames`` frames (1-based count).
+
+    Frame k ends at ``window_ms + stride_ms * (k - 1)``; frames stacked with a context
+    of future frames (``lookahead_frames``) have heard that many strides more. The map
+    is affine, so a mean over examples converts the same way.
+
+    Args:
+        frames: number of frames read (scalar or array), >= 1 for a real answer.
+        stride_ms: hop between frames in ms (the paper's front end: 10 ms).
+        window_ms: window length in ms (25 ms).
+        lookahead_frames: future frames stacked into each step's features.
+
+    Returns:
+        Float (or array) of milliseconds.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    out = window_ms + stride_ms * (frames - 1 + lookahead_frames)
+    return float(out) if out.ndim == 0 else out
+
+
 def add_milliseconds(points, stride_ms=10.0, window_ms=25.0, lookahead_frames=0):
     """Copies of sweep points with "mean_spike_time_ms" added (frame-based inputs).
 
@@ -430,9 +458,9 @@ def add_milliseconds(points, stride_ms=10.0, window_ms=25.0, lookahead_frames=0)
         same = p.get("lookahead_frames") == lookahead_frames
         return p.get("mean_overrun_frames", 0.0) if same else 0.0
 
-    return [dict(p, mean_spike_time_ms=float(
-        window_ms + stride_ms * (p["mean_spike_time"] - 1 + lookahead_frames - overrun(p))))
-        for p in points]
+    return [dict(p, mean_spike_time_ms=frames_to_ms(p["mean_spike_time"] - overrun(p),
+                                                    stride_ms, window_ms, lookahead_frames))
+            for p in points]
 
 
 def frontier_accuracy_at(frontier, mean_spike_time):
@@ -588,7 +616,7 @@ def format_comparison_table(frontiers, time_unit="frames"):
     for group, points in frontiers.items():
         for p in points:
             row = [str(group), str(p.get("curve", "")),
-                   _format_threshold(p["threshold"]) if "threshold" in p else "",
+                   format_threshold(p["threshold"]) if "threshold" in p else "",
                    f"{p['accuracy']:.4f}", f"{p['mean_spike_time']:.2f}"]
             if with_ms:
                 ms = p.get("mean_spike_time_ms")
@@ -598,7 +626,10 @@ def format_comparison_table(frontiers, time_unit="frames"):
 
 
 # ---------------------------------------------------------------------- threshold schedules
-def exponential_schedule(theta_0, theta_end, tau, length):
+FIT_METHODS = ("exponential", "steps")
+
+
+def exponential_schedule(theta_0, theta_end, tau, length, monotone=False):
     """The per-step thresholds ``theta_end + (theta_0 - theta_end) * exp(-t / tau)``.
 
     The family `fit_threshold_schedule` searches: it starts at ``theta_0`` and relaxes
@@ -610,12 +641,21 @@ def exponential_schedule(theta_0, theta_end, tau, length):
         theta_end: the value approached late in the sequence, in (0, 1).
         tau: time constant in steps, > 0.
         length: number of steps (the last value holds for longer inputs).
+        monotone: require a non-increasing schedule (``theta_0 >= theta_end``), as the
+            fitter does by default.
 
     Returns:
         A tuple of ``length`` floats, each exactly a float32 (what the model stores).
+
+    Raises:
+        ValueError: on a value outside (0, 1), a tau that is not > 0, a length < 1, or,
+            with ``monotone``, ``theta_0 < theta_end``.
     """
     theta_0 = validation.check_threshold(theta_0, "theta_0")
     theta_end = validation.check_threshold(theta_end, "theta_end")
+    if monotone and theta_0 < theta_end:
+        raise ValueError(f"`theta_0` ({theta_0:g}) must be >= `theta_end` ({theta_end:g}) for a "
+                         "monotone (non-increasing) schedule.")
     length = validation.check_positive_int(length, "length")
     tau = float(tau)
     if not np.isfinite(tau) or tau <= 0:
@@ -646,7 +686,8 @@ def _default_levels(confidence, valid, bound, count):
 
 def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None, *,
                            readout="softmax", mask=None, levels=None, taus=None,
-                           constant_levels=None, monotone=True, _all_candidates=False):
+                           constant_levels=None, monotone=True, method="exponential",
+                           _all_candidates=False):
     """Fits a per-step threshold schedule on validation data.
 
     Searches the exponential family of `exponential_schedule` on a grid: ``theta_0`` and
@@ -663,9 +704,23 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
     ``constant_levels``. Report its accuracy on held-out data, not on the data it was
     fitted on.
 
+    ``method="steps"`` (with a ``budget``) also fits one free threshold per step, by
+    backward induction: for a price ``lam`` per step read, the threshold of step t (from
+    the last step back to the first) is the level that maximizes, over the sequences
+    that reach step t, the value of answering there (correct - lam * steps read) against
+    the value of reading on under the thresholds already chosen for the later steps.
+    The price is then bisected until the mean spike time meets the budget, each
+    schedule scored exactly; the result is the most accurate of these and of the
+    exponential fit within the budget. (The induction counts every sequence as reaching
+    every step, so it is a heuristic; the exact scoring keeps it honest.) Guards: the
+    levels come from a grid (about 40 values chosen as ``levels``), the schedule is
+    non-increasing with ``monotone``, and it must beat the 3-parameter family on the
+    fitting data to be chosen; it has more freedom, so compare its validation and test
+    accuracy.
+
     Args:
         step_probabilities: (n, time, outputs) readout at every step, e.g. from
-            `all_step_probabilities` on a validation set.
+            `step_probabilities` on a validation set.
         labels: (n,) integer labels, or (n, outputs) one-hot.
         lengths: optional (n,) valid lengths in [1, time].
         budget: largest allowed mean spike time (steps read, spike step + 1). None
@@ -680,6 +735,8 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
         constant_levels: constant thresholds also tried; default about 100 values chosen
             as for ``levels``.
         monotone: only non-increasing schedules (``theta_0 >= theta_end``).
+        method: "exponential" (the family on its grid) or "steps" (one threshold per
+            step, as above; needs ``budget``).
 
     Returns:
         With ``budget``: the most accurate candidate whose mean spike time is within it
@@ -688,12 +745,17 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
         "constant"}`` where "constant" is the best constant-threshold point within the
         budget (None when no constant fits). Without ``budget``: the frontier
         (`composite_frontier`) of all candidates, each point carrying the same keys
-        except "constant"; constant candidates have tau None.
+        except "constant"; constant candidates have tau None. Every single result
+        has "method": "exponential", or "steps" with "price" (lam) when a per-step
+        schedule won (its theta_0 and theta_end are its first and last values, tau None).
 
     Raises:
         ValueError: on bad shapes, labels, lengths, grids, or a budget no candidate meets.
     """
     validation.check_choice(readout, validation.READOUTS, "readout")
+    validation.check_choice(method, FIT_METHODS, "method")
+    if method == "steps" and budget is None:
+        raise ValueError("method='steps' fits one schedule for one budget: give a `budget`.")
     step_probs = np.asarray(step_probabilities)
     if step_probs.ndim != 3 or step_probs.shape[1] == 0 or step_probs.shape[0] == 0:
         raise ValueError("`step_probabilities` must have shape (n, time, outputs) with n, time >= "
@@ -776,4 +838,73 @@ def fit_threshold_schedule(step_probabilities, labels, lengths=None, budget=None
         fastest = min(p["mean_spike_time"] for p in candidates)
         raise ValueError(f"`budget` {budget} is below every candidate's mean spike time; the "
                          f"fastest reaches {fastest:.3f} steps.")
-    return dict(best, constant=best_of(c for c in candidates if c["tau"] is None))
+    constant = best_of(c for c in candidates if c["tau"] is None)
+    best = dict(best, method="exponential")
+    if method == "steps":
+        fine = check_grid(_default_levels(confidence, valid, bound, 40) + levels, "levels")
+        fitted = _fit_per_step(confidence, correct, valid, last, fine, budget, monotone, score)
+        if fitted is not None and best_of([best, fitted]) is fitted:
+            best = fitted
+    return dict(best, constant=constant)
+
+
+def _backward_schedule(confidence, correct, valid, last, grid, price, monotone):
+    """Per-step thresholds by backward induction at a price per step read (see
+    `fit_threshold_schedule`, method "steps")."""
+    n, time = confidence.shape
+    rows = np.arange(n)
+    # What each sequence scores when it reads on to its last valid step.
+    value = correct[rows, last] - price * (last + 1.0)
+    theta = np.empty(time)
+    floor = -np.inf
+    for t in range(time - 1, -1, -1):
+        live = valid[:, t] & (t < last)  # at its last valid step a sequence answers anyway
+        stop_value = correct[:, t] - price * (t + 1.0)
+        conf, gain = confidence[live, t], (stop_value - value)[live]
+        order = np.argsort(-conf, kind="stable")
+        conf, cumulative = conf[order], np.concatenate([[0.0], np.cumsum(gain[order])])
+        levels = grid[grid >= floor] if monotone else grid
+        if not levels.size:
+            levels = grid[-1:]
+        # Sequences with confidence >= level answer at t: a prefix of the sorted list.
+        # Ties take the lowest level: with `monotone` it constrains the earlier steps least.
+        stops = np.searchsorted(-conf, -levels, side="right")
+        choice = levels[np.argmax(cumulative[stops])]
+        theta[t] = choice
+        if monotone:
+            floor = choice
+        answer = live & (confidence[:, t] >= choice)
+        value = np.where(answer, stop_value, value)
+    return theta
+
+
+def _fit_per_step(confidence, correct, valid, last, grid, budget, monotone, score):
+    """The most accurate backward-induction schedule within ``budget`` over a bisection
+    of the price per step; None when none fits."""
+    grid = np.asarray(grid, np.float64)
+    confidence = confidence.astype(np.float64)
+    correct = correct.astype(np.float64)
+    best = None
+
+    def attempt(price):
+        nonlocal best
+        theta = _backward_schedule(confidence, correct, valid, last, grid, price, monotone)
+        threshold = [validation.float32_value(v) for v in theta]
+        point = dict(score(threshold), threshold=threshold, theta_0=threshold[0],
+                     theta_end=threshold[-1], tau=None, method="steps", price=price)
+        fits = point["mean_spike_time"] <= budget
+        if fits and (best is None or (point["accuracy"], -point["mean_spike_time"])
+                     > (best["accuracy"], -best["mean_spike_time"])):
+            best = point
+        return fits
+
+    if attempt(0.0):  # the most accurate schedule already meets the budget
+        return best
+    low, high = 0.0, 1.0
+    for _ in range(20):  # a higher price answers sooner
+        price = 0.5 * (low + high)
+        if attempt(price):
+            high = price
+        else:
+            low = price
+    return best

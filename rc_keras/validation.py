@@ -4,6 +4,8 @@ All argument checking lives here so that error messages are uniform: each names 
 argument, what was expected and what was received, and raises ``ValueError``.
 """
 
+import math
+
 import numpy as np
 
 READOUTS = ("softmax", "sigmoid")
@@ -63,7 +65,8 @@ def check_threshold_for(threshold, readout, num_outputs=None, name="threshold"):
     return value
 
 
-def check_threshold_values(threshold, readout="softmax", num_outputs=None, name="threshold"):
+def check_threshold_values(threshold, readout="softmax", num_outputs=None, name="threshold", *,
+                           max_length=None, non_increasing=False, family=None):
     """Checks a threshold that may be a scalar or a per-step schedule.
 
     A schedule is a 1-D sequence of thresholds: step t of a sequence uses
@@ -75,6 +78,12 @@ def check_threshold_values(threshold, readout="softmax", num_outputs=None, name=
         readout: "softmax" or "sigmoid".
         num_outputs: the readout's width; None when not known yet.
         name: argument name used in the messages.
+        max_length: where the sequence length is known, the most values a schedule may
+            hold (a value past the last step would never be used: a schedule made for
+            other data).
+        non_increasing: refuse a schedule that rises anywhere (the monotone families:
+            high early, when evidence is thin, lower late).
+        family: name of the family that requires ``non_increasing``, for the message.
 
     Returns:
         A float for a scalar, a tuple of floats for a schedule.
@@ -101,6 +110,18 @@ def check_threshold_values(threshold, readout="softmax", num_outputs=None, name=
         except ValueError as error:
             raise ValueError(f"{str(error).rstrip('.')} (schedule value at step {step}).") \
                 from None
+    if max_length is not None and len(checked) > int(max_length):
+        raise ValueError(f"`{name}` schedule holds {len(checked)} values, but the sequences have "
+                         f"{int(max_length)} steps: give at most one threshold per step (the "
+                         "last value holds for the remaining steps).")
+    if non_increasing:
+        for step in range(1, len(checked)):
+            if np.float32(checked[step]) > np.float32(checked[step - 1]):
+                family = f"the {family} family" if family else "a monotone schedule"
+                raise ValueError(
+                    f"`{name}` must not increase over time for {family}; the value at step "
+                    f"{step} ({checked[step]:g}) is above the value at step {step - 1} "
+                    f"({checked[step - 1]:g}).")
     return tuple(checked)
 
 
@@ -350,3 +371,43 @@ def check_step_mask(mask, batch, time, name="mask"):
         raise ValueError(f"{mask_message(batch, time, name)}; sequence {empty[0]} has no valid "
                          "step.")
     return values
+
+
+def check_range(value, name, minimum=None, positive=False, integer=False, strict=False):
+    """Checks a range ``(low, high)`` (a search range, a quantization range); returns it
+    as a tuple of numbers.
+
+    ``low == high`` is allowed (a search range that fixes a hyperparameter) unless
+    ``strict`` (a quantization range: low < high).
+
+    Raises:
+        ValueError: for an empty range (not two numbers), an inverted range
+            (low > high), values below ``minimum``, or non-positive values with
+            ``positive``.
+    """
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise ValueError(f"`{name}` must be a range (low, high); received {value!r}.") from None
+    if len(values) != 2:
+        raise ValueError(f"`{name}` must be a range of two values (low, high); received "
+                         f"{value!r}, which is {'empty' if not values else 'not a pair'}.")
+    try:
+        low, high = (int(v) if integer else float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must hold numbers; received {value!r}.") from None
+    if integer and any(float(v) != int(v) for v in values):
+        raise ValueError(f"`{name}` must hold integers; received {value!r}.")
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"`{name}` must hold finite numbers; received {value!r}.")
+    if strict and not low < high:
+        raise ValueError(f"`{name}` must be (low, high) with low < high; received "
+                         f"{value!r}.")
+    if low > high:
+        raise ValueError(f"`{name}` is inverted: low {low:g} > high {high:g}; give (low, high) "
+                         "with low <= high.")
+    if minimum is not None and low < minimum:
+        raise ValueError(f"`{name}` must lie at or above {minimum:g}; received {value!r}.")
+    if positive and low <= 0:
+        raise ValueError(f"`{name}` must hold values > 0; received {value!r}.")
+    return low, high

@@ -27,3 +27,8 @@ def test_mirrored_strategy_matches_single_device():
     # ...except the loop length, the cost actually run: the mean over replicas.
     assert result["metrics_single"]["steps_run"] == result["steps_run_expected_single"]
     assert result["metrics_mirrored"]["steps_run"] == result["steps_run_expected_mirrored"]
+    # Per-example halting compacts each replica's rows: the summed count is exact too.
+    for where in ("single", "mirrored"):
+        assert abs(result[f"metrics_{where}"]["compute_fraction"]
+                   - result[f"compute_fraction_expected_{where}"]) < 1e-6, where
+    assert result["compute_fraction_expected_single"] < result["metrics_single"]["steps_run"] / 10

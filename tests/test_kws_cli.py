@@ -71,6 +71,28 @@ def test_speech_commands_train_and_sweep_end_to_end(tmp_path, capsys):
     assert data["num_sequences"] == summary["test"]["num_sequences"]
     assert np.isfinite(points[2]["mean_spike_time"])
 
+    # Threshold schedules: fitted on the folder's validation split, read on its test split.
+    assert cli.main(["sweep", "--task", "speech-commands", "--data", str(root),
+                     "--model", str(run / "model.keras"), "--thresholds", "0.4,0.5",
+                     "--schedule", "--out", str(tmp_path / "sched")]) == 0
+    capsys.readouterr()
+    scheduled = json.loads((tmp_path / "sched" / "sweep.json").read_text())["curves"]
+    scheduled = scheduled["run schedule"]
+    assert scheduled and all(len(p["threshold"]) == 98 for p in scheduled)
+    assert all("mean_spike_time_ms" in p and "val_accuracy" in p for p in scheduled)
+    budget = scheduled[-1]["val_mean_spike_time"]
+    assert cli.main(["evaluate", "--task", "speech-commands", "--data", str(root),
+                     "--model", str(run / "model.keras"), "--fit-schedule", str(budget),
+                     "--save-schedule", str(tmp_path / "s.json"), "--json"]) == 0
+    fitted = json.loads(capsys.readouterr().out)
+    assert fitted["schedule"]["validation"]["mean_spike_time"] <= budget
+    assert cli.main(["evaluate", "--task", "speech-commands", "--data", str(root),
+                     "--model", str(run / "model.keras"), "--threshold-schedule",
+                     str(tmp_path / "s.json"), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    for key in ("accuracy", "mean_spike_time", "mean_spike_time_ms", "threshold"):
+        assert again[key] == fitted[key]
+
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--task", "two-sequence", "--data", "somewhere"],

@@ -1,11 +1,11 @@
-"""SpikingLIFCell: forward equations, quantizer, surrogate gradient, saving, RC exactness."""
+"""SpikingLIFCell: forward equations, quantizer, surrogate gradient, RC exactness (saving:
+tests/test_serialization.py)."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import rc_keras as rk
 from rc_keras.cells import SpikingLIFCell, quantize_spikes
 from tests.helpers import assert_rc_matches_reference, rc_setup
 
@@ -152,32 +152,7 @@ def test_bad_arguments():
         SpikingLIFCell(4, reset="hard")
 
 
-def test_config_round_trip():
-    cell = SpikingLIFCell(7, output_bits=3, forget_bias=0.5, reset="none",
-                          recurrent_initializer="zeros",
-                          kernel_regularizer=keras.regularizers.L2(1e-3), name="lif")
-    config = cell.get_config()
-    clone = SpikingLIFCell.from_config(config)
-    assert clone.get_config() == config
-    assert (clone.units, clone.output_bits, clone.forget_bias, clone.reset) == (7, 3, 0.5, "none")
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(cell))
-    assert isinstance(restored, SpikingLIFCell) and restored.get_config() == config
-
-
-def test_rc_model_save_and_load(tmp_path):
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(6, 9, 2)).astype(np.float32)
-    model = rk.RCModel(SpikingLIFCell(5, output_bits=2), keras.layers.Dense(3, activation="softmax"),
-                       threshold=0.6)
-    model.compile("adam", rk.ConfidencePenalty(0.1))
-    model.fit(x, rng.integers(0, 3, 6), epochs=1, verbose=0)
-    path = tmp_path / "lif.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert isinstance(loaded.cell, SpikingLIFCell) and loaded.cell.output_bits == 2
-    before, after = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
-    for key in before:
-        np.testing.assert_allclose(before[key], after[key], atol=1e-6)
+# Config and .keras round trips (with identical outputs): tests/test_serialization.py.
 
 
 def test_step_converts_to_tflite_with_builtin_ops():

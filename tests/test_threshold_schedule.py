@@ -394,3 +394,56 @@ def test_rc_training_with_a_schedule_matches_the_full_sequence_reference(mode):
     model.threshold = [mids[0]] * 4 + [mids[1]] * 4 + [mids[2]] * (TIME - 8)
     assert len(model.threshold) == TIME
     assert_rc_matches_reference(model, tf.constant(x), y, mode)
+
+
+# ----------------------------------------------------------------------------- per-step fit
+def _noise_then_answer(n, seed, onset=4, time=10):
+    """Confidence 0.96 on a random label before ``onset``, 0.9 on the true label from it.
+
+    The best rule within 5 steps read holds theta above 0.96 for steps 0..3 and at or
+    below 0.9 from step 4: a drop of 0.06+ in one step that no exponential on the grid
+    makes without crossing the noise first.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    after = np.broadcast_to(np.arange(time)[None, :] >= onset, (n, time))
+    label = np.where(after, y[:, None], rng.integers(0, 2, (n, time)))
+    confidence = np.where(after, 0.9, 0.96)
+    p1 = np.where(label == 1, confidence, 1 - confidence).astype("float32")
+    return np.stack([1 - p1, p1], axis=-1), y
+
+
+def test_per_step_fit_finds_the_step_the_exponential_family_cannot_make():
+    probs, y = _noise_then_answer(400, seed=0)
+    levels = [0.99, 0.95, 0.9, 0.8]
+    family = tradeoff.fit_threshold_schedule(probs, y, budget=5, levels=levels)
+    assert family["method"] == "exponential" and family["accuracy"] < 0.6
+    steps = tradeoff.fit_threshold_schedule(probs, y, budget=5, levels=levels, method="steps")
+    assert steps["method"] == "steps"
+    assert (steps["accuracy"], steps["mean_spike_time"]) == (1.0, 5.0)
+    theta = np.asarray(steps["threshold"])
+    assert len(theta) == 10 and np.all(theta[:4] > 0.96) and np.all(theta[4:] <= 0.9)
+    assert np.all(np.diff(theta) <= 0)  # monotone by default
+    # The reported point is the first-crossing answer with that schedule.
+    (check,) = tradeoff.sweep_from_probabilities(probs, y, [steps["threshold"]])
+    assert (check["accuracy"], check["mean_spike_time"]) == (1.0, 5.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_per_step_fit_is_never_worse_than_the_family_on_the_fitting_data(seed):
+    probs, y = _noisy_then_sure(600, seed=seed)
+    for budget in (5.0, 8.0, 12.0):
+        family = tradeoff.fit_threshold_schedule(probs, y, budget=budget)
+        steps = tradeoff.fit_threshold_schedule(probs, y, budget=budget, method="steps")
+        assert steps["mean_spike_time"] <= budget
+        assert steps["accuracy"] >= family["accuracy"]
+        assert steps["constant"] == family["constant"]
+
+
+def test_per_step_fit_needs_a_budget_and_a_known_method():
+    probs, y = _noisy_then_sure(8, seed=0, time=5)
+    with pytest.raises(ValueError, match=r"method='steps' fits one schedule for one budget: "
+                                         r"give a `budget`"):
+        tradeoff.fit_threshold_schedule(probs, y, method="steps")
+    with pytest.raises(ValueError, match=r"`method` must be one of \['exponential', 'steps'\]"):
+        tradeoff.fit_threshold_schedule(probs, y, budget=3, method="knots")

@@ -321,3 +321,38 @@ def test_distributed_chief_and_two_workers(tmp_path):
     assert {r["tuner_id"] for r in records} == {"tuner0", "tuner1"}
     _check_front(report["front"], records)
     assert (tmp_path / "best_model.keras").is_file()
+
+
+def test_schedule_search_scores_each_trial_by_its_best_constant_or_schedule(tmp_path):
+    result = tuning.run_search("spotting", tmp_path, max_trials=1, objective="budget",
+                               max_spike_time=20, epochs=1, log=lambda *_: None, schedule=True,
+                               **TINY)
+    (record,) = result["trials"]
+    constants = [p for p in record["curve"] if not p.get("schedule")]
+    scheduled = [p for p in record["curve"] if p.get("schedule")]
+    assert [p["threshold"] for p in constants] == list(THRESHOLDS)
+    assert scheduled and all(len(p["threshold"]) == 25 for p in scheduled)
+    # The schedule points are the fitter's frontier on the same validation data (the
+    # exported model is this trial's only epoch).
+    model = keras.models.load_model(result["best"]["model_path"])
+    x_val, y_val = tasks.get_task("spotting").data("val", 64, 0)
+    probs = tradeoff.all_step_probabilities(model, x_val)
+    fitted = [p for p in tradeoff.fit_threshold_schedule(probs, y_val) if p["tau"] is not None]
+    assert [p["threshold"] for p in scheduled] == [p["threshold"] for p in fitted]
+    # The trial's value is the best of both kinds within the budget.
+    objective = tuning.make_objective("budget", sequence_length=25, max_spike_time=20)
+    best = objective.best_point(record["curve"])
+    assert record["metrics"]["budget_accuracy"] == best["accuracy"] == max(
+        p["accuracy"] for p in record["curve"] if p["mean_spike_time"] <= 20)
+    assert record["metrics"]["budget_accuracy"] >= objective.score(constants)
+    # The exported model carries the winning threshold (a schedule or a theta) and
+    # reproduces the recorded validation point with it.
+    assert result["best"]["threshold"] == best["threshold"]
+    expected = tuple(best["threshold"]) if isinstance(best["threshold"], list) else best["threshold"]
+    assert model.threshold == expected
+    (point,) = tradeoff.threshold_sweep(model, x_val, y_val, [model.threshold])
+    assert point["accuracy"] == pytest.approx(result["best"]["val_accuracy"])
+    assert point["mean_spike_time"] == pytest.approx(result["best"]["val_mean_spike_time"])
+    if isinstance(best["threshold"], list):
+        assert record["metrics"]["best_is_schedule"] == 1.0
+        assert "schedule " in (tmp_path / "pareto_front.md").read_text()

@@ -65,6 +65,7 @@ class ConvLSTM2DCell(keras.layers.Layer):
     model = rc_keras.RCModel(
         ConvLSTM2DCell(20, 3),
         keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")]))
+    model.compile("adam", rc_keras.ConfidencePenalty(beta=0.1))
     model.fit(frames, labels)          # frames: (batch, time, 28, 28, 1)
     ```
     """

@@ -19,19 +19,6 @@ TANH_RANGE = (-1.0, 127.0 / 128.0)
 SOFTMAX_RANGE = SIGMOID_RANGE
 
 
-def check_range(value_range, name):
-    """``value_range`` as a (low, high) float pair; ``ValueError`` naming ``name`` unless
-    low < high."""
-    try:
-        low, high = (float(v) for v in value_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be (low, high); received {value_range!r}.") from None
-    if not low < high:
-        raise ValueError(f"`{name}` must be (low, high) with low < high; received "
-                         f"{value_range!r}.")
-    return low, high
-
-
 def symmetric_range(bound):
     """The 8-bit range of step ``2 * bound / 255`` with zero at int8 0: ``[-128, 127]`` steps.
 

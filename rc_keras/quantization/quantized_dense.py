@@ -2,6 +2,7 @@
 
 import keras
 
+from rc_keras import validation
 from rc_keras.quantization import fake_quant
 
 # Activations whose int8 output range TFLite fixes (applied after the product's range).
@@ -33,7 +34,7 @@ class QuantizedDense(keras.layers.Dense):
         if name not in _FUSED and name not in _FIXED_OUTPUT:
             raise ValueError(f"QuantizedDense supports the activations "
                              f"{sorted(_FUSED + tuple(_FIXED_OUTPUT))}; received {name!r}.")
-        low, high = fake_quant.check_range(output_range, "output_range")
+        low, high = validation.check_range(output_range, "output_range", strict=True)
         self.output_range = (low, high)
         self._activation_name = name
 

@@ -2,6 +2,7 @@
 
 import keras
 
+from rc_keras import validation
 from rc_keras.quantization import fake_quant, int8_lstm
 
 # Fixed int8 ranges of the step's tensors (see `rc_keras.quantization.int8_lstm`): the
@@ -49,7 +50,7 @@ class QuantizedLSTMCell(keras.layers.LSTMCell):
         if names != ("tanh", "sigmoid"):
             raise ValueError(f"QuantizedLSTMCell needs the default activations (tanh, sigmoid); "
                              f"received {names}.")
-        low, high = fake_quant.check_range(input_range, "input_range")
+        low, high = validation.check_range(input_range, "input_range", strict=True)
         for name, value in (("input_divisor", input_divisor), ("gate_clip", gate_clip),
                             ("cell_clip", cell_clip)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -46,6 +46,9 @@ def add_arguments(parser):
                         help="low,high of the learning rate (default: the task's)")
     parser.add_argument("--thresholds", type=thresholds_arg, default=DEFAULT_THRESHOLDS,
                         help="theta grid swept on validation data")
+    parser.add_argument("--schedule", action="store_true",
+                        help="score each trial by the best of its constant thetas and of "
+                             "per-step threshold schedules fitted on the validation data")
     parser.add_argument("--epochs", type=positive_int, default=3,
                         help="epochs per trial (Hyperband: the most for one model)")
     parser.add_argument("--patience", type=positive_int,
@@ -76,7 +79,7 @@ def run(args, log=print):
         step_ms=args.step_ms, space=space, thresholds=args.thresholds, epochs=args.epochs,
         train_size=args.train_size, val_size=args.val_size, test_size=args.test_size,
         seed=args.seed, overwrite=args.overwrite, export=not args.no_export,
-        verbose=args.verbose, log=log, patience=args.patience)
+        verbose=args.verbose, log=log, patience=args.patience, schedule=args.schedule)
     if "worker" in result:
         log(f"worker {result['worker']} done")
         return 0

@@ -22,7 +22,6 @@ metrics of the best epoch, and the whole curve of that epoch is written to
 
 import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 from typing import Optional, Tuple
@@ -33,44 +32,10 @@ import numpy as np
 import tensorflow as tf
 
 from rc_keras import tasks, tradeoff, validation
+from rc_keras.validation import check_range  # noqa: F401 - rc_keras.tuning.check_range
 from rc_keras.tuning.objectives import DEFAULT_THRESHOLDS  # noqa: F401 - defined without TF
 
 CURVE_FILE = "rc_curve.json"
-
-
-def check_range(value, name, minimum=None, positive=False, integer=False):
-    """Checks a search range ``(low, high)``; returns it as a tuple of numbers.
-
-    ``low == high`` is allowed and fixes the hyperparameter.
-
-    Raises:
-        ValueError: for an empty range (not two numbers), an inverted range
-            (low > high), values below ``minimum``, or non-positive values with
-            ``positive``.
-    """
-    try:
-        values = tuple(value)
-    except TypeError:
-        raise ValueError(f"`{name}` must be a range (low, high); received {value!r}.") from None
-    if len(values) != 2:
-        raise ValueError(f"`{name}` must be a range of two values (low, high); received "
-                         f"{value!r}, which is {'empty' if not values else 'not a pair'}.")
-    try:
-        low, high = (int(v) if integer else float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must hold numbers; received {value!r}.") from None
-    if integer and any(float(v) != int(v) for v in values):
-        raise ValueError(f"`{name}` must hold integers; received {value!r}.")
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"`{name}` must hold finite numbers; received {value!r}.")
-    if low > high:
-        raise ValueError(f"`{name}` is inverted: low {low:g} > high {high:g}; give (low, high) "
-                         "with low <= high.")
-    if minimum is not None and low < minimum:
-        raise ValueError(f"`{name}` must lie at or above {minimum:g}; received {value!r}.")
-    if positive and low <= 0:
-        raise ValueError(f"`{name}` must hold values > 0; received {value!r}.")
-    return low, high
 
 
 def check_thresholds(thresholds):
@@ -133,11 +98,17 @@ class RCHyperModel(keras_tuner.HyperModel):
             sequence of the task when None. The model is built with it, so that
             KerasTuner can load checkpoints into a fresh model.
         name: HyperModel name.
+        schedule: also fit per-step threshold schedules on the validation data after
+            every epoch (`rc_keras.tradeoff.fit_threshold_schedule`, about 0.5 s for 10k
+            sequences x 100 steps) and score the trial by the best of the constant
+            thresholds and those schedules (`ThresholdSweepCallback`).
     """
 
     def __init__(self, task, objective, space=None, thresholds=DEFAULT_THRESHOLDS,
-                 train_threshold=None, batch_size=None, input_shape=None, name=None):
+                 train_threshold=None, batch_size=None, input_shape=None, name=None,
+                 schedule=False):
         super().__init__(name=name, tunable=True)
+        self.schedule = bool(schedule)
         self.task = tasks.get_task(task)
         self.objective = objective
         self.space = space or SearchSpace()
@@ -183,7 +154,7 @@ class RCHyperModel(keras_tuner.HyperModel):
         callbacks = list(callbacks or [])
         sweep = ThresholdSweepCallback(validation_data[0], validation_data[1], self.thresholds,
                                        self.objective, hyperparameters=hp.values,
-                                       trial_dir=_trial_dir(callbacks))
+                                       trial_dir=_trial_dir(callbacks), schedule=self.schedule)
         kwargs.setdefault("batch_size", self.batch_size)
         kwargs.setdefault("verbose", 0)
         model.fit(x, y, callbacks=[sweep] + callbacks, **kwargs)
@@ -211,13 +182,21 @@ class ThresholdSweepCallback(keras.callbacks.Callback):
         hyperparameters: dict recorded with the curve.
         trial_dir: optional ``(directory, trial_id)``; the best epoch's curve goes to
             ``directory/rc_curve.json``.
+        schedule: add to the curve the frontier of per-step threshold schedules fitted
+            on the same validation data (points whose "threshold" is a list, marked
+            ``"schedule": True``), so that the objective takes the best schedule of the
+            trial when it beats every constant theta. Schedules have more freedom than
+            one theta: their validation score is the more optimistic of the two, so
+            read the best trial's test result (`run_search` reports it).
 
     Attributes:
         best: dict with "epoch", "metrics" and "curve" of the best epoch so far.
     """
 
-    def __init__(self, x_val, y_val, thresholds, objective, hyperparameters=None, trial_dir=None):
+    def __init__(self, x_val, y_val, thresholds, objective, hyperparameters=None, trial_dir=None,
+                 schedule=False):
         super().__init__()
+        self.schedule = bool(schedule)
         self.x_val = np.asarray(x_val, dtype=np.float32)
         self.y_val = np.asarray(y_val)
         self.thresholds = list(thresholds)
@@ -239,8 +218,17 @@ class ThresholdSweepCallback(keras.callbacks.Callback):
         return np.concatenate(chunks, axis=0)
 
     def on_epoch_end(self, epoch, logs=None):
-        curve = tradeoff.sweep_from_probabilities(self._step_probabilities(), self.y_val,
-                                                  self.thresholds, readout=self.model.readout)
+        probs = self._step_probabilities()
+        curve = tradeoff.sweep_from_probabilities(probs, self.y_val, self.thresholds,
+                                                  readout=self.model.readout)
+        if self.schedule:
+            fitted = tradeoff.fit_threshold_schedule(probs, self.y_val,
+                                                     readout=self.model.readout)
+            curve += [{"threshold": p["threshold"], "accuracy": p["accuracy"],
+                       "mean_spike_time": p["mean_spike_time"],
+                       "no_spike_rate": p["no_spike_rate"], "schedule": True,
+                       "theta_0": p["theta_0"], "theta_end": p["theta_end"], "tau": p["tau"]}
+                      for p in fitted if p["tau"] is not None]
         metrics = self.objective.metrics(curve)
         if logs is not None:
             logs.update(metrics)

@@ -115,7 +115,11 @@ class TuningObjective:
         if not candidates:
             return None
         key = self.weighted if self.kind == "weighted" else (lambda p: p["accuracy"])
-        return max(candidates, key=lambda p: (key(p), -p["mean_spike_time"], p["threshold"]))
+        # A schedule point (a list of thresholds) ties on its highest threshold, at step 0;
+        # among equal ones a constant wins (the simpler rule).
+        return max(candidates, key=lambda p: (key(p), -p["mean_spike_time"],
+                                              float(np.max(p["threshold"])),
+                                              np.ndim(p["threshold"]) == 0))
 
     def score(self, points):
         """The objective value of a curve (see the module docstring)."""
@@ -136,8 +140,13 @@ class TuningObjective:
         metrics = {self.metric_name: self.score(points),
                    "met_budget": float(best is not None)}
         if best is not None:
-            metrics.update(best_threshold=best["threshold"], best_accuracy=best["accuracy"],
+            metrics.update(best_accuracy=best["accuracy"],
                            best_mean_spike_time=best["mean_spike_time"])
+            if np.ndim(best["threshold"]) == 0:
+                metrics.update(best_threshold=best["threshold"])
+            else:  # trial metrics are numbers: the schedule itself is in the trial's curve
+                metrics.update(best_is_schedule=1.0, best_theta_0=float(best["threshold"][0]),
+                               best_theta_end=float(best["threshold"][-1]))
         return metrics
 
     def describe(self):

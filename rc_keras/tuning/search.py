@@ -121,7 +121,7 @@ def format_front(front, time_unit="steps"):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for p in front:
         row = [str(p["curve"])] + [f"{p[k]:.4g}" if k in p else "" for k in keys] + [
-            f"{p['threshold']:g}", f"{p['accuracy']:.4f}", f"{p['mean_spike_time']:.2f}",
+            tradeoff.format_threshold(p["threshold"]), f"{p['accuracy']:.4f}", f"{p['mean_spike_time']:.2f}",
             f"{p['no_spike_rate']:.4f}"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -158,7 +158,7 @@ def run_search(task, directory, tuner="random", max_trials=10, objective="weight
                max_spike_time=None, weight=0.5, step_ms=None, space=None,
                thresholds=DEFAULT_THRESHOLDS, epochs=3, train_size=None, val_size=None,
                test_size=None, seed=0, overwrite=False, export=True, verbose=0, log=print,
-               patience=None):
+               patience=None, schedule=False):
     """Runs (or resumes) a beta/theta search and writes its report.
 
     Writes, in ``directory``: KerasTuner's project ``rc_search/`` (a ``rc_curve.json``
@@ -185,6 +185,9 @@ def run_search(task, directory, tuner="random", max_trials=10, objective="weight
         patience: stop a trial once its objective on validation has not improved for
             this many epochs (`rc_keras.convergence.early_stopping`, the rule of every
             RC-vs-EOS comparison); None trains every trial for ``epochs``.
+        schedule: score each trial by the best of its constant thetas and of per-step
+            threshold schedules fitted on the validation data (`RCHyperModel`); the best
+            model is then saved and tested with its schedule when one wins.
 
     Returns:
         The report dict (also in ``report.json``); in a distributed worker, a short dict
@@ -210,12 +213,14 @@ def run_search(task, directory, tuner="random", max_trials=10, objective="weight
               "train_size": int(len(x_train)), "val_size": int(len(x_val))}
     if patience is not None:  # only then, so searches saved without it still resume
         config["patience"] = validation.check_positive_int(patience, "patience")
+    if schedule:  # only then: a search started before schedules existed still resumes
+        config["schedule"] = True
     directory = Path(directory)
     _check_config(directory, config, overwrite)
 
     keras.utils.set_random_seed(seed)
     hypermodel = RCHyperModel(task, objective, space=space, thresholds=thresholds,
-                              input_shape=x_train.shape[1:])
+                              input_shape=x_train.shape[1:], schedule=schedule)
     search_tuner = make_tuner(hypermodel, tuner, max_trials=max_trials, directory=directory,
                               max_epochs=epochs, seed=seed, overwrite=overwrite)
     # A worker's oracle is a gRPC client without the trial list.
@@ -265,9 +270,11 @@ def report(search_tuner, task, objective, directory, config=None, test_size=None
         log(result["message"])
     else:
         metrics = best_record["metrics"]
+        # The trial's best point, as its callback chose it: a theta or a schedule.
+        threshold = objective.best_point(best_record["curve"])["threshold"]
         best = {"trial_id": best_record["trial_id"],
                 "hyperparameters": best_record["hyperparameters"],
-                "threshold": metrics["best_threshold"], "objective_value": metrics[name],
+                "threshold": threshold, "objective_value": metrics[name],
                 "val_accuracy": metrics["best_accuracy"],
                 "val_mean_spike_time": metrics["best_mean_spike_time"]}
         trial = search_tuner.oracle.trials[best_record["trial_id"]]
@@ -281,7 +288,7 @@ def report(search_tuner, task, objective, directory, config=None, test_size=None
             model.save(best["model_path"])
         result["best"] = best
         log(f"best: trial {best['trial_id']} beta {best['hyperparameters']['beta']:.4g} "
-            f"theta {best['threshold']:g}: validation accuracy {best['val_accuracy']:.4f} at "
+            f"theta {tradeoff.format_threshold(best['threshold'])}: validation accuracy {best['val_accuracy']:.4f} at "
             f"{best['val_mean_spike_time']:.2f} {task.time_unit}; test accuracy "
             f"{test['accuracy']:.4f} at {test['mean_spike_time']:.2f} {task.time_unit}")
     result["png"] = plot_search(records, front, directory / "search.png", task.time_unit,

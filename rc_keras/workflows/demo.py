@@ -79,7 +79,7 @@ def run_demo(out_dir=DEFAULT_DEMO_DIR, quick=False, seed=0, verbose=1, log=print
         "C array)")
     # Integer ranges come from state trajectories on validation data; agreement is
     # checked on held-out test sequences in LiteRT and TFLM. int16x8 is in the bundle
-    # because int8 rounding moves exits that approach theta slowly (README, deploying).
+    # because int8 rounding moves exits that approach theta slowly (docs/deploying.md).
     exports = export_model(model, out_dir, calibration=x_val,
                            held_out=(x_test[:256], y_test[:256]), int16x8=True)
     log("\n".join("      " + line for line in format_verify(exports).splitlines()))

@@ -69,8 +69,8 @@ def _fine_tuned_twin(model, x_cal, epochs, train_data, task, seed, learning_rate
     return twin
 
 
-# Documented agreement targets of an integer step model with the Keras model (README,
-# "Which integer model"; benchmarks/bench_deploy.py).
+# Documented agreement targets of an integer step model with the Keras model
+# (docs/deploying.md, "Which integer model"; benchmarks/bench_deploy.py).
 INTEGER_TARGETS = {"class_agreement": 0.99, "step_within_1": 0.99}
 
 

@@ -12,12 +12,14 @@ it) or whose steps are milliseconds of audio says so through its hooks
 (`rc_keras.tasks.Task.model_data`, ``evaluate``, ``step_ms``); nothing here names a task.
 """
 
+import inspect
 import os
 from pathlib import Path
 
 import numpy as np
 
 from rc_keras import tasks, tradeoff, validation
+from rc_keras.workflows import schedules
 from rc_keras.workflows.files import (CLIError, check_feature_shape, check_model_file,
                                       check_output_dir, check_task, load_model, write_json)
 
@@ -62,56 +64,86 @@ def format_summary(metrics, time_unit="steps"):
            if "end_of_clip_accuracy" in metrics else "")
     return (f"accuracy {metrics['accuracy']:.4f}{end} | mean spike time "
             f"{metrics['mean_spike_time']:.2f} of {metrics['sequence_length']} {time_unit}{ms} | "
-            f"no-spike rate {metrics['no_spike_rate']:.4f} | theta {metrics['threshold']:g} | "
+            f"no-spike rate {metrics['no_spike_rate']:.4f} | theta "
+            f"{tradeoff.format_threshold(metrics['threshold'])} | "
             f"n={metrics['num_sequences']}")
 
 
-def model_test_data(task, model, model_path, size=None, seed=0, data_root=None):
+def model_test_data(task, model, model_path, size=None, seed=0, data_root=None, split="test"):
     """The test split of ``task`` as the saved model at ``model_path`` reads it.
 
     The task's ``model_data`` hook when it has one (e.g. the front end saved beside a
     keyword model), else ``task.data("test", size, seed)``; either way checked against
-    the model's feature shape.
+    the model's feature shape. ``split="val"`` reads the validation split the same way
+    (what a threshold schedule is fitted on).
 
     Returns:
         ``(x, y)``; ``x`` may be an ``{"inputs", "lengths"}`` dict.
     """
     if task.model_data is not None:
         try:
+            # ``split`` only when not the test split: a hook that reads only the test split
+            # (and has no ``split`` parameter) keeps working for evaluate and sweep.
+            extra = {}
+            if split != "test":
+                if "split" not in inspect.signature(task.model_data).parameters:
+                    raise CLIError(f"--schedule is not supported for --task {task.name} yet: "
+                                   "its data hook reads the test split only, and a schedule "
+                                   "is fitted on the validation split.")
+                extra["split"] = split
             x, y = task.model_data(task, model, model_path, size=size, seed=seed,
-                                   data_root=data_root)
+                                   data_root=data_root, **extra)
         except FileNotFoundError as error:
             raise CLIError(str(error)) from None
     else:
-        x, y = task.data("test", size, seed)
+        x, y = task.data(split, size, seed)
     check_feature_shape(model, x, model_path)
     return x, y
 
 
 def evaluate(model_path, task, threshold=None, test_size=None, seed=0, data_root=None,
-             allow_task_mismatch=False):
+             allow_task_mismatch=False, threshold_schedule=None, fit_schedule=None,
+             save_schedule=None):
     """Evaluates a saved model on fresh test data of ``task``.
 
     ``data_root``: dataset folder of a folder-based task (speech-commands), whose test
     split is read with true lengths; the result then has "mean_spike_time_ms" too.
     A model that records another task (`rc_keras.workflows.files.MODEL_RECORD`) is
-    refused unless ``allow_task_mismatch``.
+    refused unless ``allow_task_mismatch``. ``threshold_schedule`` (a schedule file) or
+    ``fit_schedule`` (a budget: fitted on the validation split, same size and seed)
+    evaluate with a per-step schedule instead (`rc_keras.workflows.schedules`);
+    ``save_schedule`` writes it.
 
     Returns:
         The dict of `evaluate_model` (or of the task's ``evaluate`` hook), with "task"
-        and "model" added.
+        and "model" added (and "schedule", describing the schedule, when one was used).
     """
     tasks.get_task(task).check_options(data_root=data_root)
+    schedules.check_flags(threshold, threshold_schedule, fit_schedule, save_schedule)
     check_model_file(model_path)
     check_task(model_path, task, allow_task_mismatch)
     task = tasks.get_task(task)
     model = load_model(model_path)
     x, y = model_test_data(task, model, model_path, test_size, seed, data_root)
+
+    def validation_split():
+        x_val, y_val = model_test_data(task, model, model_path, test_size, seed, data_root,
+                                       split="val")
+        if isinstance(x_val, dict):
+            return x_val["inputs"], x_val["lengths"], y_val
+        return x_val, None, y_val
+
+    steps = (x["inputs"] if isinstance(x, dict) else x).shape[1]
+    schedule, info = schedules.resolve(model, steps, threshold_schedule, fit_schedule,
+                                          load_validation=validation_split, save=save_schedule)
+    if schedule is not None:
+        threshold = schedule
     if threshold is not None:
         model.threshold = threshold  # it stays set, as `evaluate_model` leaves it
     result = (task.evaluate(model, x, y) if task.evaluate is not None
               else evaluate_model(model, x, y))
-    return {"task": task.name, "model": str(model_path), **result}
+    return {"task": task.name, "model": str(model_path), **result,
+            **({"schedule": info} if info else {})}
 
 
 def _curve_name(path, taken):
@@ -167,11 +199,11 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     for path, model in models[1:]:
         check_feature_shape(model, x, path)
     x, lengths = (x["inputs"], x["lengths"]) if isinstance(x, dict) else (x, None)
-    if schedule:
-        if lengths is not None:
-            raise CLIError(f"--schedule is not supported for --task {task.name} yet: it fits "
-                           "on a generated validation split.")
-        x_val, y_val = task.data("val", test_size, seed)
+    if schedule:  # the validation split, read as the test split is
+        x_val, y_val = model_test_data(task, models[0][1], model_paths[0], test_size, seed,
+                                       data_root, split="val")
+        x_val, val_lengths = ((x_val["inputs"], x_val["lengths"]) if isinstance(x_val, dict)
+                              else (x_val, None))
     curves, sources = {}, {}
     for path, model in models:
         name = _curve_name(path, curves)
@@ -185,7 +217,11 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
                                                      lookahead_frames=lookahead)
         sources[name] = str(path)
         if schedule:
-            curves[f"{name} schedule"] = _schedule_curve(model, x_val, y_val, x, y, batch_size)
+            curves[f"{name} schedule"] = _schedule_curve(model, (x_val, val_lengths, y_val),
+                                                         (x, lengths, y), batch_size)
+            if ms_axis is not None:
+                curves[f"{name} schedule"] = tradeoff.add_milliseconds(
+                    curves[f"{name} schedule"], stride_ms, window_ms, lookahead_frames=lookahead)
             sources[f"{name} schedule"] = str(path)
     frontier = tradeoff.composite_frontier(curves) if len(curves) > 1 else None
     result = {"task": task.name, "num_sequences": int(len(y)),
@@ -202,18 +238,27 @@ def sweep(model_paths, task, thresholds=DEFAULT_THRESHOLDS, out_dir=None, test_s
     return result
 
 
-def _schedule_curve(model, x_val, y_val, x_test, y_test, batch_size, max_points=12):
-    """Schedules fitted on validation (their frontier, thinned), read on the test split."""
-    val_probs = tradeoff.all_step_probabilities(model, x_val, batch_size=batch_size)
+def _schedule_curve(model, val, test, batch_size, max_points=12):
+    """Schedules fitted on validation (their frontier, thinned), read on the test split.
+
+    ``val`` and ``test`` are ``(x, lengths, y)``; lengths None for generated tasks (the
+    model's padding mask, if any, marks their valid steps)."""
+    def valid(x, lengths):
+        if lengths is not None:
+            return {"lengths": lengths}
+        return {"mask": tradeoff.padding_mask(model, x)}
+
+    (x_val, val_lengths, y_val), (x_test, test_lengths, y_test) = val, test
+    val_probs = tradeoff.step_probabilities(model, x_val, batch_size=batch_size)
     fitted = tradeoff.fit_threshold_schedule(val_probs, y_val, readout=model.readout,
-                                             mask=tradeoff.padding_mask(model, x_val))
+                                             **valid(x_val, val_lengths))
     keep = np.unique(np.round(np.linspace(0, len(fitted) - 1, min(max_points, len(fitted)))))
     fitted = [fitted[int(i)] for i in keep]
-    test_probs = tradeoff.all_step_probabilities(model, x_test, batch_size=batch_size)
+    test_probs = tradeoff.step_probabilities(model, x_test, batch_size=batch_size)
     points = tradeoff.sweep_from_probabilities(test_probs, y_test,
                                                [f["threshold"] for f in fitted],
                                                readout=model.readout,
-                                               mask=tradeoff.padding_mask(model, x_test))
+                                               **valid(x_test, test_lengths))
     for point, fit in zip(points, fitted):
         point.update(theta_0=fit["theta_0"], theta_end=fit["theta_end"], tau=fit["tau"],
                      val_accuracy=fit["accuracy"], val_mean_spike_time=fit["mean_spike_time"])

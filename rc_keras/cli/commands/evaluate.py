@@ -3,6 +3,7 @@
 import json
 
 from rc_keras import tasks
+from rc_keras.workflows import schedules
 from rc_keras.cli.arguments import (DATA_HELP, non_negative_int, per_task, positive_int,
                                     task_arg, task_help, threshold_arg)
 from rc_keras.workflows import evaluate, format_summary
@@ -25,13 +26,16 @@ def add_arguments(parser):
     p.add_argument("--allow-task-mismatch", action="store_true",
                    help="evaluate a model that records another --task (same feature shape)")
     p.add_argument("--data", help=DATA_HELP)
+    schedules.add_evaluate_arguments(p)
 
 
 def run(args):
     """Evaluates and prints the result."""
     result = evaluate(args.model, args.task, threshold=args.threshold,
                       test_size=args.test_size, seed=args.seed, data_root=args.data,
-                      allow_task_mismatch=args.allow_task_mismatch)
+                      allow_task_mismatch=args.allow_task_mismatch,
+                      threshold_schedule=args.threshold_schedule,
+                      fit_schedule=args.fit_schedule, save_schedule=args.save_schedule)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -1,9 +1,10 @@
-"""Model factories: the paper's networks as ready-made `RCModel` instances.
+"""The paper's keyword-spotting network, `kws_lstm`, and its parameter count.
 
 ```python
+import rc_keras
 from rc_keras import models
 model = models.kws_lstm(num_classes=11)        # LSTM 128 -> Dense 32 relu -> Dense 11 softmax
-model.compile("adam", rc_keras.ConfidencePenalty(beta=0.2), metrics=[...])
+model.compile("adam", rc_keras.ConfidencePenalty(beta=0.2))
 ```
 """
 

@@ -1,0 +1,72 @@
+"""Every benchmark runs in its --quick mode and records how it was run (tens of minutes).
+
+Marked ``benchmarks``, not ``large``: the runs together take longer than CI's budget allows
+beside the large tests, so they run by hand with ``python -m pytest -m benchmarks``.
+
+Each ``benchmarks/bench_*.py`` writes into a temporary folder (never the committed
+benchmarks/results/), and each results JSON it writes carries the ``"provenance"`` of
+benchmarks/provenance.py: the exact command line, versions, date and load.
+"""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+
+# script -> its quick arguments; "{tmp}" is the test's temporary folder.
+QUICK = {
+    "bench_cli_startup.py": ["--repeats", "1", "--out", "{tmp}/out"],
+    "bench_deploy.py": ["--quick", "--out", "{tmp}/out", "--keywords", "{tmp}/keywords"],
+    "bench_distribute.py": ["--quick", "--out", "{tmp}/out"],
+    "bench_features.py": ["--quick", "--out", "{tmp}/out", "--data-dir", "{tmp}/data"],
+    "bench_firmware.py": ["--quick", "--out", "{tmp}/out", "--keywords", "{tmp}/keywords"],
+    "bench_kws.py": ["--quick", "--out", "{tmp}/out", "--work", "{tmp}/work", "--data",
+                     "{tmp}/data"],
+    "bench_kws_transfer.py": ["--quick", "--out", "{tmp}/out", "--work", "{tmp}/work",
+                              "--data", "{tmp}/data"],
+    "bench_schedule_fit.py": ["--quick", "--out", "{tmp}/out"],
+    "bench_spiking.py": ["--quick", "--out", "{tmp}/out"],
+    "bench_streaming.py": ["--quick", "--out", "{tmp}/out", "--work", "{tmp}/work"],
+    "bench_temporal_mnist.py": ["--quick", "--out", "{tmp}/out"],
+    "bench_toy_tasks.py": ["--quick", "--out", "{tmp}/out"],
+    "bench_train_speed.py": ["--quick", "--out", "{tmp}/out"],
+    "bench_tuning.py": ["--quick", "--out", "{tmp}/out", "--directory", "{tmp}/search"],
+}
+# Benchmarks whose --quick run checks without writing results.
+WRITES_NOTHING_WHEN_QUICK = {"bench_distribute.py"}
+
+
+@pytest.mark.benchmarks
+def test_every_benchmark_has_a_quick_run():
+    # Large with the runs: a benchmark added on another branch gets its entry when merged.
+    assert sorted(QUICK) == sorted(p.name for p in BENCHMARKS.glob("bench_*.py"))
+
+
+@pytest.mark.benchmarks
+@pytest.mark.parametrize("script", sorted(QUICK))
+def test_quick_run_records_its_command(script, tmp_path):
+    if script == "bench_firmware.py" and not all(
+            shutil.which(tool) for tool in ("make", "arm-none-eabi-gcc", "qemu-system-arm")):
+        pytest.skip("the firmware benchmark needs the Arm toolchain and QEMU (.ci/run)")
+    argv = [a.format(tmp=tmp_path) for a in QUICK[script]]
+    environ = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *argv], cwd=ROOT,
+                            env=environ, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted((tmp_path / "out").glob("*.json"))
+    if script in WRITES_NOTHING_WHEN_QUICK:
+        return
+    assert written, f"{script} wrote no results JSON"
+    for path in written:
+        record = json.loads(path.read_text())["provenance"]
+        assert record["command"] == shlex.join(["python", f"benchmarks/{script}", *argv])
+        assert {"python", "keras"} <= set(record["versions"]) and record["date"]
+        assert record["load_average"] is None or len(record["load_average"]) == 3
