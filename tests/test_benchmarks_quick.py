@@ -30,6 +30,8 @@ QUICK = {
     "bench_firmware.py": ["--quick", "--out", "{tmp}/out", "--keywords", "{tmp}/keywords"],
     "bench_kws.py": ["--quick", "--out", "{tmp}/out", "--work", "{tmp}/work", "--data",
                      "{tmp}/data"],
+    "bench_kws_piper.py": ["--quick", "--out", "{tmp}/out", "--work", "{tmp}/work",
+                           "--data", "{tmp}/data"],
     "bench_kws_transfer.py": ["--quick", "--out", "{tmp}/out", "--work", "{tmp}/work",
                               "--data", "{tmp}/data"],
     "bench_schedule_fit.py": ["--quick", "--out", "{tmp}/out"],
@@ -56,6 +58,11 @@ def test_quick_run_records_its_command(script, tmp_path):
     if script == "bench_firmware.py" and not all(
             shutil.which(tool) for tool in ("make", "arm-none-eabi-gcc", "qemu-system-arm")):
         pytest.skip("the firmware benchmark needs the Arm toolchain and QEMU (.ci/run)")
+    if script == "bench_kws_piper.py":
+        from rc_keras.datasets import tts_engines  # noqa: PLC0415
+
+        if not tts_engines.PIPER.available():
+            pytest.skip("the Piper check needs the neural-tts extra (pip install .[test])")
     argv = [a.format(tmp=tmp_path) for a in QUICK[script]]
     environ = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run([sys.executable, str(BENCHMARKS / script), *argv], cwd=ROOT,

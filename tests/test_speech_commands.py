@@ -118,10 +118,11 @@ def _engine_param(name):
 
     engine = tts_engines.ENGINES[name]
     return pytest.param(name, marks=pytest.mark.skipif(
-        not engine.available(), reason=f"needs the {name} engine (Debian: {engine.package})"))
+        not engine.available(), reason=f"needs the {name} engine (install: {engine.package})"))
 
 
-@pytest.mark.parametrize("engine", [_engine_param(n) for n in ("espeak-ng", "flite", "festival")])
+@pytest.mark.parametrize("engine", [_engine_param(n)
+                                    for n in ("espeak-ng", "flite", "festival", "piper")])
 def test_each_engine_speaks_clips_in_the_layout(tmp_path, engine):
     from rc_keras.datasets import tts_engines  # noqa: PLC0415
 
@@ -148,10 +149,56 @@ def test_each_engine_speaks_clips_in_the_layout(tmp_path, engine):
     assert any(a != b for a, b in pairs)
 
 
+def _frequency_scale(low, high, rate=16000):
+    """Factor by which ``high``'s long-term spectrum is ``low``'s stretched in frequency
+    (best correlation of log spectra at 80-3500 Hz over factors 0.5-2)."""
+    def spectrum(x):
+        frames = np.lib.stride_tricks.sliding_window_view(x, 1024)[::256] * np.hanning(1024)
+        return np.log(np.abs(np.fft.rfft(frames, axis=-1)).mean(0) + 1e-6)
+
+    freqs = np.fft.rfftfreq(1024, 1 / rate)
+    band = (freqs > 80) & (freqs < 3500)
+    a, b = spectrum(low), spectrum(high)
+    scales = np.arange(0.5, 2.0, 0.01)
+    scores = [np.corrcoef(np.interp(freqs[band] / s, freqs, a), b[band])[0, 1] for s in scales]
+    return float(scales[int(np.argmax(scores))])
+
+
+@_engine_param("piper").marks[0]
+def test_piper_parameters_change_the_audio():
+    from rc_keras.datasets import tts_engines  # noqa: PLC0415
+
+    piper, voice = tts_engines.PIPER, tts_engines.PIPER.voices()[0]
+    slow = tts_engines.Utterance(speed=100, pitch=50)
+    fast = tts_engines.Utterance(speed=220, pitch=50)
+    # Piper's own flags: length scale 160 / speed, noises grow with expressiveness.
+    assert piper.arguments(slow)[:2] == ["--length-scale", "1.600"]
+    flat, lively = (piper.arguments(tts_engines.Utterance(expressiveness=e)) for e in (0, 1))
+    assert float(flat[3]) < 0.667 * 0.75 < 0.667 * 1.25 < float(lively[3])
+    assert float(flat[5]) < float(lively[5])
+    words = ["yes", "seven", "marvin"]
+    lengths = {}
+    for name, utterance in (("slow", slow), ("fast", fast)):
+        clips = [keyword_synthesis._to_samples(w) for w in piper.speak_many(words, voice, utterance)]
+        assert len(clips) == 3 and all(np.abs(c).max() > 0.2 for c in clips)
+        lengths[name] = sum(len(c) for c in clips)
+    assert lengths["slow"] > 1.5 * lengths["fast"]  # 220 / 100 wpm, minus the fixed edges
+    # Pitch: a sox shift of (pitch - 50) * 12 cents of the network's output (the same take
+    # shifted both ways, since each Piper run draws its own noise): 600 cents, x 1.41.
+    wav = piper.speak("seven", voice, tts_engines.Utterance(pitch=50))
+    low, high = (keyword_synthesis._to_samples(tts_engines._piper_pitch_shift(
+        wav, tts_engines.Utterance(pitch=p))) for p in (25, 75))
+    assert 1.3 < _frequency_scale(low, high) < 1.55
+    with pytest.raises(ValueError, match="voice"):
+        piper.model_files("nope")
+
+
 def test_all_installed_engines_are_the_default(tmp_path):
     from rc_keras.datasets import tts_engines  # noqa: PLC0415
 
     engines = tts_engines.available_engines()
+    assert "piper" not in engines  # opt-in: only when named
+    assert set(engines) <= set(tts_engines.available_engines(include_opt_in=True))
     voices = keyword_synthesis.voice_catalog(2 * len(engines), seed=0)
     # The engines take turns: each gives the same number of voices.
     assert [v.engine for v in voices] == list(engines) * 2

@@ -2,11 +2,12 @@
 
 The offline stand-in for Speech Commands in tests, CI and benchmarks: every clip is
 spoken by a real text-to-speech engine (`rc_keras.datasets.tts_engines`: espeak-ng,
-flite and festival, each used when installed) and converted to 16 kHz mono 16-bit PCM
-by sox (Debian package ``sox``). A "voice" is an engine voice (for espeak-ng an accent
-with a voice variant) with a base speed and pitch; its id plays the role of the speaker
-hash, so a voice's clips all land in one split. Every utterance varies the rate, pitch,
-expressiveness (pitch range) and final punctuation around the voice's base.
+flite and festival, each used when installed; the neural piper only when named) and
+converted to 16 kHz mono 16-bit PCM by sox (Debian package ``sox``). A "voice" is an
+engine voice (for espeak-ng an accent with a voice variant) with a base speed and pitch;
+its id plays the role of the speaker hash, so a voice's clips all land in one split.
+Every utterance varies the rate, pitch, expressiveness (pitch range) and final
+punctuation around the voice's base.
 
 The "unknown" class is open: besides ``words`` (spoken by every voice) each voice says
 ``unknown_per_voice`` words drawn from a pool of non-keyword English words
@@ -97,7 +98,8 @@ def voice_catalog(count, seed=0, engines=None):
     Args:
         count: number of voices.
         seed: the draw's seed.
-        engines: engine names; None: every installed engine (`available_engines`).
+        engines: engine names; None: every installed default engine
+            (`available_engines`; piper only when named).
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"`voices` must be a positive integer or a list of Voice; received {count!r}.")

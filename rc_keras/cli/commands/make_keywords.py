@@ -34,8 +34,9 @@ def add_arguments(parser):
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
     p.add_argument("--engines", default="all",
-                   help="comma-separated engines for the voices (espeak-ng, flite, festival) or "
-                        "'all' (default: every installed one)")
+                   help="comma-separated engines for the voices (espeak-ng, flite, festival, "
+                        "piper) or 'all' (default: every installed one but piper, which is "
+                        "used only when named)")
     p.add_argument("--unknown-per-voice", type=non_negative_int, default=8,
                    help="open-unknown words (from wamerican) each voice says (default 8)")
     p.add_argument("--unknown-pool", type=positive_int, default=400,
