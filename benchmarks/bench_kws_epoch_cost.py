@@ -13,10 +13,7 @@ fraction (mean frames read / frames a clip).
 """
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +28,7 @@ import rc_keras as rk  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_kws  # noqa: E402
+import provenance  # noqa: E402  (benchmarks/provenance.py: command line, versions, date, load)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -92,7 +90,7 @@ def run(args):
               "rc_no_halting_over_eos": medians["rc_no_halting"] / medians["eos"],
               "compute_over_spike_fraction": compute_fraction / spike_fraction}
     return {
-        "benchmark": "kws_epoch_cost", "command": " ".join(["python"] + sys.argv),
+        "benchmark": "kws_epoch_cost",
         "config": dict(config, train_epochs=args.train_epochs, rounds=args.rounds, beta=0.1),
         "data": {"root": str(data_root), "train_clips": int(len(y)), "frames_per_clip": frames,
                  "mean_train_length": float(np.mean(lengths)), "voices": len(info["voices"])},
@@ -105,14 +103,12 @@ def run(args):
         "targets": {"rc_over_eos_max": 0.6, "rc_over_eos_met": ratios["rc_over_eos"] <= 0.6,
                     "compute_over_spike_max": 1.15,
                     "compute_over_spike_met": ratios["compute_over_spike_fraction"] <= 1.15},
-        "load_average": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
 def markdown(result):
     m, r, t = result["epoch_seconds_median"], result["ratios"], result["targets"]
+    p = result["provenance"]  # benchmarks/provenance.py
     c, d = result["config"], result["data"]
     logs = result["epoch_logs"]
 
@@ -148,8 +144,8 @@ def markdown(result):
         f"{result['mean_spike_fraction']:.3f} (target <= 1.15x: "
         f"{'met' if t['compute_over_spike_met'] else 'NOT met'}).",
         "",
-        f"{result['machine']}, load average {result['load_average']} (other jobs shared the "
-        f"cores), {result['date']}. `{result['command']}`",
+        f"{p['machine']}, {p['cpus']} CPUs, load average {p['load_average']} (other jobs "
+        f"shared the cores), {p['date']}. `{p['command']}`",
     ]
     return "\n".join(lines) + "\n"
 
@@ -164,10 +160,8 @@ def main(argv=None):
     parser.add_argument("--work", default="/tmp/rc_keras_kws/features")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    result = run(args)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "kws_epoch_cost.json").write_text(json.dumps(result, indent=2) + "\n")
+    result = provenance.write_json(out / "kws_epoch_cost.json", run(args), __file__, argv)
     (out / "kws_epoch_cost.md").write_text(markdown(result))
     print(markdown(result))
 

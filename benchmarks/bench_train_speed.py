@@ -183,7 +183,7 @@ def to_markdown(result):
         f"{result['settings']['rounds']} interleaved rounds of {result['settings']['steps_per_measure']} "
         f"steps; TF {result['versions']['tensorflow']}, Keras {result['versions']['keras']}, "
         f"{result['date']}, 2-core CPU shared with other jobs (load average "
-        f"{result.get('load_average', 'n/a')}); `{result.get('command', '')}`.",
+        f"{result['provenance']['load_average']}); `{result['provenance']['command']}`.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -199,7 +199,7 @@ def main(argv=None):
     result = run(rounds, steps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    provenance.write_json(out / "train_speed.json", result, __file__, argv)
+    result = provenance.write_json(out / "train_speed.json", result, __file__, argv)
     (out / "train_speed.md").write_text(to_markdown(result))
     print(to_markdown(result))
 
