@@ -17,9 +17,18 @@ namespace {
 // half and keeping the top 32 bits of the 48-bit product is one SMULWB / SMULWT on the
 // Cortex-M4 and M55: (x * w) >> 16, floor, so x * w / 2 (a halving comes with every product).
 #if defined(__ARM_FEATURE_DSP)
-// (GCC 12's arm_acle.h has SMLAWB / SMLAWT but not SMULWB / SMULWT; with 0 to add they match.)
-inline int32_t MulRe(int32_t x, int32_t w) { return __smlawb(x, w, 0); }
-inline int32_t MulIm(int32_t x, int32_t w) { return __smlawt(x, w, 0); }
+// SMULWB / SMULWT by inline assembly: GCC 12's arm_acle.h has only the accumulating forms, and
+// __smlawb(x, w, 0) spends a register on the zero, which made the butterfly loop spill.
+inline int32_t MulRe(int32_t x, int32_t w) {
+  int32_t r;
+  __asm__("smulwb %0, %1, %2" : "=r"(r) : "r"(x), "r"(w));
+  return r;
+}
+inline int32_t MulIm(int32_t x, int32_t w) {
+  int32_t r;
+  __asm__("smulwt %0, %1, %2" : "=r"(r) : "r"(x), "r"(w));
+  return r;
+}
 #else
 inline int32_t MulRe(int32_t x, int32_t w) {
   return static_cast<int32_t>((static_cast<int64_t>(x) * static_cast<int16_t>(w & 0xFFFF)) >> 16);
@@ -38,7 +47,7 @@ int filled = 0;
 alignas(8) int32_t spectrum[2 * (kHalf + 1)];
 
 // sqrt(x) * 2^8, rounded (table and linear interpolation: the M4 has no FPU).
-uint64_t Sqrt(uint64_t x) {
+inline __attribute__((always_inline)) uint64_t Sqrt(uint64_t x) {
   if (x == 0) return 0;
   const int shift = __builtin_clzll(x) & ~1;                      // even, so it halves exactly
   const uint32_t t = static_cast<uint32_t>((x << shift) >> 32);  // in [2^30, 2^32)
@@ -61,24 +70,36 @@ int32_t Log2Q16(uint64_t x) {
 
 // Radix-2 decimation in time over bit-reversed input; every stage halves, so the result is
 // DFT / kHalf and no value can exceed the input's magnitude (int32 never overflows).
+// Loops walk pointers group by group with the twiddle pointer stepping inside a group, so a
+// butterfly is two LDRD, four SMULW, eight ALU operations and two STRD (the per-twiddle
+// outer loop of the textbook form made GCC spill to the stack: 50 instructions a butterfly).
 void ComplexFft() {
-  for (int span = 1, step = RC_FE_FFT / 2; span < kHalf; span <<= 1, step >>= 1) {
-    for (int s = 0; s < kHalf; s += 2 * span) {  // j = 0: w = 1, an exact halving
-      int32_t* a = spectrum + 2 * s;
-      int32_t* b = a + 2 * span;
-      const int32_t ar = a[0] >> 1, ai = a[1] >> 1, tr = b[0] >> 1, ti = b[1] >> 1;
-      a[0] = ar + tr;
-      a[1] = ai + ti;
-      b[0] = ar - tr;
-      b[1] = ai - ti;
-    }
-    for (int j = 1; j < span; ++j) {
-      const int32_t w = rc_fe_twiddle[j * step];
-      for (int s = j; s < kHalf; s += 2 * span) {
-        int32_t* a = spectrum + 2 * s;
-        int32_t* b = a + 2 * span;
-        const int32_t tr = MulRe(b[0], w) - MulIm(b[1], w);
-        const int32_t ti = MulIm(b[0], w) + MulRe(b[1], w);
+  int32_t* const end = spectrum + 2 * kHalf;
+  // Span 1: w = 1 everywhere, an exact halving.
+  for (int32_t* a = spectrum; a < end; a += 4) {
+    const int32_t ar = a[0] >> 1, ai = a[1] >> 1, br = a[2] >> 1, bi = a[3] >> 1;
+    a[0] = ar + br;
+    a[1] = ai + bi;
+    a[2] = ar - br;
+    a[3] = ai - bi;
+  }
+  for (int span = 2, step = RC_FE_FFT / 4; span < kHalf; span <<= 1, step >>= 1) {
+    for (int32_t* group = spectrum; group < end; group += 4 * span) {
+      int32_t* a = group;
+      int32_t* b = group + 2 * span;
+      {  // j = 0: w = 1, an exact halving
+        const int32_t ar = a[0] >> 1, ai = a[1] >> 1, tr = b[0] >> 1, ti = b[1] >> 1;
+        a[0] = ar + tr;
+        a[1] = ai + ti;
+        b[0] = ar - tr;
+        b[1] = ai - ti;
+      }
+      const int32_t* w = rc_fe_twiddle + step;
+      for (int32_t* const stop = b; (a += 2) < stop; w += step) {
+        b += 2;
+        const int32_t br = b[0], bi = b[1], wj = *w;
+        const int32_t tr = MulRe(br, wj) - MulIm(bi, wj);
+        const int32_t ti = MulIm(br, wj) + MulRe(bi, wj);
         const int32_t ar = a[0] >> 1, ai = a[1] >> 1;
         a[0] = ar + tr;
         a[1] = ai + ti;
@@ -91,7 +112,7 @@ void ComplexFft() {
 
 // |X[k]|^2 of the real input's bin k from Z[k] and Z[kHalf - k] (the split of a real FFT
 // computed as a complex one of half the length), with one more halving: X = DFT / FFT.
-uint64_t BinPower(const int32_t* zk, const int32_t* zm, int32_t w) {
+inline __attribute__((always_inline)) uint64_t BinPower(const int32_t* zk, const int32_t* zm, int32_t w) {
   const int32_t kr = zk[0] >> 1, ki = zk[1] >> 1, mr = zm[0] >> 1, mi = zm[1] >> 1;
   const int32_t er = kr + mr, ei = ki - mi;  // the even samples' DFT
   const int32_t orr = ki + mi, oi = mr - kr;  // the odd samples' DFT
