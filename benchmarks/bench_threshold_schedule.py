@@ -476,10 +476,12 @@ def main(argv=None):
     parser.add_argument("--kws-model")
     parser.add_argument("--kws-data", default=None,
                         help="synthesized keyword set (made if missing; default "
-                             "/tmp/rc_keras_schedule/kws_data_v200, with --quick _quick)")
+                             "/tmp/rc_keras_schedule/kws_data_v200, with --quick "
+                             "/tmp/rc_keras_schedule/kws_data_quick)")
     parser.add_argument("--kws-work", default=None,
                         help="feature cache and trained keyword model (default "
-                             "/tmp/rc_keras_schedule/kws_work, with --quick _quick)")
+                             "/tmp/rc_keras_schedule/kws_work, with --quick "
+                             "/tmp/rc_keras_schedule/kws_work_quick)")
     parser.add_argument("--mnist-model")
     parser.add_argument("--save-models", help="folder to save models trained here")
     parser.add_argument("--quick", action="store_true",
