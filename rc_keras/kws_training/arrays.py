@@ -36,6 +36,15 @@ def check_data_root(data_root, usage="rc-keras --data ROOT", missing=FileNotFoun
     Raises:
         ValueError: ``data_root`` is None.
         FileNotFoundError: (or ``missing``) ``data_root`` is not a directory.
+
+    ```python
+    from rc_keras.kws_training import check_data_root
+    check_data_root(".")  # a folder: passes
+    try:
+        check_data_root("no/such/folder")
+    except FileNotFoundError as error:
+        print(error)  # `data_root` 'no/such/folder' is not a directory.
+    ```
     """
     if data_root is None:
         raise ValueError(f"`data_root` is required for the speech-commands task ({usage}).")
