@@ -9,7 +9,9 @@ same loop on the same parameters.
 Policies (``StreamPolicy.mode``):
 
 - ``"onset"``: a causal energy detector (`OnsetDetector`) tracks the noise floor; when a
-  frame's energy rises ``onset_db`` above it for ``onset_frames`` frames in a row, one
+  frame's energy (`pcm_energy_q8`: the dB of its window's int16 samples, in integers, so
+  the firmware computes the same numbers) rises ``onset_db`` above it for ``onset_frames``
+  frames in a row, one
   instance starts with zero state at the onset minus ``pre_roll_frames`` (the frames
   before the onset come from a ring buffer, so the network sees the quiet lead-in its
   training clips had). It reads until it spikes or until ``max_frames`` (the training
@@ -26,7 +28,7 @@ audio, at ``F = 1000 / stride_ms`` frames a second (100 at 10 ms):
 
 - onset: ``(pre_roll_frames + frames read) x onsets per second``, at most ``F + F *
   pre_roll / (frames read per onset)``; silence costs only the energy detector (a sum
-  over the mel bands, no network). `Listener.invocations` counts what a stream used.
+  of squares of the samples, no network). `Listener.invocations` counts what a stream used.
 - staggered: ``F * (frames read per instance) / stride_frames``, at most
   ``F * max_frames / stride_frames`` (980/s for 98 frames every 10 frames).
 - sliding window (TFLM micro_speech: the whole window re-read every k frames, for a
@@ -38,6 +40,12 @@ streaming front end gives the frames of `rc_keras.features.frontend` over the wh
 stream; with ``normalization="none"`` a clip placed at a multiple of the frame stride
 gets the frames it gets alone, so a stream of clips separated by silence gives exactly
 the detections of the clips run one by one (tests/test_streaming.py).
+
+The firmware runs the onset policy too (``firmware/rc_stream_policy.{h,cc}``, parameters
+written by `rc_keras.export.firmware.write_policy_source`): energies and the detector are
+integers on both sides and, with the fixed-point front end
+(``FrontEndParams(fixed_point=True)``), the features are the same float32, so host, TFLite
+runner and firmware give identical detections (tests/test_firmware_qemu.py).
 
 ```python
 from rc_keras import streaming
@@ -60,8 +68,10 @@ import numpy as np
 
 MODES = ("onset", "staggered")
 DEFAULT_IGNORED = ("unknown", "silence", "_unknown_", "_silence_")
-ENERGY_FLOOR_DB = -120.0
-"""Energy of digital silence: ``10 * log10(1e-12)``."""
+ENERGY_DB_Q = 256
+"""Energies and the onset detector's dB levels are integers in units of 1 / 256 dB."""
+DB_PER_LOG2_Q16 = 197284
+"""``10 log10(2)`` in Q16: dB = log2 * DB_PER_LOG2_Q16 / 2^16 (the firmware's constant)."""
 
 
 def _is_int(value):
@@ -122,6 +132,9 @@ class StreamPolicy:
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"`{name}` must be a finite number > 0; received {value!r}.")
+            if to_q8(value) < 1:
+                raise ValueError(f"`{name}` must be at least 1/256 dB (the onset detector "
+                                 f"counts in 1/256 dB); received {value!r}.")
         if isinstance(self.ignore_classes, str) or not isinstance(self.ignore_classes, tuple) \
                 or not all(isinstance(c, str) for c in self.ignore_classes):
             raise ValueError("`ignore_classes` must be a tuple of class names; received "
@@ -150,17 +163,102 @@ def sliding_window_cost(window_frames=98, hop_frames=10, stride_ms=10.0):
 
 # ---------------------------------------------------------------------- front end
 def energy_db(mel):
-    """Frame energy in dB from mel magnitudes (..., bands): ``10 log10(mean(E^2) + 1e-12)``."""
+    """Frame energy in dB from mel magnitudes (..., bands): ``10 log10(mean(E^2) + 1e-12)``.
+
+    (The onset detector no longer uses it: see `pcm_energy_q8`.)"""
     mel = np.asarray(mel, np.float64)
     return (10.0 * np.log10(np.mean(mel * mel, axis=-1) + 1e-12)).astype(np.float32)
+
+
+def to_q8(db):
+    """dB -> the detector's integer units (1 / 256 dB), rounded half to even."""
+    return int(round(float(db) * ENERGY_DB_Q))
+
+
+def _log2_q8(x):
+    """log2(x) * 256 rounded down (truncating squarings) for uint64 x >= 1, exactly as ``RcLog2Q8`` in
+    firmware/rc_stream_policy.cc: the integer part from the bit length, 8 fraction bits by
+    repeated squaring of the mantissa (Q30)."""
+    x = np.asarray(x, np.uint64)
+    bits = np.zeros(x.shape, np.int64)
+    v = x.copy()
+    for s in (32, 16, 8, 4, 2, 1):
+        big = (v >> np.uint64(s)) > 0
+        v = np.where(big, v >> np.uint64(s), v)
+        bits += np.where(big, s, 0)
+    k = bits                                   # floor(log2 x)
+    up = np.maximum(30 - k, 0).astype(np.uint64)
+    down = np.maximum(k - 30, 0).astype(np.uint64)
+    m = (x << up) >> down                      # mantissa in [2^30, 2^31)
+    out = k << 8
+    for bit in range(7, -1, -1):
+        m = (m * m) >> np.uint64(30)           # < 2^62: no overflow
+        carry = m >= np.uint64(1 << 31)
+        m = np.where(carry, m >> np.uint64(1), m)
+        out = out + np.where(carry, 1 << bit, 0)
+    return out.astype(np.int64)
+
+
+def _db_q8(sum_squares):
+    return (_log2_q8(np.maximum(np.asarray(sum_squares, np.uint64), np.uint64(1)))
+            * DB_PER_LOG2_Q16) >> 16
+
+
+def energy_reference_q8(window_len):
+    """The level of a full-scale window (``window_len * 32768^2``) in 1/256 dB: what
+    `pcm_energy_q8` subtracts (written into the firmware's policy header)."""
+    return int(_db_q8(np.uint64(window_len) << np.uint64(30)))
+
+
+def to_pcm16(waveform):
+    """Float audio in [-1, 1] -> int16 (``round(x * 32768)``, clipped): WAV samples read as
+    ``pcm / 32768`` come back exactly (as `rc_keras.features_fixed.log_mel_float_waveform`)."""
+    waveform = np.asarray(waveform, np.float64)
+    return np.clip(np.round(waveform * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def pcm_energy_q8(pcm, window_len=400, stride_len=160):
+    """Each frame's energy for the onset detector, in integers (1 / 256 dB).
+
+    Frame t's window is ``pcm[t * stride_len : t * stride_len + window_len]`` (the front
+    end's); its energy is ``10 log10(sum(pcm^2) / (window_len * 32768^2))`` dB, computed
+    from the exact int64 sum of squares with an integer log2 (8 fraction bits), so the
+    firmware (``RcPolicyEnergyPush``) gets the same integers. Digital silence counts as a
+    sum of 1 (about -116 dB for 400 samples).
+
+    Args:
+        pcm: int16 samples (1-D).
+        window_len, stride_len: the front end's window and stride, in samples.
+
+    Returns:
+        int64 array (frames,).
+
+    Example:
+        >>> import numpy as np
+        >>> from rc_keras import streaming
+        >>> pcm = np.full(400, 16384, np.int16)          # half scale: -6.02 dB
+        >>> int(streaming.pcm_energy_q8(pcm)[0]) / 256
+        -6.0234375
+    """
+    pcm = np.asarray(pcm)
+    if pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise ValueError(f"`pcm` must be a 1-D int16 array; received {pcm.dtype} {pcm.shape}.")
+    frames = 0 if len(pcm) < window_len else 1 + (len(pcm) - window_len) // stride_len
+    if frames == 0:
+        return np.zeros(0, np.int64)
+    sums = np.concatenate([[0], np.cumsum(pcm.astype(np.int64) ** 2)])
+    starts = np.arange(frames) * stride_len
+    return _db_q8(sums[starts + window_len] - sums[starts]) - energy_reference_q8(window_len)
 
 
 class StreamingFrontEnd:
     """`rc_keras.features.frontend`, causally, on audio that arrives in chunks.
 
     ``push(samples)`` returns the frames completed so far: features
-    (n, ``params.feature_size``) and their energies (n,) in dB (`energy_db`, for the
-    onset detector; computed before any normalization). With ``context_frames = c``
+    (n, ``params.feature_size``) and their energies (n,) in dB (`pcm_energy_q8` / 256,
+    for the onset detector; the samples are rounded to int16 for it). With
+    ``params.fixed_point`` the features are `rc_keras.features_fixed.log_mel_int16`'s
+    (the firmware's). With ``context_frames = c``
     frames come out ``c`` frames late (the look-ahead) and `flush` returns the last ``c``.
     Over a whole stream the frames equal ``features.frontend(stream, params)`` (the
     normalization state runs on from the stream's first frame and never resets).
@@ -231,10 +329,17 @@ class StreamingFrontEnd:
         if count == 0:
             return self._emit(np.zeros((0, p.num_mel_bins), np.float32), np.zeros(0, np.float32))
         used = (count - 1) * p.stride_len + p.window_len
-        mel = self._mel(self._samples[:used])
+        pcm = to_pcm16(self._samples[:used])
+        energies = (pcm_energy_q8(pcm, p.window_len, p.stride_len) / ENERGY_DB_Q).astype(np.float32)
+        if p.fixed_point:
+            from rc_keras import features_fixed  # noqa: PLC0415
+
+            normalized = features_fixed.log_mel_int16(pcm, p)
+        else:
+            normalized = self._normalize(self._mel(self._samples[:used]))
         self._samples = self._samples[count * p.stride_len:]
         self.frames += count
-        return self._emit(self._normalize(mel), energy_db(mel))
+        return self._emit(normalized, energies)
 
     def _emit(self, normalized, energies):
         c = self.params.context_frames
@@ -292,10 +397,15 @@ class OnsetDetector:
     frame (the first of ``onset_frames`` consecutive frames at or above floor +
     ``onset_db``) on the frame that completes it, else None; after an onset the detector
     waits for ``release_frames`` consecutive frames below the threshold before the next.
+
+    Everything is in integers of 1 / 256 dB (`to_q8`: energies, ``onset_db``,
+    ``floor_rise_db``), exactly as ``firmware/rc_stream_policy.cc``.
     """
 
     def __init__(self, policy):
         self.policy = policy
+        self.onset_q = to_q8(policy.onset_db)
+        self.rise_q = to_q8(policy.floor_rise_db)
         self.floor = None
         self.t = -1
         self.run = 0          # consecutive frames above
@@ -304,13 +414,13 @@ class OnsetDetector:
 
     def update(self, energy):
         p = self.policy
-        energy = float(energy)
+        energy = to_q8(energy)
         self.t += 1
         if self.floor is None:
             self.floor = energy
         # The threshold uses the floor before this frame, so a loud frame cannot raise it.
-        above = energy >= self.floor + p.onset_db
-        self.floor = min(energy, self.floor + p.floor_rise_db)
+        above = energy >= self.floor + self.onset_q
+        self.floor = min(energy, self.floor + self.rise_q)
         if above:
             self.run += 1
             self.quiet = 0
