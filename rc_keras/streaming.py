@@ -234,11 +234,13 @@ def pcm_energy_q8(pcm, window_len=400, stride_len=160):
         int64 array (frames,).
 
     Example:
-        >>> import numpy as np
-        >>> from rc_keras import streaming
-        >>> pcm = np.full(400, 16384, np.int16)          # half scale: -6.02 dB
-        >>> int(streaming.pcm_energy_q8(pcm)[0]) / 256
-        -6.0234375
+
+    ```python
+    import numpy as np
+    from rc_keras import streaming
+    pcm = np.full(400, 16384, np.int16)                  # half scale: -6.02 dB
+    assert streaming.pcm_energy_q8(pcm)[0] / 256 == -6.0234375
+    ```
     """
     pcm = np.asarray(pcm)
     if pcm.dtype != np.int16 or pcm.ndim != 1:

@@ -604,15 +604,15 @@ def write_policy_source(policy, out_dir, sidecar, feature_params=None):
         The header's path.
 
     Example:
-        >>> import tempfile
-        >>> from rc_keras import streaming
-        >>> from rc_keras.export import firmware
-        >>> sidecar = {"num_classes": 3, "class_names": ["yes", "no", "unknown"],
-        ...            "threshold": 0.9, "feature_params": {"context_frames": 0}}
-        >>> path = firmware.write_policy_source(streaming.StreamPolicy(), tempfile.mkdtemp(),
-        ...                                     sidecar)
-        >>> "#define RC_POLICY_ONSET_Q8 1024" in path.read_text()
-        True
+
+    ```python
+    from rc_keras import streaming
+    from rc_keras.export import firmware
+    sidecar = {"num_classes": 3, "class_names": ["yes", "no", "unknown"],   # load_sidecar(step)
+               "threshold": 0.9, "feature_params": {"context_frames": 0}}
+    path = firmware.write_policy_source(streaming.StreamPolicy(), "model_dir", sidecar)
+    assert "#define RC_POLICY_ONSET_Q8 1024" in path.read_text()        # onset_db 4.0
+    ```
     """
     import math  # noqa: PLC0415
 
