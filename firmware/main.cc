@@ -12,7 +12,7 @@
 // and the stream policy, instead of clips:
 //   D <label> <spike frame> <onset frame> <start frame> <confidence (integer output)>   a detection
 //   E <frame> <energy, 1/256 dB>                         every frame when flags bit 1 is set
-//   L <frames> <network invocations> <policy + net ticks> <front-end + energy ticks>   at its end
+//   L <frames> <network invocations> <energy + policy + net ticks> <front-end ticks>   at its end
 // Exit status 0; 1 model/arena/Invoke error; 2 bad input file.
 //
 // rc_input.bin (little-endian int32 words): magic "RCIN", version 1, kind (0: quantized frames,
@@ -121,7 +121,8 @@ bool RunFrame(int clip, int t, uint32_t fe_ticks, bool whole_clip, ClipRecord* r
 
 #if RC_STREAM_POLICY && RC_FRONTEND
 // Input kind 2: one stream of PCM, hop by hop through the front end, the frame energy and the
-// stream policy; one D line per detection.
+// stream policy; one D line per detection (the log-mel frames are the model's features:
+// context_frames = 0, no normalization).
 int RunStream(FILE* f, bool print_energy) {
   int32_t length;
   if (!ReadWords(f, &length, 1) || length < 1) return 2;
@@ -136,19 +137,14 @@ int RunStream(FILE* f, bool print_energy) {
     if (fread(hop, sizeof(int16_t), n, f) != static_cast<size_t>(n)) return 2;
     const uint64_t fe_start = board_ticks();
     const int ready = RcFrontendPush(hop, n, features);
-    int32_t energy = 0;
-    const int energy_ready = RcPolicyEnergyPush(hop, n, &energy);
     fe_ticks += Elapsed(fe_start);
-    if (ready != energy_ready) {
-      printf("RC error the energy and the front end disagree on where frames end\n");
-      return 1;
-    }
     if (!ready) continue;
-    if (print_energy) printf("E %d %ld\n", frames, static_cast<long>(energy));
     RcDetection d;
     const uint64_t net_start = board_ticks();
+    const int32_t energy = RcPolicyEnergy(features);
     const int found = RcPolicyPush(features, energy, &d);
     net_ticks += Elapsed(net_start);
+    if (print_energy) printf("E %d %ld\n", frames, static_cast<long>(energy));
     if (found < 0) return 1;
     if (found) {
       printf("D %d %d %d %d %d\n", d.label, d.spike_frame, d.onset_frame, d.start_frame,

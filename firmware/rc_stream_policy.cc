@@ -2,6 +2,7 @@
 // rc_keras.streaming.Listener (onset mode) and OnsetDetector line for line.
 #include "rc_stream_policy.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "rc_feedback.h"
@@ -16,18 +17,8 @@ namespace {
 // Frames a new instance may need from the past: the pre-roll and the onset's own frames (the
 // onset is recognized onset_frames - 1 frames after it began).
 constexpr int kRing = RC_POLICY_PRE_ROLL_FRAMES + RC_POLICY_ONSET_FRAMES;
-constexpr int kChunks = RC_POLICY_WINDOW / RC_POLICY_ENERGY_CHUNK;       // per window
-constexpr int kChunksPerHop = RC_POLICY_STRIDE / RC_POLICY_ENERGY_CHUNK;  // per stride
-
 rc_model_q_t ring[kRing][RC_MODEL_FRAME_SIZE];  // quantized frames; frame t at t % kRing
 int t = -1;                                      // stream frame (since RcPolicyReset)
-
-// Energy: sums of squares of chunks of gcd(window, stride) samples; a window is kChunks of
-// them, so each frame's sum is exact without keeping samples.
-uint64_t chunk_sums[kChunks];
-uint64_t partial = 0;
-int partial_fill = 0;
-uint32_t chunks_done = 0;
 
 // Onset detector (rc_keras.streaming.OnsetDetector), in 1/256 dB.
 bool have_floor = false;
@@ -118,10 +109,6 @@ extern "C" int32_t RcLog2Q8(uint64_t x) {
 
 extern "C" void RcPolicyReset(void) {
   t = -1;
-  memset(chunk_sums, 0, sizeof(chunk_sums));
-  partial = 0;
-  partial_fill = 0;
-  chunks_done = 0;
   have_floor = false;
   run = 0;
   quiet = RC_POLICY_RELEASE_FRAMES;
@@ -132,27 +119,26 @@ extern "C" void RcPolicyReset(void) {
   invocations = 0;
 }
 
-extern "C" int RcPolicyEnergyPush(const int16_t* samples, int n, int32_t* energy_q8) {
-  int ready = 0;
-  for (int i = 0; i < n; ++i) {
-    partial += static_cast<uint64_t>(static_cast<int32_t>(samples[i]) * samples[i]);
-    if (++partial_fill < RC_POLICY_ENERGY_CHUNK) continue;
-    chunk_sums[chunks_done % kChunks] = partial;
-    partial = 0;
-    partial_fill = 0;
-    ++chunks_done;
-    // A window ends every stride once the first one is full (the front end's frames).
-    if (chunks_done >= kChunks && (chunks_done - kChunks) % kChunksPerHop == 0) {
-      uint64_t sum = 0;
-      for (int c = 0; c < kChunks; ++c) sum += chunk_sums[c];
-      // dB = 10 log10(sum / (window * 32768^2)); digital silence counts as a sum of 1.
-      const int64_t db = (static_cast<int64_t>(RcLog2Q8(sum > 0 ? sum : 1)) *
-                          RC_POLICY_DB_PER_LOG2_Q16) >> 16;
-      *energy_q8 = static_cast<int32_t>(db - RC_POLICY_ENERGY_REF_Q8);
-      ready = 1;
-    }
+extern "C" int32_t RcPolicyEnergy(const float* log_mel) {
+  // Each channel's log back to the front end's integer log2 (Q16): exact for its features.
+  int32_t level[RC_POLICY_CHANNELS];
+  int32_t top = INT32_MIN;
+  for (int c = 0; c < RC_POLICY_CHANNELS; ++c) {
+    level[c] = rc_round(log_mel[c] / RC_POLICY_LN2_Q16);
+    if (level[c] > top) top = level[c];
   }
-  return ready;
+  // Mean power = 2^(2 top) * sum_c 2^(-2 (top - level_c)) / C: the sum in Q30 by table.
+  uint64_t sum = 0;
+  for (int c = 0; c < RC_POLICY_CHANNELS; ++c) {
+    const uint32_t e = 2u * static_cast<uint32_t>(top - level[c]);  // log2 of 1 / ratio, Q16
+    const uint32_t whole = e >> 16, j = (e & 0xFFFF) >> 8, low = e & 0xFF;
+    if (whole >= 31) continue;  // under 2^-31 of the loudest channel
+    const uint32_t value = rc_policy_exp2[j] - (((rc_policy_exp2[j] - rc_policy_exp2[j + 1]) * low) >> 8);
+    sum += value >> whole;
+  }
+  // (GCC's >> of a negative int is arithmetic: a floor, as numpy's on the host.)
+  const int32_t log2_q8 = RcLog2Q8(sum) - (30 << 8) - RC_POLICY_LOG2_CHANNELS_Q8 + ((2 * top) >> 8);
+  return static_cast<int32_t>((static_cast<int64_t>(log2_q8) * RC_POLICY_DB_PER_LOG2_Q16) >> 16);
 }
 
 extern "C" int RcPolicyPush(const float* features, int32_t energy_q8, RcDetection* out) {

@@ -12,19 +12,18 @@
  *
  * The parameters come from rc_policy_data.h, which rc_keras.export.firmware.write_policy_source
  * writes from the same StreamPolicy the host uses. The energies and the detector are integers
- * (1/256 dB), so the host (rc_keras.streaming.pcm_energy_q8, OnsetDetector) computes exactly the
- * same numbers; with the fixed-point front end the features are equal too, hence the detections.
+ * (1/256 dB), so the host (rc_keras.streaming.log_mel_energy_q8, OnsetDetector) computes exactly
+ * the same numbers; with the fixed-point front end the features are equal too, hence the
+ * detections.
  *
  *   RcStreamInit(); RcPolicyReset();
- *   for each hop of samples (at most RC_POLICY_STRIDE):
- *     int32_t energy;
- *     if (RcFrontendPush(hop, n, features) & RcPolicyEnergyPush(hop, n, &energy)) {
+ *   for each hop of samples:
+ *     if (RcFrontendPush(hop, n, features)) {
  *       RcDetection d;
- *       if (RcPolicyPush(features, energy, &d) == 1) act_on(d.label);
+ *       if (RcPolicyPush(features, RcPolicyEnergy(features), &d) == 1) act_on(d.label);
  *     }
  *
- * RAM: the ring of (pre_roll + onset) quantized frames and RC_POLICY_WINDOW / gcd(window,
- * stride) 64-bit partial sums; no sample buffer of its own. */
+ * RAM: the ring of (pre_roll + onset) quantized frames and a few counters. */
 #ifndef RC_FIRMWARE_RC_STREAM_POLICY_H_
 #define RC_FIRMWARE_RC_STREAM_POLICY_H_
 
@@ -47,10 +46,9 @@ typedef struct {
 /* A new stream: the detector, the energy sums, the ring buffer; no instance running. */
 void RcPolicyReset(void);
 
-/* Takes the same samples as RcFrontendPush (at most RC_POLICY_STRIDE per call); returns 1 and
- * writes the frame's energy (1/256 dB, rc_keras.streaming.pcm_energy_q8) when they complete a
- * front-end window (the call where RcFrontendPush returns 1), else 0. */
-int RcPolicyEnergyPush(const int16_t* samples, int n, int32_t* energy_q8);
+/* A frame's energy in 1/256 dB: 10 log10 of its mean mel power, from its RC_POLICY_CHANNELS
+ * log-mel values (before any normalization), in integers (rc_keras.streaming.log_mel_energy_q8). */
+int32_t RcPolicyEnergy(const float* log_mel);
 
 /* One frame (its RC_MODEL_FRAME_SIZE features and energy): the running instance reads it, or an
  * onset starts one. Returns 1 with *out filled on a detection, 0 otherwise, -1 if Invoke failed. */

@@ -9,8 +9,8 @@ same loop on the same parameters.
 Policies (``StreamPolicy.mode``):
 
 - ``"onset"``: a causal energy detector (`OnsetDetector`) tracks the noise floor; when a
-  frame's energy (`pcm_energy_q8`: the dB of its window's int16 samples, in integers, so
-  the firmware computes the same numbers) rises ``onset_db`` above it for ``onset_frames``
+  frame's energy (`log_mel_energy_q8`: the dB of its mean mel power, in integers, so the
+  firmware computes the same numbers) rises ``onset_db`` above it for ``onset_frames``
   frames in a row, one
   instance starts with zero state at the onset minus ``pre_roll_frames`` (the frames
   before the onset come from a ring buffer, so the network sees the quiet lead-in its
@@ -28,7 +28,7 @@ audio, at ``F = 1000 / stride_ms`` frames a second (100 at 10 ms):
 
 - onset: ``(pre_roll_frames + frames read) x onsets per second``, at most ``F + F *
   pre_roll / (frames read per onset)``; silence costs only the energy detector (a sum
-  of squares of the samples, no network). `Listener.invocations` counts what a stream used.
+  over the mel bands, no network). `Listener.invocations` counts what a stream used.
 - staggered: ``F * (frames read per instance) / stride_frames``, at most
   ``F * max_frames / stride_frames`` (980/s for 98 frames every 10 frames).
 - sliding window (TFLM micro_speech: the whole window re-read every k frames, for a
@@ -165,7 +165,7 @@ def sliding_window_cost(window_frames=98, hop_frames=10, stride_ms=10.0):
 def energy_db(mel):
     """Frame energy in dB from mel magnitudes (..., bands): ``10 log10(mean(E^2) + 1e-12)``.
 
-    (The onset detector no longer uses it: see `pcm_energy_q8`.)"""
+    (The onset detector uses the same quantity in integers: `log_mel_energy_q8`.)"""
     mel = np.asarray(mel, np.float64)
     return (10.0 * np.log10(np.mean(mel * mel, axis=-1) + 1e-12)).astype(np.float32)
 
@@ -176,9 +176,9 @@ def to_q8(db):
 
 
 def _log2_q8(x):
-    """log2(x) * 256 rounded down (truncating squarings) for uint64 x >= 1, exactly as ``RcLog2Q8`` in
-    firmware/rc_stream_policy.cc: the integer part from the bit length, 8 fraction bits by
-    repeated squaring of the mantissa (Q30)."""
+    """log2(x) * 256, rounded down (truncating squarings), for uint64 x >= 1, exactly as
+    ``RcLog2Q8`` in firmware/rc_stream_policy.cc: the integer part from the bit length,
+    8 fraction bits by repeated squaring of the mantissa (Q30)."""
     x = np.asarray(x, np.uint64)
     bits = np.zeros(x.shape, np.int64)
     v = x.copy()
@@ -199,17 +199,6 @@ def _log2_q8(x):
     return out.astype(np.int64)
 
 
-def _db_q8(sum_squares):
-    return (_log2_q8(np.maximum(np.asarray(sum_squares, np.uint64), np.uint64(1)))
-            * DB_PER_LOG2_Q16) >> 16
-
-
-def energy_reference_q8(window_len):
-    """The level of a full-scale window (``window_len * 32768^2``) in 1/256 dB: what
-    `pcm_energy_q8` subtracts (written into the firmware's policy header)."""
-    return int(_db_q8(np.uint64(window_len) << np.uint64(30)))
-
-
 def to_pcm16(waveform):
     """Float audio in [-1, 1] -> int16 (``round(x * 32768)``, clipped): WAV samples read as
     ``pcm / 32768`` come back exactly (as `rc_keras.features_fixed.log_mel_float_waveform`)."""
@@ -217,48 +206,70 @@ def to_pcm16(waveform):
     return np.clip(np.round(waveform * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def pcm_energy_q8(pcm, window_len=400, stride_len=160):
+LN2_Q16 = np.float32(0.69314718056) / np.float32(65536.0)
+"""The fixed-point front end's log2 (Q16) -> natural log factor (float32, as in C)."""
+EXP2_BITS = 8
+
+
+def exp2_table():
+    """``round(2^(-j / 256) * 2^30)`` for j = 0 ... 256 (uint32; the firmware's table)."""
+    j = np.arange(2 ** EXP2_BITS + 1)
+    return np.floor(2.0 ** (-j / 2.0 ** EXP2_BITS) * 2.0 ** 30 + 0.5).astype(np.int64)
+
+
+def log_mel_energy_q8(log_mel):
     """Each frame's energy for the onset detector, in integers (1 / 256 dB).
 
-    Frame t's window is ``pcm[t * stride_len : t * stride_len + window_len]`` (the front
-    end's); its energy is ``10 log10(sum(pcm^2) / (window_len * 32768^2))`` dB, computed
-    from the exact int64 sum of squares with an integer log2 (8 fraction bits), so the
-    firmware (``RcPolicyEnergyPush``) gets the same integers. Digital silence counts as a
-    sum of 1 (about -116 dB for 400 samples).
+    ``10 log10(mean_c (mel_c + log_offset)^2)`` from the log-mel frame ``f_c = log(mel_c +
+    log_offset)`` (before any normalization), computed as the firmware does
+    (``RcPolicyEnergy``): each channel's log back to the front end's integer log2 in Q16
+    (``L_c = round(f_c / LN2_Q16)``, exact for the fixed-point front end's features),
+    then a log-sum-exp in integers: ``2^(2 (L_c - L_max))`` by a 257-entry table with
+    linear interpolation (Q30), summed, and `_log2_q8` of the sum. The same numbers on the
+    host and the device, within 0.05 dB of `energy_db` (digital silence: about -120 dB).
 
     Args:
-        pcm: int16 samples (1-D).
-        window_len, stride_len: the front end's window and stride, in samples.
+        log_mel: float (..., channels) log-mel frames (``normalization="none"`` features).
 
     Returns:
-        int64 array (frames,).
+        int64 array (...,).
 
     Example:
 
     ```python
     import numpy as np
     from rc_keras import streaming
-    pcm = np.full(400, 16384, np.int16)                  # half scale: -6.02 dB
-    assert streaming.pcm_energy_q8(pcm)[0] / 256 == -6.0234375
+    mel = np.full((1, 20), 0.5, np.float32)             # every band at 0.5: -6.02 dB
+    energy = streaming.log_mel_energy_q8(np.log(mel)) / 256
+    assert abs(energy[0] - streaming.energy_db(mel)[0]) < 0.05
     ```
     """
-    pcm = np.asarray(pcm)
-    if pcm.dtype != np.int16 or pcm.ndim != 1:
-        raise ValueError(f"`pcm` must be a 1-D int16 array; received {pcm.dtype} {pcm.shape}.")
-    frames = 0 if len(pcm) < window_len else 1 + (len(pcm) - window_len) // stride_len
-    if frames == 0:
-        return np.zeros(0, np.int64)
-    sums = np.concatenate([[0], np.cumsum(pcm.astype(np.int64) ** 2)])
-    starts = np.arange(frames) * stride_len
-    return _db_q8(sums[starts + window_len] - sums[starts]) - energy_reference_q8(window_len)
+    f = np.asarray(log_mel, np.float32)
+    if f.ndim < 1 or f.shape[-1] < 1:
+        raise ValueError(f"`log_mel` must have a channel axis; received shape {f.shape}.")
+    if not np.all(np.isfinite(f)):
+        raise ValueError("`log_mel` contains NaN or Inf values.")
+    levels = np.round(f / LN2_Q16).astype(np.int64)          # log2(mel + offset), Q16
+    top = levels.max(axis=-1, keepdims=True)
+    e = 2 * (top - levels)                                     # log2 of 1 / power ratio, Q16
+    whole, frac = e >> 16, e & 0xFFFF
+    table = exp2_table()
+    j, low = frac >> (16 - EXP2_BITS), frac & ((1 << (16 - EXP2_BITS)) - 1)
+    j1 = np.minimum(j + 1, 2 ** EXP2_BITS)
+    value = table[j] - (((table[j] - table[j1]) * low) >> (16 - EXP2_BITS))
+    term = np.where(whole < 31, value >> np.minimum(whole, 30), 0)
+    total = term.sum(axis=-1)                                  # mean power / max * 2^30 * C
+    log2 = (_log2_q8(total.astype(np.uint64)) - (30 << 8) - int(_log2_q8(np.uint64(f.shape[-1])))
+            + ((2 * top[..., 0]) >> 8))
+    return (log2 * DB_PER_LOG2_Q16) >> 16
 
 
 class StreamingFrontEnd:
     """`rc_keras.features.frontend`, causally, on audio that arrives in chunks.
 
     ``push(samples)`` returns the frames completed so far: features
-    (n, ``params.feature_size``) and their energies (n,) in dB (`pcm_energy_q8` / 256,
-    for the onset detector; the samples are rounded to int16 for it). With
+    (n, ``params.feature_size``) and their energies (n,) in dB (`log_mel_energy_q8` / 256
+    of the log-mel before normalization, for the onset detector). With
     ``params.fixed_point`` the features are `rc_keras.features_fixed.log_mel_int16`'s
     (the firmware's). With ``context_frames = c``
     frames come out ``c`` frames late (the look-ahead) and `flush` returns the last ``c``.
@@ -331,14 +342,15 @@ class StreamingFrontEnd:
         if count == 0:
             return self._emit(np.zeros((0, p.num_mel_bins), np.float32), np.zeros(0, np.float32))
         used = (count - 1) * p.stride_len + p.window_len
-        pcm = to_pcm16(self._samples[:used])
-        energies = (pcm_energy_q8(pcm, p.window_len, p.stride_len) / ENERGY_DB_Q).astype(np.float32)
         if p.fixed_point:
             from rc_keras import features_fixed  # noqa: PLC0415
 
-            normalized = features_fixed.log_mel_int16(pcm, p)
+            normalized = log_mel = features_fixed.log_mel_int16(to_pcm16(self._samples[:used]), p)
         else:
-            normalized = self._normalize(self._mel(self._samples[:used]))
+            mel = self._mel(self._samples[:used])
+            log_mel = np.log(mel + np.float32(p.log_offset)).astype(np.float32)
+            normalized = log_mel if p.normalization == "none" else self._normalize(mel)
+        energies = (log_mel_energy_q8(log_mel) / ENERGY_DB_Q).astype(np.float32)
         self._samples = self._samples[count * p.stride_len:]
         self.frames += count
         return self._emit(normalized, energies)

@@ -233,23 +233,29 @@ def test_firmware_stream_policy_decides_as_the_host_listener(tmp_path, values):
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs a host C++ compiler (g++)")
-def test_firmware_frame_energy_is_the_host_pcm_energy(tmp_path):
-    # RcPolicyEnergyPush (sums per gcd(window, stride) chunk, integer log2) gives exactly
-    # rc_keras.streaming.pcm_energy_q8, whatever the size of the pushes (up to a stride).
-    from rc_keras import streaming
+def test_firmware_frame_energy_is_the_host_energy(tmp_path):
+    # RcPolicyEnergy (the log-mel's integer log2, a log-sum-exp by table) gives exactly
+    # rc_keras.streaming.log_mel_energy_q8 on the fixed-point front end's features, from
+    # digital silence to full scale, within 0.05 dB of the mean mel power in float64.
+    from rc_keras import features, features_fixed, streaming
 
     sidecar = json.loads((DEMO / "step_int8.json").read_text())
     exe = _policy_exe(tmp_path, streaming.StreamPolicy(), sidecar, "energy")
     rng = np.random.default_rng(3)
-    level = np.repeat(10.0 ** rng.uniform(0, 4.5, 40), 400)
+    level = np.repeat(10.0 ** rng.uniform(-1, 4.5, 40), 400)
     pcm = np.clip(rng.standard_normal(len(level)) * level, -32768, 32767).astype(np.int16)
     pcm[2000:3000] = 0                      # digital silence
     pcm[5000:5400] = -32768                 # full scale
-    want = streaming.pcm_energy_q8(pcm)
-    for hop in (160, 37, 1):
-        done = subprocess.run([str(exe), "energy"], input=" ".join(
-            [str(hop), str(len(pcm)), *map(str, pcm)]), capture_output=True, text=True, check=True)
-        np.testing.assert_array_equal(np.array(done.stdout.split(), np.int64), want, err_msg=f"{hop}")
+    params = features.FrontEndParams(context_frames=0, fixed_point=True)
+    log_mel = features_fixed.log_mel_int16(pcm, params)
+    want = streaming.log_mel_energy_q8(log_mel)
+    text = " ".join([str(len(log_mel)), *map(str, log_mel.view(np.uint32).reshape(-1))])
+    done = subprocess.run([str(exe), "energy"], input=text, capture_output=True, text=True,
+                          check=True)
+    np.testing.assert_array_equal(np.array(done.stdout.split(), np.int64), want)
+    assert want.min() < -110 * 256 and want.max() > -2 * 256
+    power = np.mean(np.exp(2.0 * log_mel.astype(np.float64)), axis=-1)   # (mel + offset)^2
+    np.testing.assert_allclose(want / 256, 10 * np.log10(power), atol=0.05)
 
 
 def test_policy_header_carries_the_policy_and_refuses_what_the_firmware_cannot_run(tmp_path):
@@ -265,10 +271,9 @@ def test_policy_header_carries_the_policy_and_refuses_what_the_firmware_cannot_r
     for line in ("RC_POLICY_MAX_FRAMES 90", "RC_POLICY_REFRACTORY_FRAMES 33",
                  "RC_POLICY_ONSET_FRAMES 3", "RC_POLICY_RELEASE_FRAMES 4",
                  "RC_POLICY_PRE_ROLL_FRAMES 7", "RC_POLICY_ONSET_Q8 1408",
-                 "RC_POLICY_FLOOR_RISE_Q8 5", "RC_POLICY_WINDOW 400", "RC_POLICY_STRIDE 160",
-                 "RC_POLICY_ENERGY_CHUNK 80", "RC_POLICY_NUM_CLASSES 4",
-                 f"RC_POLICY_ENERGY_REF_Q8 {streaming.energy_reference_q8(400)}",
-                 "rc_policy_ignored[4] = {0, 0, 1, 1};"):
+                 "RC_POLICY_FLOOR_RISE_Q8 5", "RC_POLICY_CHANNELS 20", "RC_POLICY_NUM_CLASSES 4",
+                 "RC_POLICY_LOG2_CHANNELS_Q8 1106", "rc_policy_exp2[257] = {",
+                 "  1073741824, 1070838486,", "rc_policy_ignored[4] = {0, 0, 1, 1};"):
         assert line in text, line
     with pytest.raises(ValueError, match="`policy.mode` must be 'onset'"):
         firmware.write_policy_source(streaming.StreamPolicy(mode="staggered"), tmp_path, sidecar)

@@ -298,7 +298,7 @@ def listening(tmp_path_factory):
 def test_stream_policy_on_the_device_gives_the_host_detections(tmp_path_factory, listening):
     # One long recording: on the host the streaming front end (fixed point), the integer
     # energies and rc_keras.streaming.Listener over the int8 step model in the TFLM Python
-    # interpreter; on the Cortex-M4 in QEMU the front end, RcPolicyEnergyPush and
+    # interpreter; on the Cortex-M4 in QEMU the front end, RcPolicyEnergy and
     # rc_stream_policy.cc over the RC loop. Same energies, same detections, same cost.
     from rc_keras import streaming
 

@@ -3,7 +3,7 @@
 // compared with rc_keras.streaming.Listener on the same script.
 //
 //   policy_main frames < "n  q_0 energy_0  q_1 energy_1 ..."   ->  D lines, then "L <invocations>"
-//   policy_main energy < "hop n  s_0 ... s_n-1"                  ->  one energy per frame
+//   policy_main energy < "n  bits of frame 0's log-mel floats ..."  ->  one energy per frame
 //
 // The stand-in network: acc += frame[0] each step (acc = 0 at RcStreamReset); label =
 // (acc >> 4) mod outputs; spike when the top 4 bits of (uint32) acc * 2654435761 are 5;
@@ -37,19 +37,16 @@ int RcStreamStep(RcAnswer* answer) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "energy") == 0) {
-    int hop, n;
-    if (scanf("%d %d", &hop, &n) != 2) return 2;
-    RcPolicyReset();
-    int16_t buffer[4096];
-    for (int done = 0; done < n; done += hop) {
-      const int k = n - done < hop ? n - done : hop;
-      for (int i = 0; i < k; ++i) {
-        int v;
-        if (scanf("%d", &v) != 1) return 2;
-        buffer[i] = static_cast<int16_t>(v);
+    int n;
+    if (scanf("%d", &n) != 1) return 2;
+    for (int t = 0; t < n; ++t) {
+      float log_mel[RC_POLICY_CHANNELS];
+      for (int c = 0; c < RC_POLICY_CHANNELS; ++c) {
+        unsigned bits;  // the float32's bits, for exact input
+        if (scanf("%u", &bits) != 1) return 2;
+        memcpy(&log_mel[c], &bits, sizeof(bits));
       }
-      int32_t energy;
-      if (RcPolicyEnergyPush(buffer, k, &energy)) printf("%ld\n", static_cast<long>(energy));
+      printf("%ld\n", static_cast<long>(RcPolicyEnergy(log_mel)));
     }
     return 0;
   }
