@@ -303,15 +303,17 @@ def test_stream_policy_on_the_device_gives_the_host_detections(tmp_path_factory,
     from rc_keras import streaming
 
     step, pcm, feats, energy = listening
-    policy = streaming.StreamPolicy(onset_db=8.0)
+    # (Short instances and a long refractory period, so every path of the policy is taken.)
+    policy = streaming.StreamPolicy(onset_db=8.0, max_frames=40, refractory_frames=80)
     network = streaming.TFLiteStepNetwork(step, runtime="tflm")
     listener = streaming.Listener(policy, network, network.class_names)
     host = listener.run(feats, energy)
-    starts = streaming.onset_starts(energy, policy)
-    # The stream exercises the policy: detections, instances that end without one (an
-    # ignored class or max_frames), and more than one class detected.
-    assert len(host) >= 3 and len(starts) > len(host) + 3
+    onsets = [s + policy.pre_roll_frames for s in streaming.onset_starts(energy, policy)]
+    # The stream exercises the policy: detections of more than one class, instances that
+    # end without one (the ignored class), onsets inside a refractory period.
+    assert len(host) >= 3 and len(onsets) > len(host) + 3
     assert len({d.label for d in host}) >= 2
+    assert any(d.spike_frame < o <= d.spike_frame + 80 for d in host for o in onsets)
 
     build = _build(tmp_path_factory, step, "mps2-an386", "cmsis_nn", frontend=True, policy=policy)
     device = firmware.run_stream_firmware(build, pcm, energies=True)

@@ -7,11 +7,16 @@ the firmware reads frame by frame; it prints every frame's integer outputs, each
 and spike frame, and instruction counts (SysTick under ``-icount shift=0``).
 
 ```python
+from rc_keras import streaming
 from rc_keras.export import firmware
 tree = firmware.tflm_tree("cmsis_nn")                     # extracted once into a cache
 build = firmware.build_firmware("out/step_int8.tflite", "build/m4", board="mps2-an386", tree=tree)
 result = firmware.run_firmware(build, frames_q)           # (clips, time, *features) integers
 result["clips"][0]["label"], result["frames"][0]["outputs"], build["memory"]["flash_bytes"]
+# Always listening: the stream policy of rc_keras.streaming on one long int16 recording.
+listen = firmware.build_firmware("out/step_int8.tflite", "build/listen", tree=tree, frontend=True,
+                                 policy=streaming.StreamPolicy())
+firmware.run_stream_firmware(listen, pcm)["detections"]   # rc_keras.streaming.Detection list
 ```
 """
 
