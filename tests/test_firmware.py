@@ -182,8 +182,9 @@ def _policy_exe(tmp_path, policy, sidecar, name):
                     str(folder / "model.o")], check=True, capture_output=True, text=True)
     exe = folder / "policy"
     subprocess.run(["g++", "-std=c++17", "-O1", "-Wall", "-Werror", f"-I{FIRMWARE}", f"-I{folder}",
-                    str(POLICY_HARNESS), str(FIRMWARE / "rc_stream_policy.cc"), str(folder / "model.o"),
-                    "-o", str(exe)], check=True, capture_output=True, text=True)
+                    str(POLICY_HARNESS), str(FIRMWARE / "rc_stream_policy.cc"),
+                    str(folder / "model.o"), "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
     return exe
 
 

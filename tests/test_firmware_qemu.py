@@ -282,8 +282,9 @@ def listening(tmp_path_factory):
     pcm = streaming.to_pcm16(wave)
     feats, energy = streaming.stream_features(pcm / 32768.0, params)
     keras.utils.set_random_seed(1)
-    head = keras.Sequential([keras.layers.Dense(3, activation="softmax", kernel_initializer=
-                                                keras.initializers.RandomNormal(stddev=3.0, seed=11))])
+    head = keras.Sequential([keras.layers.Dense(
+        3, activation="softmax",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=3.0, seed=11))])
     cell = keras.layers.LSTMCell(16, kernel_initializer=keras.initializers.RandomNormal(
         stddev=0.2, seed=21))
     model = rk.RCModel(cell, head, threshold=0.9)
@@ -319,8 +320,11 @@ def test_stream_policy_on_the_device_gives_the_host_detections(tmp_path_factory,
     device = firmware.run_stream_firmware(build, pcm, energies=True)
     np.testing.assert_array_equal(device["energies"], np.round(energy * 256).astype(np.int64))
     assert device["frames"] == len(feats)
-    assert [(d.label, d.keyword, d.spike_frame, d.onset_frame, d.start_frame) for d in device["detections"]] == \
-        [(d.label, d.keyword, d.spike_frame, d.onset_frame, d.start_frame) for d in host]
+    def fields(detections):
+        return [(d.label, d.keyword, d.spike_frame, d.onset_frame, d.start_frame)
+                for d in detections]
+
+    assert fields(device["detections"]) == fields(host)
     assert [d.confidence for d in device["detections"]] == [d.confidence for d in host]
     assert [(d.spike_time_s, d.onset_time_s) for d in device["detections"]] == \
         [(d.spike_time_s, d.onset_time_s) for d in host]

@@ -105,7 +105,8 @@ def test_fixed_point_streaming_front_end_gives_the_device_features():
 
 def test_energy_log2_is_the_integer_floor_of_log2():
     # floor(log2(x) * 256), checked exactly with Python integers on awkward values.
-    values = [1, 2, 3, 255, 256, 257, (1 << 30) - 1, 1 << 30, (1 << 31) + 12345, 3 ** 25, (1 << 40) - 1]
+    values = [1, 2, 3, 255, 256, 257, (1 << 30) - 1, 1 << 30, (1 << 31) + 12345, 3 ** 25,
+              (1 << 40) - 1]
     got = streaming._log2_q8(np.array(values, np.uint64))
     for x, q in zip(values, got):
         assert (1 << int(q)) <= x ** 256 < (1 << (int(q) + 1)) or x == 1 and q == 0, x

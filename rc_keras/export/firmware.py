@@ -670,7 +670,7 @@ def write_policy_source(policy, out_dir, sidecar, feature_params=None):
         "};",
         "", f"#define RC_POLICY_NUM_CLASSES {num_classes}",
         "/* 1: a spike of this class ends the instance without a detection (ignore_classes"
-        + (": " + ", ".join(n for n, i in zip(names, ignored) if i) if any(ignored) else "") + "). */",
+        + "".join(f", {n}" for n, i in zip(names, ignored) if i) + "). */",
         f"static const uint8_t rc_policy_ignored[{num_classes}] = {{"
         + ", ".join(str(i) for i in ignored) + "};",
         "", "#endif  /* RC_POLICY_DATA_H_ */", ""]
@@ -718,7 +718,9 @@ def run_stream_firmware(build, pcm, energies=False, timeout=600):
     detections = []
     for d in result["detections"]:
         p = (np.float32(d["confidence_q"]) - spec["zero_point"]) * np.float32(spec["scale"])
-        confidence = float(max(p, np.float32(1) - p)) if sidecar["readout"] == "sigmoid" else float(p)
+        if sidecar["readout"] == "sigmoid":
+            p = max(p, np.float32(1) - p)
+        confidence = float(p)
         detections.append(streaming.Detection(
             label=d["label"], keyword=names[d["label"]] if names else str(d["label"]),
             spike_frame=d["spike_frame"], onset_frame=d["onset_frame"],
