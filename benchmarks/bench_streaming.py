@@ -260,7 +260,9 @@ def main(argv=None):
     def features_of(name):
         if name not in cache:
             samples = int(round(streams[name][1]["seconds"] * params.sample_rate))
-            path = work / "features" / f"{name}_{samples}.npz"
+            # "_q8": energies in 1/256 dB (streaming.log_mel_energy_q8, as the firmware's);
+            # older caches held float energies.
+            path = work / "features" / f"{name}_{samples}_q8.npz"
             if path.is_file():
                 with np.load(path) as saved:
                     cache[name] = (saved["features"], saved["energies"])
