@@ -171,7 +171,7 @@ def _warn_xla_fallback():
 
 def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
               readout="softmax", mode="rc", step_mask=None, freeze_states=True,
-              per_example=False, rows_step_fn=None):
+              per_example=False, rows_step_fn=None, mask_is_prefix=False):
     """Unrolls ``step_fn`` over time and halts each example at its first spike.
 
     Args:
@@ -202,6 +202,10 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
         rows_step_fn: optional callable ``rows -> step_fn`` giving the step function
             for a subset of the batch (original row indices), for a step function that
             holds per-row tensors such as dropout masks. Defaults to ``step_fn``.
+        mask_is_prefix: ``step_mask`` is True up to each row's last valid step and False
+            after it (as made from lengths). A row still waiting is then always on a valid
+            step, so the body skips the per-step mask tests: the masked loop costs what
+            the unmasked one does. Results are the same either way.
 
     Returns:
         An `RCOutput`.
@@ -222,6 +226,9 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
     # Every op in the body runs once per step forward and again backward, so the
     # unmasked case (the common one) skips the mask bookkeeping altogether.
     masked = step_mask is not None
+    # With a prefix mask a waiting row is on a valid step (it answers at its last one at
+    # the latest), so only the answer-at-the-end test needs the per-row last step.
+    mask_in_body = masked and not mask_is_prefix
     if masked:
         mask_tm = tf.transpose(step_mask)
         last = last_valid_step(step_mask)
@@ -239,7 +246,7 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
             theta_t = theta[tf.minimum(t, last_theta)] if scheduled else theta
             crossed = crosses_threshold(step_probs, theta_t, readout)
             running = waiting
-            if masked:
+            if mask_in_body:
                 valid = valid_tm[t]
                 crossed = crossed & valid
                 running = waiting & valid
@@ -247,7 +254,7 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
             # the one at the answer step (what a streaming server would hold).
             if freeze_states:
                 states = [_where_rows(running, n, o) for n, o in zip(new_states, states)]
-            elif masked:
+            elif mask_in_body:
                 states = [_where_rows(valid, n, o) for n, o in zip(new_states, states)]
             else:
                 states = list(new_states)
@@ -277,7 +284,7 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
         return RCOutput(probs, spike_time, spiked, steps_run, states, steps_run * batch)
     return _rank_code_in_stages(
         rows_step_fn or (lambda rows: step_fn), make_body, answers_init, inputs_tm,
-        mask_tm, last, list(initial_states), batch, time, num_outputs, probs_dtype)
+        mask_tm if mask_in_body else None, last, list(initial_states), batch, time, num_outputs, probs_dtype)
 
 
 def _stage_count(batch):
@@ -307,47 +314,66 @@ def _rank_code_in_stages(rows_step_fn, make_body, answers_init, inputs_tm, mask_
     and the loop: the gradient reaching each row is the one of the single loop. The
     returned states are each row's at the end of the stage it answered in (its answer
     step when the body freezes states).
+
+    Every stage after the first sits in a ``tf.cond`` on "some row still runs": once the
+    whole batch has answered, the stages left cost one predicate each instead of their
+    gathers, scatters and loop set-up, forward and backward (a batch where nobody
+    answers early then costs what the single loop does).
     """
     masked = mask_tm is not None
-    t = tf.constant(0, tf.int32)
-    rows = tf.range(batch, dtype=tf.int32)
-    states = list(initial_states)
-    probs_acc = tf.zeros((batch, num_outputs), probs_dtype)
-    time_acc = tf.zeros((batch,), tf.int32)
-    spiked_acc = tf.zeros((batch,), tf.int32)
-    states_acc = [tf.zeros_like(s) for s in initial_states]
-    evaluations = tf.constant(0, tf.int32)
+    per_row_last = last.shape.rank == 1
     stages = _stage_count(tf.get_static_value(batch))
-    for index in range(stages):
+
+    def run_stage(index, t, rows, states, accumulated):
         count = tf.size(rows)
         x_tm = tf.gather(inputs_tm, rows, axis=1) if index else inputs_tm
         valid_tm = (tf.gather(mask_tm, rows, axis=1) if index else mask_tm) if masked else None
-        last_step = (tf.gather(last, rows) if index else last) if masked else last
+        last_step = tf.gather(last, rows) if index and per_row_last else last
         # Compact once at most `limit` rows still run, unless the stage is already small.
         limit = tf.cast(tf.floor(COMPACT_FRACTION * tf.cast(count, tf.float32)), tf.int32)
         compacting = (count > COMPACT_MIN_ROWS) & (index < stages - 1)
 
-        def cond(t, done, *_, count=count, limit=limit, compacting=compacting):
+        def cond(t, done, *_):
             running = count - tf.reduce_sum(tf.cast(done, tf.int32))
             return (t < time) & (running > 0) & ~(compacting & (running <= limit))
 
         t_end, done, spike_time, spiked, probs, states = tf.while_loop(
             cond, make_body(rows_step_fn(rows), x_tm, valid_tm, last_step),
             (t,) + answers_init(count) + (states,), maximum_iterations=time - t)
-        evaluations += (t_end - t) * count
-        t = t_end
-        # Rows that did not answer here hold zeros in these three, so adding every row
-        # is exact; states need the mask.
-        at = rows[:, tf.newaxis]
-        probs_acc = tf.tensor_scatter_nd_add(probs_acc, at, probs)
-        time_acc = tf.tensor_scatter_nd_add(time_acc, at, spike_time)
-        spiked_acc = tf.tensor_scatter_nd_add(spiked_acc, at, tf.cast(spiked, tf.int32))
-        states_acc = [tf.tensor_scatter_nd_add(acc, at, _where_rows(done, s, tf.zeros_like(s)))
-                      for acc, s in zip(states_acc, states)]
-        if index < stages - 1:
+        answered_states = [_where_rows(done, s, tf.zeros_like(s)) for s in states]
+        if index == 0:
+            # Rows in batch order: the stage's answers are the results so far (rows
+            # that did not answer hold zeros).
+            probs_acc, time_acc = probs, spike_time
+            spiked_acc, states_acc = tf.cast(spiked, tf.int32), answered_states
+            evaluations = t_end * count
+        else:
+            # Rows that did not answer here hold zeros, so adding every row is exact.
+            probs_acc, time_acc, spiked_acc, states_acc, evaluations = accumulated
+            at = rows[:, tf.newaxis]
+            probs_acc = tf.tensor_scatter_nd_add(probs_acc, at, probs)
+            time_acc = tf.tensor_scatter_nd_add(time_acc, at, spike_time)
+            spiked_acc = tf.tensor_scatter_nd_add(spiked_acc, at, tf.cast(spiked, tf.int32))
+            states_acc = [tf.tensor_scatter_nd_add(acc, at, s)
+                          for acc, s in zip(states_acc, answered_states)]
+            evaluations = evaluations + (t_end - t) * count
+        return (t_end, rows, done, states,
+                (probs_acc, time_acc, spiked_acc, states_acc, evaluations))
+
+    carry = run_stage(0, tf.constant(0, tf.int32), tf.range(batch, dtype=tf.int32),
+                      list(initial_states), None)
+    for index in range(1, stages):
+        t, rows, done, states, accumulated = carry
+
+        def next_stage(index=index, t=t, rows=rows, done=done, states=states,
+                       accumulated=accumulated):
             keep = tf.reshape(tf.where(tf.logical_not(done)), [-1])
-            rows = tf.gather(rows, keep)
-            states = [tf.gather(s, keep) for s in states]
+            return run_stage(index, t, tf.gather(rows, keep),
+                             [tf.gather(s, keep) for s in states], accumulated)
+
+        carry = tf.cond(tf.reduce_any(tf.logical_not(done)), next_stage,
+                        lambda carry=carry: carry)
+    t, _, _, _, (probs_acc, time_acc, spiked_acc, states_acc, evaluations) = carry
     return RCOutput(probs_acc, time_acc, spiked_acc > 0, t, states_acc, evaluations)
 
 
