@@ -331,10 +331,12 @@ def _rank_code_in_stages(rows_step_fn, make_body, answers_init, inputs_tm, mask_
         # Compact once at most `limit` rows still run, unless the stage is already small.
         limit = tf.cast(tf.floor(COMPACT_FRACTION * tf.cast(count, tf.float32)), tf.int32)
         compacting = (count > COMPACT_MIN_ROWS) & (index < stages - 1)
+        # The stage ends once this many of its rows have answered: all of them, or, when
+        # it compacts, enough to leave at most `limit` running. One count per step.
+        stop_at = tf.where(compacting, count - limit, count)
 
         def cond(t, done, *_):
-            running = count - tf.reduce_sum(tf.cast(done, tf.int32))
-            return (t < time) & (running > 0) & ~(compacting & (running <= limit))
+            return (t < time) & (tf.reduce_sum(tf.cast(done, tf.int32)) < stop_at)
 
         t_end, done, spike_time, spiked, probs, states = tf.while_loop(
             cond, make_body(rows_step_fn(rows), x_tm, valid_tm, last_step),
