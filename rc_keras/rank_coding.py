@@ -284,7 +284,8 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
         return RCOutput(probs, spike_time, spiked, steps_run, states, steps_run * batch)
     return _rank_code_in_stages(
         rows_step_fn or (lambda rows: step_fn), make_body, answers_init, inputs_tm,
-        mask_tm if mask_in_body else None, last, list(initial_states), batch, time, num_outputs, probs_dtype)
+        mask_tm if mask_in_body else None, last, list(initial_states), batch, time,
+        num_outputs, probs_dtype)
 
 
 def _stage_count(batch):

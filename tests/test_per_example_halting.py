@@ -211,7 +211,7 @@ def test_switch_round_trips_through_config_and_is_checked():
     assert model.get_config()["per_example_halting"] is False
     assert rk.RCModel.from_config(model.get_config()).per_example_halting is False
     assert _dummy().per_example_halting is True
-    # Off by default (no wall-clock saving measured yet).
+    # Off by default (time falls less than computation; see RCModel's docstring).
     assert rk.RCModel(keras.layers.GRUCell(3), keras.layers.Dense(2)).per_example_halting is False
     with pytest.raises(ValueError, match="per_example_halting"):
         rk.RCModel(PassThroughCell(2), identity_head(), per_example_halting="yes")
