@@ -9,7 +9,10 @@ than the padded length), and RC with ``per_example_halting=False``. Targets (iss
 RC epoch / EOS epoch <= 0.6, and the RC compute fraction <= 1.15 x the mean spike
 fraction (mean frames read / frames a clip).
 
-    python benchmarks/bench_kws_epoch_cost.py [--train-epochs 20] [--rounds 5]
+    python benchmarks/bench_kws_epoch_cost.py [--train-epochs 20] [--rounds 5] [--quick]
+
+``--quick`` (a smoke run of the whole path in about a minute: LSTM 8, one training epoch,
+one timed round) writes ``kws_epoch_cost_quick.json``; its ratios mean nothing.
 """
 
 import argparse
@@ -31,6 +34,9 @@ import bench_kws  # noqa: E402
 import provenance  # noqa: E402  (benchmarks/provenance.py: command line, versions, date, load)
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Defaults of the options below (the committed run), and those of --quick.
+FULL = {"voices": 24, "units": 64, "train_epochs": 20, "rounds": 5}
+QUICK = {"voices": 24, "units": 8, "train_epochs": 1, "rounds": 1}
 
 
 def compile_model(model, beta, learning_rate):
@@ -97,7 +103,7 @@ def run(args):
               "cpu_rc_no_halting_over_eos": cpu_medians["rc_no_halting"] / cpu_medians["eos"],
               "cpu_rc_over_rc_no_halting": cpu_medians["rc"] / cpu_medians["rc_no_halting"]}
     return {
-        "benchmark": "kws_epoch_cost",
+        "benchmark": "kws_epoch_cost", "quick": bool(args.quick),
         "config": dict(config, train_epochs=args.train_epochs, rounds=args.rounds, beta=0.1),
         "data": {"root": str(data_root), "train_clips": int(len(y)), "frames_per_clip": frames,
                  "mean_train_length": float(np.mean(lengths)), "voices": len(info["voices"])},
@@ -163,17 +169,23 @@ def markdown(result):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--voices", type=int, default=24)
-    parser.add_argument("--units", type=int, default=64)
-    parser.add_argument("--train-epochs", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--voices", type=int, help=f"default {FULL['voices']}")
+    parser.add_argument("--units", type=int, help=f"default {FULL['units']}")
+    parser.add_argument("--train-epochs", type=int, help=f"default {FULL['train_epochs']}")
+    parser.add_argument("--rounds", type=int, help=f"default {FULL['rounds']}")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: {QUICK} unless given (kws_epoch_cost_quick.json)")
     parser.add_argument("--data", default=None, help="synthesized set (made if missing)")
     parser.add_argument("--work", default="/tmp/rc_keras_kws/features")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     out = Path(args.out)
-    result = provenance.write_json(out / "kws_epoch_cost.json", run(args), __file__, argv)
-    (out / "kws_epoch_cost.md").write_text(markdown(result))
+    name = "kws_epoch_cost_quick" if args.quick else "kws_epoch_cost"
+    result = provenance.write_json(out / f"{name}.json", run(args), __file__, argv)
+    (out / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
 
 

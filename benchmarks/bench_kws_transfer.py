@@ -125,7 +125,7 @@ def augmented_waves(part, copies, seed=0, workers=1):
     import multiprocessing  # noqa: PLC0415
 
     from rc_keras import augment  # noqa: PLC0415
-    from rc_keras.kws_training import _background_noises  # noqa: PLC0415
+    from rc_keras.kws_training.arrays import _background_noises  # noqa: PLC0415
 
     params = augment.AugmentParams(copies=copies)
     noises = _background_noises(DATA_ROOT, 16000)

@@ -21,15 +21,16 @@ Stages (each cached under ``--work``, so a re-run reuses what is done):
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import provenance  # noqa: E402  (benchmarks/provenance.py: command line, versions, date, load)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FULL = {"voices": 60, "clips_per_voice": 1, "unknown_per_voice": 4, "noise": 0.1, "epochs": 16, "batch_size": 64,
@@ -259,7 +260,9 @@ def main(argv=None):
     def features_of(name):
         if name not in cache:
             samples = int(round(streams[name][1]["seconds"] * params.sample_rate))
-            path = work / "features" / f"{name}_{samples}.npz"
+            # "_q8": energies in 1/256 dB (streaming.log_mel_energy_q8, as the firmware's);
+            # older caches held float energies.
+            path = work / "features" / f"{name}_{samples}_q8.npz"
             if path.is_file():
                 with np.load(path) as saved:
                     cache[name] = (saved["features"], saved["energies"])
@@ -329,7 +332,7 @@ def main(argv=None):
         {f"{n} ({m['mode'].upper()}), test": m["test_points"] for n, m in models.items()},
         out / "streaming_det.png", MAX_FA_PER_HOUR)
     result = {
-        "benchmark": "streaming", "command": "python " + " ".join([sys.argv[0]] + sys.argv[1:]),
+        "benchmark": "streaming",
         "quick": bool(args.quick), "config": config, "policy": POLICY,
         "free_seconds": args.free_seconds,
         "thresholds": THRESHOLDS, "max_fa_per_hour": MAX_FA_PER_HOUR,
@@ -341,12 +344,10 @@ def main(argv=None):
                  "test_voices": sum(v["split"] == "testing" for v in info["voices"]),
                  "validation_voices": sum(v["split"] == "validation" for v in info["voices"])},
         "wall_seconds": round(time.perf_counter() - wall, 1),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": f"{platform.machine()}, {os.cpu_count()} CPUs",
     }
     name = "streaming_quick" if args.quick else "streaming"
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    result = provenance.write_json(out / f"{name}.json", result, __file__, argv, indent=1,
+                                   default=float)
     (out / f"{name}.md").write_text(markdown(result, plot.name))
     print(markdown(result, plot.name))
     return result
@@ -402,10 +403,11 @@ def markdown(result, plot_name):
             lines.append(f"| {name} | {p['threshold']} | {_f(p['hit_rate'])} | "
                          f"{_f(p['fa_per_hour'], 1)} | {_f(p['latency_mean_s'])} | "
                          f"{_f(p['latency_p90_s'])} | {_f(p['invocations_per_second'], 1)} |")
+    p = result["provenance"]  # benchmarks/provenance.py
     lines += ["", f"DET plot: `benchmarks/results/{plot_name}`. Wall time "
-              f"{result['wall_seconds'] / 60:.1f} min, load average {result['load_average']} on "
-              f"{result['platform']} (shared), {result['date']}.", "",
-              f"Command: `{result['command']}`", ""]
+              f"{result['wall_seconds'] / 60:.1f} min, load average {p['load_average']} on "
+              f"{p['machine']}, {p['cpus']} CPUs (shared), {p['date']}.", "",
+              f"Command: `{p['command']}`", ""]
     return "\n".join(lines)
 
 

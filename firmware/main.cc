@@ -8,11 +8,17 @@
 //   C <clip> <label> <spike frame> <spiked> <frames run> <net ticks> <front-end ticks>
 //   O <op> <ticks> <invokes>                             per op type, at the end (RC_PROFILE=1)
 //   S <stack used> <stack size>                          at the end
+// With STREAM=1 (rc_stream_policy.h), input kind 2 is one long PCM stream through the front end
+// and the stream policy, instead of clips:
+//   D <label> <spike frame> <onset frame> <start frame> <confidence (integer output)>   a detection
+//   E <frame> <energy, 1/256 dB>                         every frame when flags bit 1 is set
+//   L <frames> <network invocations> <energy + policy + net ticks> <front-end ticks>   at its end
 // Exit status 0; 1 model/arena/Invoke error; 2 bad input file.
 //
 // rc_input.bin (little-endian int32 words): magic "RCIN", version 1, kind (0: quantized frames,
-// 1: 16 kHz int16 PCM through the front end), clips, frame size, bytes per value, flags (bit 0:
-// run whole clips, reporting the first spike but not stopping there), 0; then per clip its length
+// 1: 16 kHz int16 PCM through the front end, 2: one PCM stream through the stream policy), clips,
+// frame size, bytes per value, flags (bit 0: run whole clips, reporting the first spike but not
+// stopping there; bit 1: kind 2 prints every frame's energy), 0; then per clip its length
 // (frames, or samples) and the values.
 #include <cstdint>
 #include <cstdio>
@@ -24,6 +30,9 @@
 #include "rc_stream.h"
 #include "tensorflow/lite/micro/cortex_m_generic/debug_log_callback.h"
 #include "tensorflow/lite/micro/micro_profiler_interface.h"
+#if RC_STREAM_POLICY
+#include "rc_stream_policy.h"
+#endif
 #if RC_FRONTEND
 #include "rc_frontend.h"
 static_assert(RC_MODEL_FRAME_SIZE == RC_FE_CHANNELS,
@@ -110,6 +119,45 @@ bool RunFrame(int clip, int t, uint32_t fe_ticks, bool whole_clip, ClipRecord* r
   return true;
 }
 
+#if RC_STREAM_POLICY && RC_FRONTEND
+// Input kind 2: one stream of PCM, hop by hop through the front end, the frame energy and the
+// stream policy; one D line per detection (the log-mel frames are the model's features:
+// context_frames = 0, no normalization).
+int RunStream(FILE* f, bool print_energy) {
+  int32_t length;
+  if (!ReadWords(f, &length, 1) || length < 1) return 2;
+  if (RcFrontendReset() != 0) return 1;
+  RcPolicyReset();
+  int16_t hop[RC_FRONTEND_HOP];
+  float features[RC_MODEL_FRAME_SIZE];
+  int frames = 0;
+  uint64_t fe_ticks = 0, net_ticks = 0;
+  for (int done = 0; done < length; done += RC_FRONTEND_HOP) {
+    const int n = length - done < RC_FRONTEND_HOP ? length - done : RC_FRONTEND_HOP;
+    if (fread(hop, sizeof(int16_t), n, f) != static_cast<size_t>(n)) return 2;
+    const uint64_t fe_start = board_ticks();
+    const int ready = RcFrontendPush(hop, n, features);
+    fe_ticks += Elapsed(fe_start);
+    if (!ready) continue;
+    RcDetection d;
+    const uint64_t net_start = board_ticks();
+    const int32_t energy = RcPolicyEnergy(features);
+    const int found = RcPolicyPush(features, energy, &d);
+    net_ticks += Elapsed(net_start);
+    if (print_energy) printf("E %d %ld\n", frames, static_cast<long>(energy));
+    if (found < 0) return 1;
+    if (found) {
+      printf("D %d %d %d %d %d\n", d.label, d.spike_frame, d.onset_frame, d.start_frame,
+             d.confidence_q);
+    }
+    ++frames;
+  }
+  printf("L %d %lu %lu %lu\n", frames, static_cast<unsigned long>(RcPolicyInvocations()),
+         static_cast<unsigned long>(net_ticks), static_cast<unsigned long>(fe_ticks));
+  return 0;
+}
+#endif
+
 }  // namespace
 
 int main() {
@@ -138,7 +186,9 @@ int main() {
   }
   const int kind = head[2], clips = head[3];
   const bool whole_clip = head[6] & 1;
-#if RC_FRONTEND
+#if RC_FRONTEND && RC_STREAM_POLICY
+  const bool ok_kind = kind == 0 || kind == 1 || kind == 2;
+#elif RC_FRONTEND
   const bool ok_kind = kind == 0 || kind == 1;
 #else
   const bool ok_kind = kind == 0;
@@ -150,7 +200,10 @@ int main() {
     return 2;
   }
   int status = 0;
-  for (int clip = 0; clip < clips && status == 0; ++clip) {
+#if RC_STREAM_POLICY && RC_FRONTEND
+  if (kind == 2) status = RunStream(f, (head[6] & 2) != 0);
+#endif
+  for (int clip = 0; kind != 2 && clip < clips && status == 0; ++clip) {
     int32_t length;
     if (!ReadWords(f, &length, 1) || length < 1) return 2;
     RcStreamReset();

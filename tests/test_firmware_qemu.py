@@ -260,3 +260,75 @@ def test_cli_firmware_adds_a_device_row_to_the_bundle_report(tmp_path):
     assert row["outputs_bit_exact"] == row["class_agreement"] == row["spike_frame_agreement"] == 1.0
     assert row["clips"] == 50 and row["flash_bytes"] > 0 and row["network_instructions_per_frame"] > 0
     assert row["instructions_per_clip_rc"] <= row["instructions_per_clip_whole"]
+
+
+@pytest.fixture(scope="module")
+def listening(tmp_path_factory):
+    """A 20 s stream of spoken words (3 espeak-ng voices; "yes" and "no" are keywords)
+    over pink noise at 15 dB SNR, and a tiny untrained int8 step model that spikes at
+    varied frames on it (the policy, not the network, is under test)."""
+    import keras
+
+    import rc_keras as rk
+    from rc_keras import export, features, streaming
+    from rc_keras.datasets import keyword_streams
+    from rc_keras.datasets import keyword_synthesis as synth
+
+    params = features.FrontEndParams(context_frames=0, fixed_point=True)
+    pool = keyword_streams.word_pool(synth.voice_catalog(3, seed=1), ["yes", "no", "up", "off"])
+    noise = synth.make_noise("pink_noise", 16000 * 5, np.random.default_rng(0))
+    wave, _ = keyword_streams.make_stream(pool, 20, ("yes", "no"), snr_db=15, noise=noise,
+                                          gap_seconds=(0.4, 1.5), seed=3)
+    pcm = streaming.to_pcm16(wave)
+    feats, energy = streaming.stream_features(pcm / 32768.0, params)
+    keras.utils.set_random_seed(1)
+    head = keras.Sequential([keras.layers.Dense(
+        3, activation="softmax",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=3.0, seed=11))])
+    cell = keras.layers.LSTMCell(16, kernel_initializer=keras.initializers.RandomNormal(
+        stddev=0.2, seed=21))
+    model = rk.RCModel(cell, head, threshold=0.9)
+    calibration = np.stack([feats[s:s + 98] for s in range(0, len(feats) - 98, 37)])
+    model.predict(calibration[:1], verbose=0)   # builds it
+    step = tmp_path_factory.mktemp("listening") / "step_int8.tflite"
+    export.export_tflite_step(model, step, "int8", calibration=calibration, feature_params=params,
+                              class_names=["yes", "no", "unknown"], threshold=0.8)
+    return step, pcm, feats, energy
+
+
+def test_stream_policy_on_the_device_gives_the_host_detections(tmp_path_factory, listening):
+    # One long recording: on the host the streaming front end (fixed point), the integer
+    # energies and rc_keras.streaming.Listener over the int8 step model in the TFLM Python
+    # interpreter; on the Cortex-M4 in QEMU the front end, RcPolicyEnergy and
+    # rc_stream_policy.cc over the RC loop. Same energies, same detections, same cost.
+    from rc_keras import streaming
+
+    step, pcm, feats, energy = listening
+    # (Short instances and a long refractory period, so every path of the policy is taken.)
+    policy = streaming.StreamPolicy(onset_db=8.0, max_frames=40, refractory_frames=80)
+    network = streaming.TFLiteStepNetwork(step, runtime="tflm")
+    listener = streaming.Listener(policy, network, network.class_names)
+    host = listener.run(feats, energy)
+    onsets = [s + policy.pre_roll_frames for s in streaming.onset_starts(energy, policy)]
+    # The stream exercises the policy: detections of more than one class, instances that
+    # end without one (the ignored class), onsets inside a refractory period.
+    assert len(host) >= 3 and len(onsets) > len(host) + 3
+    assert len({d.label for d in host}) >= 2
+    assert any(d.spike_frame < o <= d.spike_frame + 80 for d in host for o in onsets)
+
+    build = _build(tmp_path_factory, step, "mps2-an386", "cmsis_nn", frontend=True, policy=policy)
+    device = firmware.run_stream_firmware(build, pcm, energies=True)
+    np.testing.assert_array_equal(device["energies"], np.round(energy * 256).astype(np.int64))
+    assert device["frames"] == len(feats)
+    def fields(detections):
+        return [(d.label, d.keyword, d.spike_frame, d.onset_frame, d.start_frame)
+                for d in detections]
+
+    assert fields(device["detections"]) == fields(host)
+    assert [d.confidence for d in device["detections"]] == [d.confidence for d in host]
+    assert [(d.spike_time_s, d.onset_time_s) for d in device["detections"]] == \
+        [(d.spike_time_s, d.onset_time_s) for d in host]
+    assert device["invocations"] == listener.invocations
+    # Silence costs no network invocation: fewer than one per frame on average.
+    assert device["invocations"] < device["frames"]
+    assert device["instructions_per_frame"]["frontend"] > 0

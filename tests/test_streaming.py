@@ -85,8 +85,31 @@ def test_streaming_front_end_gives_the_clip_front_end_frames(normalization, cont
     assert got.shape == reference.shape == (features.num_frames(params, 24000),
                                             params.feature_size)
     np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5)
+    # Energies: the mean mel power in dB, in integers of 1/256 dB (the firmware's numbers).
     mel = features.mel_magnitudes(tf.constant(wave), params).numpy()
-    np.testing.assert_allclose(energy, streaming.energy_db(mel), atol=1e-4)
+    np.testing.assert_allclose(energy, streaming.energy_db(mel), atol=0.05)
+    assert np.all(energy * 256 == np.round(energy * 256))
+
+
+def test_fixed_point_streaming_front_end_gives_the_device_features():
+    from rc_keras import features_fixed
+
+    rng = np.random.default_rng(2)
+    pcm = (3000 * rng.standard_normal(20000)).astype(np.int16)
+    params = features.FrontEndParams(context_frames=0, fixed_point=True)
+    got, energy = streaming.stream_features(pcm / 32768.0, params, chunk=2999)
+    want = features_fixed.log_mel_int16(pcm, params)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(energy * 256, streaming.log_mel_energy_q8(want))
+
+
+def test_energy_log2_is_the_integer_floor_of_log2():
+    # floor(log2(x) * 256), checked exactly with Python integers on awkward values.
+    values = [1, 2, 3, 255, 256, 257, (1 << 30) - 1, 1 << 30, (1 << 31) + 12345, 3 ** 25,
+              (1 << 40) - 1]
+    got = streaming._log2_q8(np.array(values, np.uint64))
+    for x, q in zip(values, got):
+        assert (1 << int(q)) <= x ** 256 < (1 << (int(q) + 1)) or x == 1 and q == 0, x
 
 
 def test_onset_detector_fires_once_per_rise_after_release():

@@ -7,11 +7,16 @@ the firmware reads frame by frame; it prints every frame's integer outputs, each
 and spike frame, and instruction counts (SysTick under ``-icount shift=0``).
 
 ```python
+from rc_keras import streaming
 from rc_keras.export import firmware
 tree = firmware.tflm_tree("cmsis_nn")                     # extracted once into a cache
 build = firmware.build_firmware("out/step_int8.tflite", "build/m4", board="mps2-an386", tree=tree)
 result = firmware.run_firmware(build, frames_q)           # (clips, time, *features) integers
 result["clips"][0]["label"], result["frames"][0]["outputs"], build["memory"]["flash_bytes"]
+# Always listening: the stream policy of rc_keras.streaming on one long int16 recording.
+listen = firmware.build_firmware("out/step_int8.tflite", "build/listen", tree=tree, frontend=True,
+                                 policy=streaming.StreamPolicy())
+firmware.run_stream_firmware(listen, pcm)["detections"]   # rc_keras.streaming.Detection list
 ```
 """
 
@@ -201,7 +206,8 @@ def memory_figures(build_dir):
 
 def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend=None,
                    per_state_copy=False, arena_bytes=None, model_dir=None, kernel_set="rc",
-                   profile=False, lut=False, jobs=None, stack_bytes=None, heap_bytes=None):
+                   profile=False, lut=False, jobs=None, stack_bytes=None, heap_bytes=None,
+                   policy=None):
     """Builds the firmware ELF for a quantized step model.
 
     Args:
@@ -221,6 +227,9 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
         lut: int8 LOGISTIC / TANH as table lookups (`write_model_source`).
         stack_bytes, heap_bytes: stack and heap the linker script reserves (default 4096
             each; `build_fitted` sizes them from a run).
+        policy: a `rc_keras.streaming.StreamPolicy` (onset mode): compile the stream policy
+            (``firmware/rc_stream_policy.cc``, ``STREAM=1``; needs ``frontend``) so
+            `run_stream_firmware` can run a long recording through it.
 
     Returns:
         dict with "elf", "board", "kernels", "tree", "memory" (`memory_figures`), "sidecar".
@@ -245,11 +254,16 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
         if not params:
             raise ValueError("frontend=True needs a step model whose sidecar has feature_params.")
         write_frontend_source(params, model_dir)
+    if policy is not None:
+        if frontend is None or frontend is False:
+            raise ValueError("`policy` needs `frontend`: the stream policy reads PCM audio.")
+        write_policy_source(policy, model_dir, sidecar, params)
     build_tflm_library(tree, board, kernel_set, jobs)
     try:
         _make(["all", *_lib_args(tree, board, kernel_set), f"MODEL_DIR={model_dir}",
                f"BUILD_DIR={build_dir}", f"FRONTEND={int(frontend is not None and frontend is not False)}",
                f"PER_STATE_COPY={int(bool(per_state_copy))}", f"PROFILE={int(bool(profile))}",
+               f"STREAM={int(policy is not None)}",
                *([f"STACK_SIZE={int(stack_bytes)}"] if stack_bytes else []),
                *([f"HEAP_SIZE={int(heap_bytes)}"] if heap_bytes else [])],
               firmware_dir(), timeout=1800)
@@ -261,7 +275,7 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
         raise
     return {"elf": build_dir / "firmware.elf", "board": board, "kernels": tree_kernels(tree),
             "tree": str(tree), "memory": memory_figures(build_dir), "sidecar": sidecar,
-            "frontend": frontend is not None and frontend is not False}
+            "frontend": frontend is not None and frontend is not False, "policy": policy}
 
 
 def build_fitted(step_path, build_dir, clips, kind="frames", stack_margin=256, **kwargs):
@@ -293,30 +307,36 @@ def build_fitted(step_path, build_dir, clips, kind="frames", stack_margin=256, *
     return build
 
 
-def write_input(path, clips, kind="frames", whole_clip=False, frame_size=None):
+_KINDS = {"frames": 0, "pcm": 1, "stream": 2}
+
+
+def write_input(path, clips, kind="frames", whole_clip=False, frame_size=None, energies=False):
     """Writes the firmware's input file (format in firmware/main.cc).
 
     Args:
         clips: list of integer arrays: quantized frames (time, *features) for "frames",
-            int16 samples (n,) for "pcm".
-        kind: "frames" or "pcm".
+            int16 samples (n,) for "pcm" and "stream" (one long recording).
+        kind: "frames", "pcm" or "stream" (through the stream policy; `run_stream_firmware`).
         whole_clip: run every frame of every clip (report the first spike, don't stop).
+        energies: "stream": print every frame's energy too.
     """
-    if kind not in ("frames", "pcm"):
-        raise ValueError(f"`kind` must be 'frames' or 'pcm'; received {kind!r}.")
+    if kind not in _KINDS:
+        raise ValueError(f"`kind` must be one of {list(_KINDS)}; received {kind!r}.")
     clips = [np.ascontiguousarray(c) for c in clips]
     if not clips:
         raise ValueError("`clips` is empty.")
     dtype = clips[0].dtype
-    if kind == "pcm" and dtype != np.int16:
+    if kind in ("pcm", "stream") and dtype != np.int16:
         raise ValueError(f"pcm clips must be int16; received {dtype}.")
+    if kind == "stream" and len(clips) != 1:
+        raise ValueError(f"kind 'stream' takes one recording; received {len(clips)}.")
     if dtype not in (np.int8, np.int16) or any(c.dtype != dtype for c in clips):
         raise ValueError("clips must all be int8 or all int16 arrays.")
     if frame_size is None:
-        frame_size = 1 if kind == "pcm" else int(np.prod(clips[0].shape[1:]))
+        frame_size = 1 if kind != "frames" else int(np.prod(clips[0].shape[1:]))
     with open(path, "wb") as out:
-        out.write(struct.pack("<8i", _INPUT_MAGIC, 1, 0 if kind == "frames" else 1, len(clips),
-                              frame_size, dtype.itemsize, int(bool(whole_clip)), 0))
+        out.write(struct.pack("<8i", _INPUT_MAGIC, 1, _KINDS[kind], len(clips), frame_size,
+                              dtype.itemsize, int(bool(whole_clip)) | 2 * int(bool(energies)), 0))
         for clip in clips:
             if len(clip) < 1:
                 raise ValueError("every clip needs at least one frame / sample.")
@@ -326,7 +346,8 @@ def write_input(path, clips, kind="frames", whole_clip=False, frame_size=None):
 
 def parse_output(text):
     """Parses the firmware's output lines (see firmware/main.cc) into a dict."""
-    result = {"frames": [], "clips": [], "features": [], "ops": {}, "errors": []}
+    result = {"frames": [], "clips": [], "features": [], "ops": {}, "errors": [],
+              "detections": [], "energies": []}
     for line in text.splitlines():
         parts = line.split()
         if not parts:
@@ -345,6 +366,17 @@ def parse_output(text):
             result["clips"].append({"clip": clip, "label": label, "spike_frame": spike,
                                     "spiked": bool(spiked), "frames_run": run, "net_ticks": net,
                                     "frontend_ticks": fe})
+        elif tag == "D":
+            label, spike, onset, start, confidence = (int(v) for v in values)
+            result["detections"].append({"label": label, "spike_frame": spike,
+                                         "onset_frame": onset, "start_frame": start,
+                                         "confidence_q": confidence})
+        elif tag == "E":
+            result["energies"].append(int(values[1]))
+        elif tag == "L":
+            frames, invocations, net, fe = (int(v) for v in values)
+            result["stream"] = {"frames": frames, "invocations": invocations, "net_ticks": net,
+                                "frontend_ticks": fe}
         elif tag == "O":
             result["ops"][values[0]] = {"ticks": int(values[1]), "invokes": int(values[2])}
         elif tag == "A":
@@ -360,7 +392,7 @@ def parse_output(text):
     return result
 
 
-def run_firmware(build, clips, kind="frames", whole_clip=False, timeout=600):
+def run_firmware(build, clips, kind="frames", whole_clip=False, timeout=600, energies=False):
     """Runs a built firmware in QEMU on ``clips`` and returns its parsed output.
 
     Instruction counts are added: "net_instructions" / "frontend_instructions" per frame
@@ -370,7 +402,8 @@ def run_firmware(build, clips, kind="frames", whole_clip=False, timeout=600):
         RuntimeError: when the firmware exits non-zero or prints an error.
     """
     with tempfile.TemporaryDirectory() as folder:
-        write_input(pathlib.Path(folder) / "rc_input.bin", clips, kind, whole_clip)
+        write_input(pathlib.Path(folder) / "rc_input.bin", clips, kind, whole_clip,
+                    energies=energies)
         command = ["qemu-system-arm", "-machine", build["board"], "-nographic", "-monitor", "none",
                    "-serial", "none", "-semihosting-config", "enable=on,target=native",
                    "-icount", "shift=0", "-kernel", str(build["elf"])]
@@ -378,7 +411,8 @@ def run_firmware(build, clips, kind="frames", whole_clip=False, timeout=600):
     result = parse_output(done.stdout)
     result["returncode"] = done.returncode
     if done.returncode != 0 or result["errors"]:
-        log = "\n".join(line for line in done.stdout.splitlines()[-12:] if line[:2] not in ("F ", "P "))
+        log = "\n".join(line for line in done.stdout.splitlines()[-12:]
+                        if line[:2] not in ("F ", "P ", "E "))
         if "fully_connected.cc" in log and "is_per_channel" in log:
             raise RuntimeError("CMSIS-NN's fully connected kernel refuses this model's per-channel "
                                "int16 weights (16x8 models; TFLM 90b983c2): build it with the "
@@ -551,6 +585,158 @@ def write_frontend_source(params, out_dir):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
+
+
+def write_policy_source(policy, out_dir, sidecar, feature_params=None):
+    """Writes ``rc_policy_data.h``: a stream policy's parameters for the firmware.
+
+    ``firmware/rc_stream_policy.cc`` runs the onset policy of `rc_keras.streaming` with
+    these numbers; the dB levels become the integers (1/256 dB) the host's
+    `rc_keras.streaming.OnsetDetector` compares, so both decide alike.
+
+    Args:
+        policy: a `rc_keras.streaming.StreamPolicy` with ``mode="onset"`` (staggered
+            instances would need one set of recurrent states each; the firmware has one).
+            Its ``threshold`` must be None or the step model's (the firmware's spike test
+            uses the model header's thresholds: export the step model with the threshold).
+        out_dir: folder (the model's C array goes there too).
+        sidecar: the step model's sidecar dict (`rc_keras.export.tflite_step.load_sidecar`):
+            class names (for ``ignore_classes``), number of classes, threshold.
+        feature_params: the front end's `rc_keras.features.FrontEndParams` (or dict): its
+            mel channels are the energy's; default the sidecar's ``feature_params``.
+
+    Returns:
+        The header's path.
+
+    Example:
+
+    ```python
+    from rc_keras import streaming
+    from rc_keras.export import firmware
+    sidecar = {"num_classes": 3, "class_names": ["yes", "no", "unknown"],   # load_sidecar(step)
+               "threshold": 0.9, "feature_params": {"context_frames": 0}}
+    path = firmware.write_policy_source(streaming.StreamPolicy(), "model_dir", sidecar)
+    assert "#define RC_POLICY_ONSET_Q8 1024" in path.read_text()        # onset_db 4.0
+    ```
+    """
+    from rc_keras import features, streaming  # noqa: PLC0415
+
+    if not isinstance(policy, streaming.StreamPolicy):
+        raise ValueError(f"`policy` must be a rc_keras.streaming.StreamPolicy; received "
+                         f"{type(policy).__name__}.")
+    if policy.mode != "onset":
+        raise ValueError(f"the firmware runs the onset policy (one set of recurrent states): "
+                         f"`policy.mode` must be 'onset'; received {policy.mode!r}.")
+    if policy.threshold is not None and not np.array_equal(
+            np.atleast_1d(np.asarray(policy.threshold, np.float32)),
+            np.atleast_1d(np.asarray(sidecar.get("threshold"), np.float32))):
+        raise ValueError(f"`policy.threshold` ({policy.threshold!r}) differs from the step "
+                         f"model's ({sidecar.get('threshold')!r}): the firmware's spike test "
+                         "uses the model header's; export the step model with that threshold.")
+    params = feature_params if feature_params is not None else sidecar.get("feature_params")
+    if not params:
+        raise ValueError("`feature_params` is needed (the sidecar has none): the energy is "
+                         "the front end's mel power.")
+    if isinstance(params, dict):
+        params = features.FrontEndParams(**params)
+    num_classes = int(sidecar.get("num_classes") or sidecar["num_outputs"])
+    names = list(sidecar.get("class_names") or [])
+    ignored = [int(i < len(names) and names[i] in policy.ignore_classes)
+               for i in range(num_classes)]
+    channels = params.num_mel_bins
+    table = streaming.exp2_table()
+    lines = [
+        "/* Generated by rc_keras.export.firmware.write_policy_source from a "
+        "rc_keras.streaming.StreamPolicy. Do not edit. */",
+        "#ifndef RC_POLICY_DATA_H_", "#define RC_POLICY_DATA_H_", "", "#include <stdint.h>", "",
+        f"/* {policy!r} */",
+        f"#define RC_POLICY_MAX_FRAMES {policy.max_frames}",
+        f"#define RC_POLICY_REFRACTORY_FRAMES {policy.refractory_frames}",
+        f"#define RC_POLICY_ONSET_FRAMES {policy.onset_frames}",
+        f"#define RC_POLICY_RELEASE_FRAMES {policy.release_frames}",
+        f"#define RC_POLICY_PRE_ROLL_FRAMES {policy.pre_roll_frames}",
+        "/* onset_db and floor_rise_db in 1/256 dB (rc_keras.streaming.to_q8). */",
+        f"#define RC_POLICY_ONSET_Q8 {streaming.to_q8(policy.onset_db)}",
+        f"#define RC_POLICY_FLOOR_RISE_Q8 {streaming.to_q8(policy.floor_rise_db)}",
+        "/* Frame energy (rc_keras.streaming.log_mel_energy_q8): the log-mel channels, the",
+        "   front end's log2 (Q16) -> log factor (float32), log2(channels) in Q8, dB per log2",
+        "   in Q16, and 2^(-j / 256) in Q30 for j = 0 ... 256. */",
+        f"#define RC_POLICY_CHANNELS {channels}",
+        f"#define RC_POLICY_LN2_Q16 {float(streaming.LN2_Q16).hex()}f",
+        f"#define RC_POLICY_LOG2_CHANNELS_Q8 {int(streaming._log2_q8(np.uint64(channels)))}",
+        f"#define RC_POLICY_DB_PER_LOG2_Q16 {streaming.DB_PER_LOG2_Q16}",
+        f"static const uint32_t rc_policy_exp2[{len(table)}] = {{",
+        *(f"  {', '.join(str(int(v)) for v in table[i:i + 8])}," for i in range(0, len(table), 8)),
+        "};",
+        "", f"#define RC_POLICY_NUM_CLASSES {num_classes}",
+        "/* 1: a spike of this class ends the instance without a detection (ignore_classes"
+        + "".join(f", {n}" for n, i in zip(names, ignored) if i) + "). */",
+        f"static const uint8_t rc_policy_ignored[{num_classes}] = {{"
+        + ", ".join(str(i) for i in ignored) + "};",
+        "", "#endif  /* RC_POLICY_DATA_H_ */", ""]
+    path = pathlib.Path(out_dir) / "rc_policy_data.h"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run_stream_firmware(build, pcm, energies=False, timeout=600):
+    """Runs a long recording through the firmware's stream policy (a ``policy`` build).
+
+    Args:
+        build: `build_firmware` result built with ``frontend`` and ``policy``.
+        pcm: int16 samples (1-D) at the front end's rate.
+        energies: also return every frame's energy (1/256 dB).
+
+    Returns:
+        dict: "detections" (`rc_keras.streaming.Detection` list, times from the front end's
+        stride and window, confidence dequantized as the host's `TFLiteStepNetwork` does,
+        the integer in "confidence_q" of "raw_detections"), "frames", "invocations",
+        "instructions_per_frame" (front end + energy, and policy + network, on average),
+        "energies" (with ``energies``).
+    """
+    from rc_keras import features, streaming  # noqa: PLC0415
+
+    if not build.get("policy"):
+        raise ValueError("`build` has no stream policy: build_firmware(..., frontend=True, "
+                         "policy=StreamPolicy(...)).")
+    pcm = np.asarray(pcm)
+    if pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise ValueError(f"`pcm` must be a 1-D int16 array; received {pcm.dtype} {pcm.shape}.")
+    result = run_firmware(build, [pcm], kind="stream", timeout=timeout, energies=energies)
+    sidecar = build["sidecar"]
+    params = build["frontend"] if not isinstance(build["frontend"], bool) else None
+    params = params or sidecar["feature_params"]
+    if isinstance(params, dict):
+        params = features.FrontEndParams(**params)
+    spec = sidecar["outputs"]["probs"]
+    names = sidecar.get("class_names")
+    def seconds(frame, end=False):   # as rc_keras.streaming.Listener reports times
+        return round((frame * float(params.stride_ms)
+                      + (float(params.window_ms) if end else 0.0)) / 1000.0, 6)
+
+    detections = []
+    for d in result["detections"]:
+        p = (np.float32(d["confidence_q"]) - spec["zero_point"]) * np.float32(spec["scale"])
+        if sidecar["readout"] == "sigmoid":
+            p = max(p, np.float32(1) - p)
+        confidence = float(p)
+        detections.append(streaming.Detection(
+            label=d["label"], keyword=names[d["label"]] if names else str(d["label"]),
+            spike_frame=d["spike_frame"], onset_frame=d["onset_frame"],
+            start_frame=d["start_frame"], confidence=confidence,
+            spike_time_s=seconds(d["spike_frame"], end=True),
+            onset_time_s=seconds(d["onset_frame"])))
+    stream = result["stream"]
+    per = result["ticks_per_instruction"]
+    frames = max(stream["frames"], 1)
+    out = {"detections": detections, "raw_detections": result["detections"],
+           "frames": stream["frames"], "invocations": stream["invocations"],
+           "instructions_per_frame": {"frontend": stream["frontend_ticks"] / per / frames,
+                                      "policy_and_network": stream["net_ticks"] / per / frames}}
+    if energies:
+        out["energies"] = np.array(result["energies"], np.int64)
+    return out
 
 
 def _bundle_step(bundle_dir, quantization):
