@@ -9,6 +9,7 @@ backward pass (which replays the same loop) skip the rest of the sequence.
 import logging
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 # The one public-enough test of "being traced for XLA": tf.function(jit_compile=True)
 # enters an XLA control-flow context while it traces.
@@ -303,6 +304,14 @@ def _stage_count(batch):
     return count
 
 
+def _next_stage_size(count, index, stages):
+    """Rows still running when stage ``index`` of ``count`` rows ends, at most: `limit`
+    if it compacts, else none (it ran to the end). Mirrors the stage's own test."""
+    if count > COMPACT_MIN_ROWS and index < stages - 1:
+        return int(np.floor(np.float32(COMPACT_FRACTION) * np.float32(count)))
+    return 0
+
+
 def _rank_code_in_stages(rows_step_fn, make_body, answers_init, inputs_tm, mask_tm, last,
                          initial_states, batch, time, num_outputs, probs_dtype):
     """Per-example halting: stages built in Python, each a time loop over fewer rows.
@@ -322,9 +331,11 @@ def _rank_code_in_stages(rows_step_fn, make_body, answers_init, inputs_tm, mask_
     """
     masked = mask_tm is not None
     per_row_last = last.shape.rank == 1
-    stages = _stage_count(tf.get_static_value(batch))
+    # The batch size if known while tracing (tf.shape's value is not, inside a function).
+    size = inputs_tm.shape[1]
+    stages = _stage_count(size)
 
-    def run_stage(index, t, rows, states, accumulated):
+    def run_stage(index, t, rows, states, accumulated, padding=None):
         count = tf.size(rows)
         x_tm = tf.gather(inputs_tm, rows, axis=1) if index else inputs_tm
         valid_tm = (tf.gather(mask_tm, rows, axis=1) if index else mask_tm) if masked else None
@@ -339,10 +350,14 @@ def _rank_code_in_stages(rows_step_fn, make_body, answers_init, inputs_tm, mask_
         def cond(t, done, *_):
             return (t < time) & (tf.reduce_sum(tf.cast(done, tf.int32)) < stop_at)
 
+        answers = answers_init(count)
+        if padding is not None:  # rows that answered before, there to fix the stage's size
+            answers = (padding,) + answers[1:]
         t_end, done, spike_time, spiked, probs, states = tf.while_loop(
             cond, make_body(rows_step_fn(rows), x_tm, valid_tm, last_step),
-            (t,) + answers_init(count) + (states,), maximum_iterations=time - t)
-        answered_states = [_where_rows(done, s, tf.zeros_like(s)) for s in states]
+            (t,) + answers + (states,), maximum_iterations=time - t)
+        answered = done if padding is None else done & tf.logical_not(padding)
+        answered_states = [_where_rows(answered, s, tf.zeros_like(s)) for s in states]
         if index == 0:
             # Rows in batch order: the stage's answers are the results so far (rows
             # that did not answer hold zeros).
@@ -366,9 +381,19 @@ def _rank_code_in_stages(rows_step_fn, make_body, answers_init, inputs_tm, mask_
                       list(initial_states), None)
     for index in range(1, stages):
         t, rows, done, states, accumulated = carry
-        keep = tf.reshape(tf.where(tf.logical_not(done)), [-1])
+        if size is None:
+            keep = tf.reshape(tf.where(tf.logical_not(done)), [-1])
+            padding = None
+        else:
+            # A batch size known while tracing: each stage gets a size known too (the
+            # rows still running, which are at most `limit`, then rows that answered
+            # before as padding), so its loop and gradient have static shapes and skip
+            # the shape arithmetic of dynamic ones (broadcast-gradient reductions).
+            size = _next_stage_size(size, index - 1, stages)
+            keep = tf.argsort(tf.cast(done, tf.int32), stable=True)[:size]
+            padding = tf.gather(done, keep)
         carry = run_stage(index, t, tf.gather(rows, keep), [tf.gather(s, keep) for s in states],
-                          accumulated)
+                          accumulated, padding)
     t, _, _, _, (probs_acc, time_acc, spiked_acc, states_acc, evaluations) = carry
     return RCOutput(probs_acc, time_acc, spiked_acc > 0, t, states_acc, evaluations)
 
