@@ -17,9 +17,18 @@ namespace {
 // half and keeping the top 32 bits of the 48-bit product is one SMULWB / SMULWT on the
 // Cortex-M4 and M55: (x * w) >> 16, floor, so x * w / 2 (a halving comes with every product).
 #if defined(__ARM_FEATURE_DSP)
-// (GCC 12's arm_acle.h has SMLAWB / SMLAWT but not SMULWB / SMULWT; with 0 to add they match.)
-inline int32_t MulRe(int32_t x, int32_t w) { return __smlawb(x, w, 0); }
-inline int32_t MulIm(int32_t x, int32_t w) { return __smlawt(x, w, 0); }
+// SMULWB / SMULWT by inline assembly: GCC 12's arm_acle.h has only the accumulating forms, and
+// __smlawb(x, w, 0) spends a register on the zero, which made the butterfly loop spill.
+inline int32_t MulRe(int32_t x, int32_t w) {
+  int32_t r;
+  __asm__("smulwb %0, %1, %2" : "=r"(r) : "r"(x), "r"(w));
+  return r;
+}
+inline int32_t MulIm(int32_t x, int32_t w) {
+  int32_t r;
+  __asm__("smulwt %0, %1, %2" : "=r"(r) : "r"(x), "r"(w));
+  return r;
+}
 #else
 inline int32_t MulRe(int32_t x, int32_t w) {
   return static_cast<int32_t>((static_cast<int64_t>(x) * static_cast<int16_t>(w & 0xFFFF)) >> 16);
@@ -37,14 +46,26 @@ int filled = 0;
 // bin's own 8 bytes; one spare slot for the Nyquist bin. 2 KB at FFT 512.
 alignas(8) int32_t spectrum[2 * (kHalf + 1)];
 
-// sqrt(x) * 2^8, rounded (table and linear interpolation: the M4 has no FPU).
-uint64_t Sqrt(uint64_t x) {
-  if (x == 0) return 0;
-  const int shift = __builtin_clzll(x) & ~1;                      // even, so it halves exactly
-  const uint32_t t = static_cast<uint32_t>((x << shift) >> 32);  // in [2^30, 2^32)
+// sqrt(x) * 2^8, rounded (table and linear interpolation: the M4 has no FPU). The 64-bit
+// value is handled as two words: the normalizing shift and the table step are 32-bit
+// operations (GCC's generic 64-bit shifts cost twice as many instructions).
+inline __attribute__((always_inline)) uint64_t Sqrt(uint64_t x) {
+  const uint32_t hi = static_cast<uint32_t>(x >> 32), lo = static_cast<uint32_t>(x);
+  int shift;   // an even left shift that brings x's top bit to bit 63 or 62
+  uint32_t t;  // the top word of x << shift, in [2^30, 2^32)
+  if (hi != 0) {
+    shift = __builtin_clz(hi) & ~1;
+    t = shift == 0 ? hi : (hi << shift) | (lo >> (32 - shift));
+  } else if (lo != 0) {
+    shift = 32 + (__builtin_clz(lo) & ~1);
+    t = lo << (shift - 32);
+  } else {
+    return 0;
+  }
   const uint32_t i = (t >> 24) - 64, frac = (t >> 8) & 0xFFFF;
-  const uint32_t r = rc_fe_sqrt_table[i] + static_cast<uint32_t>(
-      (static_cast<int64_t>(rc_fe_sqrt_table[i + 1] - rc_fe_sqrt_table[i]) * frac) >> 16);
+  // Adjacent entries differ by under 2^16 and frac < 2^16: the product fits 32 bits.
+  const uint32_t r = rc_fe_sqrt_table[i] +
+                     (((rc_fe_sqrt_table[i + 1] - rc_fe_sqrt_table[i]) * frac) >> 16);
   const int s = shift / 2 - 16;  // sqrt(x) * 2^8 = sqrt(t) * 2^24 / 2^(shift / 2)
   return s > 0 ? (r + (1u << (s - 1))) >> s : static_cast<uint64_t>(r) << -s;
 }
@@ -61,24 +82,36 @@ int32_t Log2Q16(uint64_t x) {
 
 // Radix-2 decimation in time over bit-reversed input; every stage halves, so the result is
 // DFT / kHalf and no value can exceed the input's magnitude (int32 never overflows).
+// Loops walk pointers group by group with the twiddle pointer stepping inside a group, so a
+// butterfly is two LDRD, four SMULW, eight ALU operations and two STRD (the per-twiddle
+// outer loop of the textbook form made GCC spill to the stack: 50 instructions a butterfly).
 void ComplexFft() {
-  for (int span = 1, step = RC_FE_FFT / 2; span < kHalf; span <<= 1, step >>= 1) {
-    for (int s = 0; s < kHalf; s += 2 * span) {  // j = 0: w = 1, an exact halving
-      int32_t* a = spectrum + 2 * s;
-      int32_t* b = a + 2 * span;
-      const int32_t ar = a[0] >> 1, ai = a[1] >> 1, tr = b[0] >> 1, ti = b[1] >> 1;
-      a[0] = ar + tr;
-      a[1] = ai + ti;
-      b[0] = ar - tr;
-      b[1] = ai - ti;
-    }
-    for (int j = 1; j < span; ++j) {
-      const int32_t w = rc_fe_twiddle[j * step];
-      for (int s = j; s < kHalf; s += 2 * span) {
-        int32_t* a = spectrum + 2 * s;
-        int32_t* b = a + 2 * span;
-        const int32_t tr = MulRe(b[0], w) - MulIm(b[1], w);
-        const int32_t ti = MulIm(b[0], w) + MulRe(b[1], w);
+  int32_t* const end = spectrum + 2 * kHalf;
+  // Span 1: w = 1 everywhere, an exact halving.
+  for (int32_t* a = spectrum; a < end; a += 4) {
+    const int32_t ar = a[0] >> 1, ai = a[1] >> 1, br = a[2] >> 1, bi = a[3] >> 1;
+    a[0] = ar + br;
+    a[1] = ai + bi;
+    a[2] = ar - br;
+    a[3] = ai - bi;
+  }
+  for (int span = 2, step = RC_FE_FFT / 4; span < kHalf; span <<= 1, step >>= 1) {
+    for (int32_t* group = spectrum; group < end; group += 4 * span) {
+      int32_t* a = group;
+      int32_t* b = group + 2 * span;
+      {  // j = 0: w = 1, an exact halving
+        const int32_t ar = a[0] >> 1, ai = a[1] >> 1, tr = b[0] >> 1, ti = b[1] >> 1;
+        a[0] = ar + tr;
+        a[1] = ai + ti;
+        b[0] = ar - tr;
+        b[1] = ai - ti;
+      }
+      const int32_t* w = rc_fe_twiddle + step;
+      for (int32_t* const stop = b; (a += 2) < stop; w += step) {
+        b += 2;
+        const int32_t br = b[0], bi = b[1], wj = *w;
+        const int32_t tr = MulRe(br, wj) - MulIm(bi, wj);
+        const int32_t ti = MulIm(br, wj) + MulRe(bi, wj);
         const int32_t ar = a[0] >> 1, ai = a[1] >> 1;
         a[0] = ar + tr;
         a[1] = ai + ti;
@@ -91,7 +124,7 @@ void ComplexFft() {
 
 // |X[k]|^2 of the real input's bin k from Z[k] and Z[kHalf - k] (the split of a real FFT
 // computed as a complex one of half the length), with one more halving: X = DFT / FFT.
-uint64_t BinPower(const int32_t* zk, const int32_t* zm, int32_t w) {
+inline __attribute__((always_inline)) uint64_t BinPower(const int32_t* zk, const int32_t* zm, int32_t w) {
   const int32_t kr = zk[0] >> 1, ki = zk[1] >> 1, mr = zm[0] >> 1, mi = zm[1] >> 1;
   const int32_t er = kr + mr, ei = ki - mi;  // the even samples' DFT
   const int32_t orr = ki + mi, oi = mr - kr;  // the odd samples' DFT
@@ -153,9 +186,16 @@ void Frame(float* features) {
   const uint16_t* weight = rc_fe_weights;
   const float ln2_q16 = 0.69314718056f / 65536.0f;
   for (int c = 0; c < RC_FE_CHANNELS; ++c) {
-    uint64_t mel = 0;
-    const uint64_t* mag = magnitude + rc_fe_channel_start[c];
-    for (int i = 0; i < rc_fe_channel_length[c]; ++i) mel += mag[i] * weight[i];
+    // sum(mag * weight) with 32-bit halves of each magnitude: one UMLAL and one MLA per
+    // weight. The high sum cannot wrap: mag < 2^38, weight < 2^16, a channel < 2^8 bins.
+    uint64_t low = 0;
+    uint32_t high = 0;
+    const uint32_t* mag = reinterpret_cast<const uint32_t*>(magnitude + rc_fe_channel_start[c]);
+    for (int i = 0; i < rc_fe_channel_length[c]; ++i, mag += 2) {
+      low += static_cast<uint64_t>(mag[0]) * weight[i];
+      high += mag[1] * weight[i];
+    }
+    const uint64_t mel = low + (static_cast<uint64_t>(high) << 32);
     weight += rc_fe_channel_length[c];
     const int32_t log2 = Log2Q16(mel + RC_FE_LOG_OFFSET_Q) - (RC_FE_MEL_EXPONENT << 16);
     features[c] = static_cast<float>(log2) * ln2_q16;

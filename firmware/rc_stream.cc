@@ -29,6 +29,10 @@ rc_model_q_t staging[RC_MODEL_STATE_ELEMENTS > 0 ? RC_MODEL_STATE_ELEMENTS : 1];
 rc_model_q_t* frame = nullptr;
 int step = 0;  // frames since the last reset: indexes a per-step threshold schedule
 const rc_model_q_t* probs = nullptr;
+// The answer's outputs, copied before the states are fed back: like a state output, the output
+// tensor may lie in the arena bytes of a state input (the keyword network with its identity
+// clips dropped has its probabilities over h's input), so writing the inputs would overwrite it.
+rc_model_q_t answer_probs[RC_MODEL_NUM_OUTPUTS];
 
 template <typename T>
 T* Data(TfLiteTensor* tensor) {
@@ -72,6 +76,7 @@ void RcStreamSetFeatures(const float* features) {
 
 int RcStreamStep(RcAnswer* answer) {
   if (interpreter->Invoke() != kTfLiteOk) return 1;
+  for (int c = 0; c < RC_MODEL_NUM_OUTPUTS; ++c) answer_probs[c] = probs[c];
 #if RC_PER_STATE_COPY
   rc_feed_states_back_per_state(state_in, state_out);
 #else
@@ -82,18 +87,19 @@ int RcStreamStep(RcAnswer* answer) {
   const int at = step < RC_MODEL_THRESHOLD_STEPS - 1 ? step : RC_MODEL_THRESHOLD_STEPS - 1;
   ++step;
   const int high = rc_model_threshold_q_steps[at];
+  const rc_model_q_t* p = answer_probs;
   int label = 0;
   for (int c = 1; c < RC_MODEL_NUM_OUTPUTS; ++c) {
-    if (probs[c] > probs[label]) label = c;
+    if (p[c] > p[label]) label = c;
   }
-  bool spiked = probs[label] >= high;
+  bool spiked = p[label] >= high;
 #if RC_MODEL_READOUT_SIGMOID
-  spiked = probs[0] >= high || probs[0] <= rc_model_threshold_q_low_steps[at];
-  label = static_cast<float>(probs[0] - RC_MODEL_PROBS_ZERO_POINT) * RC_MODEL_PROBS_SCALE >= 0.5f;
+  spiked = p[0] >= high || p[0] <= rc_model_threshold_q_low_steps[at];
+  label = static_cast<float>(p[0] - RC_MODEL_PROBS_ZERO_POINT) * RC_MODEL_PROBS_SCALE >= 0.5f;
 #endif
   answer->label = label;
   answer->spiked = spiked;
-  answer->probs = probs;
+  answer->probs = p;
   return 0;
 }
 

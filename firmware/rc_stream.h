@@ -21,7 +21,8 @@
 struct RcAnswer {
   int label;                  // class at this frame (argmax; sigmoid: p >= 0.5)
   bool spiked;                // an output crossed the threshold at this frame
-  const rc_model_q_t* probs;  // the integer outputs (RC_MODEL_NUM_OUTPUTS)
+  const rc_model_q_t* probs;  // the integer outputs (RC_MODEL_NUM_OUTPUTS), copied out of the
+                              // arena before the states were fed back; valid until the next step
 };
 
 namespace tflite {

@@ -139,6 +139,65 @@ def test_lut_activations_give_the_same_integers_in_tflm(tmp_path):
         np.testing.assert_array_equal(a["outputs"], b["outputs"])
 
 
+def _op_list(data):
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from rc_keras.export.lut_activations import _builtin
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    return [names[_builtin(model, op)] for op in model.subgraphs[0].operators]
+
+
+def test_identity_clamps_are_dropped_with_the_same_integers_in_tflm(tmp_path):
+    # The step graph's clip_by_value becomes MINIMUM / MAXIMUM against -128 / 127 in the
+    # clipped tensor's own quantization where calibration saw the clip's whole range: the
+    # identity on int8. Dropping those (the c state's clip produces a graph output, which then
+    # reads the op before it) keeps every frame's outputs.
+    from rc_keras import tasks
+    from rc_keras.export import firmware
+    from rc_keras.export.identity_clamps import drop_identity_clamps
+
+    original = (DEMO / "step_int8.tflite").read_bytes()
+    before = _op_list(original)
+    data, removed = drop_identity_clamps(original)
+    after = _op_list(data)
+    clamps = {"MINIMUM", "MAXIMUM"}
+    assert removed >= 2 and len(after) == len(before) - removed
+    assert [op for op in before if op not in clamps] == [op for op in after if op not in clamps]
+    x, _ = tasks.get_task("spotting").data("test", 20, seed=3)
+    runner = StepRunner(DEMO / "step_int8.tflite", runtime="tflm")
+    clips = [runner.quantize_frames(c) for c in x]
+    want = firmware.host_reference(DEMO / "step_int8.tflite", clips, whole_clip=True)
+    path = tmp_path / "step_int8.tflite"
+    path.write_bytes(data)
+    shutil.copy(DEMO / "step_int8.json", tmp_path / "step_int8.json")
+    got = firmware.host_reference(path, clips, whole_clip=True)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a["outputs"], b["outputs"])
+
+
+def test_a_clamp_that_can_change_a_value_is_kept():
+    # The first MINIMUM (the gates' clip, against 127) made to clip at 126 must stay.
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from rc_keras.export.identity_clamps import drop_identity_clamps
+
+    data = (DEMO / "step_int8.tflite").read_bytes()
+    _, removed = drop_identity_clamps(data)
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    graph = model.subgraphs[0]
+    minimum = graph.operators[_op_list(data).index("MINIMUM")]
+    bound = next(int(i) for i in minimum.inputs
+                 if model.buffers[graph.tensors[i].buffer].data is not None)
+    assert np.asarray(model.buffers[graph.tensors[bound].buffer].data).view(np.int8)[0] == 127
+    model.buffers[graph.tensors[bound].buffer].data = np.array([126], np.int8).view(np.uint8)
+    changed = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    rewritten, fewer = drop_identity_clamps(changed)
+    assert fewer == removed - 1 and "MINIMUM" in _op_list(rewritten)
+
+
 # ------------------------------------------------------------------ stream policy (host g++)
 POLICY_HARNESS = pathlib.Path(__file__).resolve().parent / "firmware_host" / "policy_main.cc"
 

@@ -164,7 +164,8 @@ def write_model_source(step_path, out_dir, arena_bytes=None, lut=False):
     ``arena_bytes`` defaults to the smallest arena the TFLM Python interpreter allocates
     the model in, plus a quarter and `ARENA_MARGIN_BYTES` (the firmware prints what it
     really used). With ``lut`` the int8 LOGISTIC / TANH ops become table lookups
-    (`rc_keras.export.lut_activations`; same integers, a tenth of the instructions).
+    (`rc_keras.export.lut_activations`; same integers, a tenth of the instructions) and the
+    clips that cannot change an int8 value are dropped (`rc_keras.export.identity_clamps`).
     """
     from rc_keras.export.c_array import write_c_array  # noqa: PLC0415
     from rc_keras.export.interpreters import tflm_arena  # noqa: PLC0415
@@ -178,11 +179,13 @@ def write_model_source(step_path, out_dir, arena_bytes=None, lut=False):
     data = step_path.read_bytes()
     if lut:
         from rc_keras.export import _flatbuffer  # noqa: PLC0415
+        from rc_keras.export.identity_clamps import drop_identity_clamps  # noqa: PLC0415
         from rc_keras.export.lut_activations import lut_activations  # noqa: PLC0415
 
         if sidecar["quantization"] != "int8":
             raise ValueError("lut=True rewrites int8 activations; the model is int16x8.")
         data, _ = lut_activations(data)
+        data, _ = drop_identity_clamps(data)
         sidecar = dict(sidecar, ops=_flatbuffer.describe(data)["op_names"], model_bytes=len(data))
     if arena_bytes is None:
         smallest = tflm_arena(data)["min_arena_bytes"]
@@ -224,7 +227,7 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
             writing them from ``step_path``.
         kernel_set: "rc" (the kernels of RC step models) or "all" (`build_tflm_library`).
         profile: time every op; `run_firmware` then returns "ops" (instructions per op type).
-        lut: int8 LOGISTIC / TANH as table lookups (`write_model_source`).
+        lut: int8 LOGISTIC / TANH as table lookups, identity clips dropped (`write_model_source`).
         stack_bytes, heap_bytes: stack and heap the linker script reserves (default 4096
             each; `build_fitted` sizes them from a run).
         policy: a `rc_keras.streaming.StreamPolicy` (onset mode): compile the stream policy
@@ -771,7 +774,7 @@ def device_report(bundle_dir, board="mps2-an386", kernels="cmsis_nn", tree=None,
         lengths: optional valid frames per clip.
         build_dir: default ``<bundle>/firmware/<board>-<kernels>-<quantization>``.
         update_report: add the row to the bundle's ``report.json`` under "device".
-        lut: int8 LOGISTIC / TANH as table lookups (`build_firmware`).
+        lut: int8 LOGISTIC / TANH as table lookups, identity clips dropped (`build_firmware`).
 
     Returns:
         dict: the build's memory figures, and with ``run`` the agreement with the TFLM

@@ -24,8 +24,8 @@ def add_arguments(parser):
                                        "extract of ../shared/tflm/tflm-tree-KERNELS-*.tar.gz)")
     p.add_argument("--model", choices=["int8", "int16x8"], help="step model (default: the C array's)")
     p.add_argument("--lut-activations", action="store_true",
-                   help="int8 LOGISTIC/TANH as table lookups: the same integers, far fewer "
-                        "instructions (rc_keras.export.lut_activations)")
+                   help="int8 LOGISTIC/TANH as table lookups and identity clips dropped: the same "
+                        "integers, far fewer instructions (rc_keras.export.lut_activations, identity_clamps)")
     p.add_argument("--run", action="store_true", help="run held-out sequences in QEMU")
     p.add_argument("--verify-sequences", help="held-out sequences (.npz with x, or .npy)")
     p.add_argument("--task", type=task_arg, help="task whose test data serve as sequences")
