@@ -198,7 +198,11 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
             alone (gathered; answers are scattered back in the original order). The
             results and their gradients are those of the single loop; only the cost
             changes, to about the sum of the answer steps instead of batch x the
-            latest one. Under XLA (no dynamic shapes) it falls back to the single
+            latest one. With a batch size known while tracing, stage sizes are fixed
+            in advance (each `COMPACT_FRACTION` of the one before; the rows still
+            running, padded with rows that already answered), so every stage's loop
+            and gradient have static shapes; `RCOutput.cell_evaluations` counts the
+            padded rows, which are computed. Under XLA it falls back to the single
             loop, with a warning.
         rows_step_fn: optional callable ``rows -> step_fn`` giving the step function
             for a subset of the batch (original row indices), for a step function that
