@@ -6,12 +6,14 @@ Variants (batch 128, LSTM 128 units, 20 features, T=81, 11 classes):
   (c) RCModel where every example spikes by step 20: the loop stops there;
   (d) RCModel whose answers are spread uniformly over steps 1..81 (mean 41, latest 81):
       the examples have lengths drawn uniformly from 1..81 and nobody spikes, so each
-      answers at its own last step; per-example halting (the default) stops computing
-      each row there;
+      answers at its own last step; per-example halting (on in this variant) stops
+      computing each row there;
   (d0) the same as (d) with per_example_halting=False: every row runs to step 81.
 
 Rounds run a, b, c, d, d0, a, ... so that machine noise hits all variants alike; the
-results are medians per variant and ratios of medians. Targets: (c)/(b) <= 0.35,
+results are medians per variant and ratios of medians, of wall time and of process
+CPU time (steadier when other jobs share the cores). (b) and (c) run with per-example
+halting on, as (d) does. Targets: (c)/(b) <= 0.35,
 (b)/(a) <= 1.25 and (d)/(b) <= 0.65.
 
     python benchmarks/bench_train_speed.py [--rounds 15] [--steps 10] [--quick]
@@ -99,12 +101,14 @@ def loop_facts(model, x):
 
 
 def time_steps(model, x, y, steps):
-    """Seconds per train step over ``steps`` calls of the compiled train function."""
-    start = time.perf_counter()
+    """Wall and process CPU seconds per train step over ``steps`` calls of the compiled
+    train function (CPU time, summed over threads, is the steadier figure on a shared
+    machine: other jobs' load stretches wall time far more than it does CPU time)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         logs = model.train_on_batch(x, y, return_dict=True)
     float(logs["loss"])  # wait for the last step
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
 
 
 def run(rounds=15, steps=10, log=print):
@@ -127,18 +131,26 @@ def run(rounds=15, steps=10, log=print):
             loops[name] = loop_facts(model, x)
     log(f"loop facts: {loops}")
     samples = {name: [] for name in models}
+    cpu_samples = {name: [] for name in models}
     for r in range(rounds):
         for name, (model, x, y) in models.items():
-            samples[name].append(1000 * time_steps(model, x, y, steps))
+            wall, cpu = time_steps(model, x, y, steps)
+            samples[name].append(1000 * wall)
+            cpu_samples[name].append(1000 * cpu)
         log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {v[-1]:.1f} ms" for n, v in samples.items()))
     # The (c) model keeps training while timed; confirm it still stops by step 20.
     out = models["c_rc_spike_by_20"][0].rank_code(x_sig, training=True)
     loops["c_rc_spike_by_20"]["steps_run_after_timing"] = int(out.steps_run)
     medians = {name: statistics.median(v) for name, v in samples.items()}
-    ratios = {"c_over_b": medians["c_rc_spike_by_20"] / medians["b_rc_no_spike"],
-              "b_over_a": medians["b_rc_no_spike"] / medians["a_keras_lstm"],
-              "d_over_b": medians["d_rc_spread"] / medians["b_rc_no_spike"],
-              "d0_over_b": medians["d0_rc_spread_no_halting"] / medians["b_rc_no_spike"]}
+    cpu_medians = {name: statistics.median(v) for name, v in cpu_samples.items()}
+
+    def ratios_of(m):
+        return {"c_over_b": m["c_rc_spike_by_20"] / m["b_rc_no_spike"],
+                "b_over_a": m["b_rc_no_spike"] / m["a_keras_lstm"],
+                "d_over_b": m["d_rc_spread"] / m["b_rc_no_spike"],
+                "d0_over_b": m["d0_rc_spread_no_halting"] / m["b_rc_no_spike"],
+                "d_over_d0": m["d_rc_spread"] / m["d0_rc_spread_no_halting"]}
+    ratios, cpu_ratios = ratios_of(medians), ratios_of(cpu_medians)
     return {
         "settings": {"batch": BATCH, "units": UNITS, "features": FEATURES, "time": TIME,
                      "classes": CLASSES, "rounds": rounds, "steps_per_measure": steps,
@@ -146,7 +158,10 @@ def run(rounds=15, steps=10, log=print):
         "loops": loops,
         "ms_per_step_samples": samples,
         "ms_per_step_median": medians,
+        "cpu_ms_per_step_samples": cpu_samples,
+        "cpu_ms_per_step_median": cpu_medians,
         "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
         "targets": {"c_over_b_max": 0.35, "b_over_a_max": 1.25, "d_over_b_max": 0.65,
                     "c_over_b_met": ratios["c_over_b"] <= 0.35,
                     "b_over_a_met": ratios["b_over_a"] <= 1.25,
@@ -161,11 +176,16 @@ def run(rounds=15, steps=10, log=print):
 def to_markdown(result):
     m, r, loops = result["ms_per_step_median"], result["ratios"], result["loops"]
     t = result["targets"]
+    # Older results (before CPU time was recorded) have wall time only.
+    cm, cr = result.get("cpu_ms_per_step_median"), result.get("cpu_ratios")
+    cpu = (lambda key: f" {cm[key]:.1f} |") if cm else (lambda key: " n/a |")
     lines = [
-        "| variant | ms / train step (median) | loop iterations | mean steps read | compute fraction |",
-        "|---|---|---|---|---|",
-        f"| (a) keras.layers.LSTM, loss at step 81 | {m['a_keras_lstm']:.1f} | 81 (cuDNN-free while loop) | 81 | 1.000 |",
-        *[f"| {label} | {m[key]:.1f} | {loops[key]['steps_run']} | "
+        "| variant | ms / train step (median) | CPU ms / step (median) | loop iterations | "
+        "mean steps read | compute fraction |",
+        "|---|---|---|---|---|---|",
+        f"| (a) keras.layers.LSTM, loss at step 81 | {m['a_keras_lstm']:.1f} |{cpu('a_keras_lstm')} "
+        "81 (cuDNN-free while loop) | 81 | 1.000 |",
+        *[f"| {label} | {m[key]:.1f} |{cpu(key)} {loops[key]['steps_run']} | "
           f"{loops[key]['mean_steps_read']:.1f} | {loops[key]['compute_fraction']:.3f} |"
           for key, label in (("b_rc_no_spike", "(b) RCModel, no example spikes"),
                              ("c_rc_spike_by_20", "(c) RCModel, all spike by step 20"),
@@ -176,7 +196,10 @@ def to_markdown(result):
         f"(c)/(b) = **{r['c_over_b']:.3f}** (target <= 0.35: {'met' if t['c_over_b_met'] else 'NOT met'}); "
         f"(b)/(a) = **{r['b_over_a']:.3f}** (target <= 1.25: {'met' if t['b_over_a_met'] else 'NOT met'}); "
         f"(d)/(b) = **{r['d_over_b']:.3f}** (target <= 0.65: {'met' if t['d_over_b_met'] else 'NOT met'}); "
-        f"(d0)/(b) = {r['d0_over_b']:.3f}.",
+        f"(d0)/(b) = {r['d0_over_b']:.3f}; (d)/(d0) = {r.get('d_over_d0', m['d_rc_spread'] / m['d0_rc_spread_no_halting']):.3f}.",
+        *([f"The same ratios in CPU time: (c)/(b) {cr['c_over_b']:.3f}, (b)/(a) {cr['b_over_a']:.3f}, "
+           f"(d)/(b) {cr['d_over_b']:.3f}, (d0)/(b) {cr['d0_over_b']:.3f}, (d)/(d0) {cr['d_over_d0']:.3f}."]
+          if cr else []),
         "Compute fraction: cell evaluations run / (batch x 81) (`rc_keras.metrics.ComputeFraction`). "
         "(d): lengths spread evenly over 1..81, nobody spikes, each answers at its last step.",
         f"Batch {BATCH}, LSTM {UNITS}, {FEATURES} features, T={TIME}, {CLASSES} classes, Adam; "

@@ -49,14 +49,17 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
             ``x`` as a dict ``{"inputs": x, "lengths": lengths}`` (or ``"mask"``).
         per_example_halting: stop computing each example at its own answer, in
             ``fit``, ``evaluate`` and ``predict`` (the batch shrinks as examples answer;
-            see `rc_keras.rank_coding.rank_code`), so a batch costs about the sum of
+            see `rc_keras.rank_coding.rank_code`), so a batch computes about the sum of
             its answer steps rather than batch x its latest one. Answers and gradients
             are the same either way; False (the default) runs every row to the batch's
-            last answer. Off by default until a wall-clock saving is measured: the staged
-            graph adds gathers and a copy of the step per stage, and on a loaded 2-core
-            machine it cost more time than it saved (benchmarks/results/
-            train_speed_per_example_loaded.md). Under XLA (``jit_compile=True``) it is
-            off, with a warning.
+            last answer. Time falls less than computation: every loop step costs a
+            fixed overhead whatever its rows, the staged graph takes about four times
+            as long to trace, and small cells or batches gain nothing. With an LSTM 128,
+            batch 128 and answers spread evenly over 81 steps it computed 0.58 of the
+            cell evaluations in 0.73x the time of the single loop, and cost the same
+            when nobody answered early (benchmarks/results/train_speed.md); worth
+            turning on for wide cells and large batches whose answers spread out.
+            Under XLA (``jit_compile=True``) it is off, with a warning.
         **kwargs: passed to ``keras.Model`` (``name``...).
 
     Example:
@@ -231,7 +234,8 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
 
     # ------------------------------------------------------------------ forward
     def _split_inputs(self, inputs):
-        """Returns (x, step_mask or None) from a tensor or an {"inputs", "lengths"|"mask"} dict."""
+        """Returns (x, step_mask or None, whether the mask comes from lengths) from a tensor
+        or an {"inputs", "lengths"|"mask"} dict."""
         lengths = mask = None
         if isinstance(inputs, dict):
             unknown = set(inputs) - {"inputs", "lengths", "mask"}
@@ -259,8 +263,8 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
             axes = list(range(2, x.shape.rank))
             mask = tf.reduce_any(tf.not_equal(x, self.mask_value), axis=axes)
         if mask is None and lengths is None:
-            return x, None
-        return x, rank_coding.step_mask_from(x, lengths=lengths, mask=mask)
+            return x, None, False
+        return x, rank_coding.step_mask_from(x, lengths=lengths, mask=mask), mask is None
 
     def _check_padding_rows(self, inputs):
         """With ``mask_value``: every sequence needs a step that is not padding."""
@@ -311,7 +315,7 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
             mode: "rc" or "eos"; defaults to ``training_mode`` when training, else
                 ``inference_mode``.
         """
-        x, step_mask = self._split_inputs(inputs)
+        x, step_mask, prefix = self._split_inputs(inputs)
         mode = mode or (self.training_mode if training else self.inference_mode)
         structure = self._initial_states(x)
         self._prime_dropout_masks(x, structure, training)
@@ -323,7 +327,8 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
                                          step_mask,
                                          freeze_states=not training,
                                          per_example=self.per_example_halting,
-                                         rows_step_fn=self._rows_step_fn(structure, training))
+                                         rows_step_fn=self._rows_step_fn(structure, training),
+                                         mask_is_prefix=prefix)
         finally:
             self._reset_dropout_masks()
 
@@ -332,7 +337,7 @@ class RCModel(_keras_compat.LocalReplicaSymbolicBuild, keras.Model):
 
         One pass serves a whole threshold sweep (see `rc_keras.tradeoff`).
         """
-        x, step_mask = self._split_inputs(inputs)
+        x, step_mask, _ = self._split_inputs(inputs)
         structure = self._initial_states(x)
         # float32, as the spike test of `rank_code`: sweeps over these match predict.
         return rank_coding.step_probabilities(self._step_fn(structure, training), x,

@@ -9,6 +9,7 @@ backward pass (which replays the same loop) skip the rest of the sequence.
 import logging
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 # The one public-enough test of "being traced for XLA": tf.function(jit_compile=True)
 # enters an XLA control-flow context while it traces.
@@ -171,7 +172,7 @@ def _warn_xla_fallback():
 
 def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
               readout="softmax", mode="rc", step_mask=None, freeze_states=True,
-              per_example=False, rows_step_fn=None):
+              per_example=False, rows_step_fn=None, mask_is_prefix=False):
     """Unrolls ``step_fn`` over time and halts each example at its first spike.
 
     Args:
@@ -197,11 +198,19 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
             alone (gathered; answers are scattered back in the original order). The
             results and their gradients are those of the single loop; only the cost
             changes, to about the sum of the answer steps instead of batch x the
-            latest one. Under XLA (no dynamic shapes) it falls back to the single
+            latest one. With a batch size known while tracing, stage sizes are fixed
+            in advance (each `COMPACT_FRACTION` of the one before; the rows still
+            running, padded with rows that already answered), so every stage's loop
+            and gradient have static shapes; `RCOutput.cell_evaluations` counts the
+            padded rows, which are computed. Under XLA it falls back to the single
             loop, with a warning.
         rows_step_fn: optional callable ``rows -> step_fn`` giving the step function
             for a subset of the batch (original row indices), for a step function that
             holds per-row tensors such as dropout masks. Defaults to ``step_fn``.
+        mask_is_prefix: ``step_mask`` is True up to each row's last valid step and False
+            after it (as made from lengths). A row still waiting is then always on a valid
+            step, so the body skips the per-step mask tests: the masked loop costs what
+            the unmasked one does. Results are the same either way.
 
     Returns:
         An `RCOutput`.
@@ -222,6 +231,9 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
     # Every op in the body runs once per step forward and again backward, so the
     # unmasked case (the common one) skips the mask bookkeeping altogether.
     masked = step_mask is not None
+    # With a prefix mask a waiting row is on a valid step (it answers at its last one at
+    # the latest), so only the answer-at-the-end test needs the per-row last step.
+    mask_in_body = masked and not mask_is_prefix
     if masked:
         mask_tm = tf.transpose(step_mask)
         last = last_valid_step(step_mask)
@@ -239,7 +251,7 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
             theta_t = theta[tf.minimum(t, last_theta)] if scheduled else theta
             crossed = crosses_threshold(step_probs, theta_t, readout)
             running = waiting
-            if masked:
+            if mask_in_body:
                 valid = valid_tm[t]
                 crossed = crossed & valid
                 running = waiting & valid
@@ -247,7 +259,7 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
             # the one at the answer step (what a streaming server would hold).
             if freeze_states:
                 states = [_where_rows(running, n, o) for n, o in zip(new_states, states)]
-            elif masked:
+            elif mask_in_body:
                 states = [_where_rows(valid, n, o) for n, o in zip(new_states, states)]
             else:
                 states = list(new_states)
@@ -277,7 +289,8 @@ def rank_code(step_fn, inputs, initial_states, num_outputs, threshold,
         return RCOutput(probs, spike_time, spiked, steps_run, states, steps_run * batch)
     return _rank_code_in_stages(
         rows_step_fn or (lambda rows: step_fn), make_body, answers_init, inputs_tm,
-        mask_tm, last, list(initial_states), batch, time, num_outputs, probs_dtype)
+        mask_tm if mask_in_body else None, last, list(initial_states), batch, time,
+        num_outputs, probs_dtype)
 
 
 def _stage_count(batch):
@@ -295,6 +308,14 @@ def _stage_count(batch):
     return count
 
 
+def _next_stage_size(count, index, stages):
+    """Rows still running when stage ``index`` of ``count`` rows ends, at most: `limit`
+    if it compacts, else none (it ran to the end). Mirrors the stage's own test."""
+    if count > COMPACT_MIN_ROWS and index < stages - 1:
+        return int(np.floor(np.float32(COMPACT_FRACTION) * np.float32(count)))
+    return 0
+
+
 def _rank_code_in_stages(rows_step_fn, make_body, answers_init, inputs_tm, mask_tm, last,
                          initial_states, batch, time, num_outputs, probs_dtype):
     """Per-example halting: stages built in Python, each a time loop over fewer rows.
@@ -307,47 +328,77 @@ def _rank_code_in_stages(rows_step_fn, make_body, answers_init, inputs_tm, mask_
     and the loop: the gradient reaching each row is the one of the single loop. The
     returned states are each row's at the end of the stage it answered in (its answer
     step when the body freezes states).
+
+    (Putting each later stage under a ``tf.cond`` on "some row still runs" was measured:
+    it saved nothing measurable when nobody answers early, the stages' loops then
+    running zero steps, and it doubled the tracing time.)
     """
     masked = mask_tm is not None
-    t = tf.constant(0, tf.int32)
-    rows = tf.range(batch, dtype=tf.int32)
-    states = list(initial_states)
-    probs_acc = tf.zeros((batch, num_outputs), probs_dtype)
-    time_acc = tf.zeros((batch,), tf.int32)
-    spiked_acc = tf.zeros((batch,), tf.int32)
-    states_acc = [tf.zeros_like(s) for s in initial_states]
-    evaluations = tf.constant(0, tf.int32)
-    stages = _stage_count(tf.get_static_value(batch))
-    for index in range(stages):
+    per_row_last = last.shape.rank == 1
+    # The batch size if known while tracing (tf.shape's value is not, inside a function).
+    size = inputs_tm.shape[1]
+    stages = _stage_count(size)
+
+    def run_stage(index, t, rows, states, accumulated, padding=None):
         count = tf.size(rows)
         x_tm = tf.gather(inputs_tm, rows, axis=1) if index else inputs_tm
         valid_tm = (tf.gather(mask_tm, rows, axis=1) if index else mask_tm) if masked else None
-        last_step = (tf.gather(last, rows) if index else last) if masked else last
+        last_step = tf.gather(last, rows) if index and per_row_last else last
         # Compact once at most `limit` rows still run, unless the stage is already small.
         limit = tf.cast(tf.floor(COMPACT_FRACTION * tf.cast(count, tf.float32)), tf.int32)
         compacting = (count > COMPACT_MIN_ROWS) & (index < stages - 1)
+        # The stage ends once this many of its rows have answered: all of them, or, when
+        # it compacts, enough to leave at most `limit` running. One count per step.
+        stop_at = tf.where(compacting, count - limit, count)
 
-        def cond(t, done, *_, count=count, limit=limit, compacting=compacting):
-            running = count - tf.reduce_sum(tf.cast(done, tf.int32))
-            return (t < time) & (running > 0) & ~(compacting & (running <= limit))
+        def cond(t, done, *_):
+            return (t < time) & (tf.reduce_sum(tf.cast(done, tf.int32)) < stop_at)
 
+        answers = answers_init(count)
+        if padding is not None:  # rows that answered before, there to fix the stage's size
+            answers = (padding,) + answers[1:]
         t_end, done, spike_time, spiked, probs, states = tf.while_loop(
             cond, make_body(rows_step_fn(rows), x_tm, valid_tm, last_step),
-            (t,) + answers_init(count) + (states,), maximum_iterations=time - t)
-        evaluations += (t_end - t) * count
-        t = t_end
-        # Rows that did not answer here hold zeros in these three, so adding every row
-        # is exact; states need the mask.
-        at = rows[:, tf.newaxis]
-        probs_acc = tf.tensor_scatter_nd_add(probs_acc, at, probs)
-        time_acc = tf.tensor_scatter_nd_add(time_acc, at, spike_time)
-        spiked_acc = tf.tensor_scatter_nd_add(spiked_acc, at, tf.cast(spiked, tf.int32))
-        states_acc = [tf.tensor_scatter_nd_add(acc, at, _where_rows(done, s, tf.zeros_like(s)))
-                      for acc, s in zip(states_acc, states)]
-        if index < stages - 1:
+            (t,) + answers + (states,), maximum_iterations=time - t)
+        answered = done if padding is None else done & tf.logical_not(padding)
+        answered_states = [_where_rows(answered, s, tf.zeros_like(s)) for s in states]
+        if index == 0:
+            # Rows in batch order: the stage's answers are the results so far (rows
+            # that did not answer hold zeros).
+            probs_acc, time_acc = probs, spike_time
+            spiked_acc, states_acc = tf.cast(spiked, tf.int32), answered_states
+            evaluations = t_end * count
+        else:
+            # Rows that did not answer here hold zeros, so adding every row is exact.
+            probs_acc, time_acc, spiked_acc, states_acc, evaluations = accumulated
+            at = rows[:, tf.newaxis]
+            probs_acc = tf.tensor_scatter_nd_add(probs_acc, at, probs)
+            time_acc = tf.tensor_scatter_nd_add(time_acc, at, spike_time)
+            spiked_acc = tf.tensor_scatter_nd_add(spiked_acc, at, tf.cast(spiked, tf.int32))
+            states_acc = [tf.tensor_scatter_nd_add(acc, at, s)
+                          for acc, s in zip(states_acc, answered_states)]
+            evaluations = evaluations + (t_end - t) * count
+        return (t_end, rows, done, states,
+                (probs_acc, time_acc, spiked_acc, states_acc, evaluations))
+
+    carry = run_stage(0, tf.constant(0, tf.int32), tf.range(batch, dtype=tf.int32),
+                      list(initial_states), None)
+    for index in range(1, stages):
+        t, rows, done, states, accumulated = carry
+        if size is None:
             keep = tf.reshape(tf.where(tf.logical_not(done)), [-1])
-            rows = tf.gather(rows, keep)
-            states = [tf.gather(s, keep) for s in states]
+            padding = None
+        else:
+            # A batch size known while tracing: each stage gets a size known too (the
+            # rows still running, which are at most `limit`, then rows that answered
+            # before as padding), so its loop and gradient have static shapes and skip
+            # the shape arithmetic of dynamic ones (broadcast-gradient reductions).
+            size = _next_stage_size(size, index - 1, stages)
+            keep = tf.argsort(tf.cast(done, tf.int32), stable=True)[:size]
+            padding = tf.gather(done, keep)
+        carry = run_stage(index, t, tf.gather(rows, keep), [tf.gather(s, keep) for s in states],
+                          accumulated, padding)
+    t, _, _, _, (probs_acc, time_acc, spiked_acc, states_acc, evaluations) = carry
     return RCOutput(probs_acc, time_acc, spiked_acc > 0, t, states_acc, evaluations)
 
 

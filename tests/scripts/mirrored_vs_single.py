@@ -55,22 +55,24 @@ def loop_length(spike_time):
 
 
 def staged_evaluations(spike_time, fraction=0.75, min_rows=4):
-    """Cell evaluations of the per-example unroll, by its documented rule: a stage runs
-    its rows until at most floor(3/4 of them) still run, then goes on with those alone;
-    a stage of 4 rows or fewer runs to the end. (Batches this small never reach the
-    stage limit.)"""
-    waiting, t, total = sorted(int(s) for s in spike_time), 0, 0
-    while waiting:
-        count = len(waiting)
+    """Cell evaluations of the per-example unroll, by its documented rule for a batch
+    size known while tracing (as here): stage sizes are fixed in advance, each
+    floor(3/4) of the one before; a stage runs its rows (those still running, padded
+    with rows that answered before) while more than its floor(3/4) still run, checked
+    before each step, so a stage may run no step at all; a stage of 4 rows or fewer
+    runs to the end. (Batches this small never reach the stage limit.)"""
+    spikes, t, total, count = [int(s) for s in spike_time], 0, 0, len(spike_time)
+    while True:
         limit = int(np.floor(fraction * count))
         while True:
-            total += count
-            running = sum(s > t for s in waiting)
-            t += 1
+            running = sum(s >= t for s in spikes)
             if running == 0 or (count > min_rows and running <= limit):
                 break
-        waiting = [s for s in waiting if s >= t]
-    return total
+            total += count
+            t += 1
+        if running == 0:
+            return total
+        count = limit
 
 
 json.dump({"replicas": strategy.num_replicas_in_sync, "weight_diff": diff, "moved": moved,
