@@ -92,6 +92,10 @@ def keyword_agreement(root, epochs, tmp, voices=120, seed=0):
     root = pathlib.Path(root)
     if not (root / "testing_list.txt").exists():
         synthesize_keywords(root, voices=voices, seed=0, noise=0.05, **CLOSED_ESPEAK_SET)
+    # A folder made elsewhere (--keywords) may hold another number of voices: report its own.
+    info_path = root / "synthesis.json"
+    if info_path.is_file():
+        voices = len(json.loads(info_path.read_text())["voices"])
     params = FrontEndParams(context_frames=0)
     x, n, y = kws_training.load_split_arrays(root, "train", features=params)
     held = [kws_training.load_split_arrays(root, split, features=params)
