@@ -115,18 +115,12 @@ def test_firmware_input_file_rejects_mixed_or_float_clips(tmp_path):
         firmware.write_input(tmp_path / "in.bin", [np.zeros(3, np.int8)], kind="pcm")
 
 
-def test_lut_activations_give_the_same_integers_in_tflm(tmp_path):
-    # int8 LOGISTIC / TANH as CAST + ADD + GATHER from a table that TFLM's own kernel filled:
-    # the rewritten demo model matches the original on every frame's outputs.
+def _assert_same_outputs_as_the_demo(data, tmp_path):
+    """A rewritten demo int8 step model (bytes) gives the original's outputs on every frame
+    of 20 spotting sequences in the TFLM Python interpreter."""
     from rc_keras import tasks
-    from rc_keras.export import _flatbuffer, firmware
-    from rc_keras.export.lut_activations import lut_activations
+    from rc_keras.export import firmware
 
-    original = (DEMO / "step_int8.tflite").read_bytes()
-    data, replaced = lut_activations(original)
-    ops = _flatbuffer.describe(data)["op_names"]
-    assert replaced == 5  # the LSTM step: three sigmoid gates, tanh of the candidate and of c
-    assert "LOGISTIC" not in ops and "TANH" not in ops and {"CAST", "GATHER"} <= set(ops)
     x, _ = tasks.get_task("spotting").data("test", 20, seed=3)
     runner = StepRunner(DEMO / "step_int8.tflite", runtime="tflm")
     clips = [runner.quantize_frames(c) for c in x]
@@ -137,6 +131,20 @@ def test_lut_activations_give_the_same_integers_in_tflm(tmp_path):
     got = firmware.host_reference(path, clips, whole_clip=True)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a["outputs"], b["outputs"])
+
+
+def test_lut_activations_give_the_same_integers_in_tflm(tmp_path):
+    # int8 LOGISTIC / TANH as CAST + ADD + GATHER from a table that TFLM's own kernel filled:
+    # the rewritten demo model matches the original on every frame's outputs.
+    from rc_keras.export import _flatbuffer
+    from rc_keras.export.lut_activations import lut_activations
+
+    original = (DEMO / "step_int8.tflite").read_bytes()
+    data, replaced = lut_activations(original)
+    ops = _flatbuffer.describe(data)["op_names"]
+    assert replaced == 5  # the LSTM step: three sigmoid gates, tanh of the candidate and of c
+    assert "LOGISTIC" not in ops and "TANH" not in ops and {"CAST", "GATHER"} <= set(ops)
+    _assert_same_outputs_as_the_demo(data, tmp_path)
 
 
 def _op_list(data):
@@ -155,8 +163,6 @@ def test_identity_clamps_are_dropped_with_the_same_integers_in_tflm(tmp_path):
     # clipped tensor's own quantization where calibration saw the clip's whole range: the
     # identity on int8. Dropping those (the c state's clip produces a graph output, which then
     # reads the op before it) keeps every frame's outputs.
-    from rc_keras import tasks
-    from rc_keras.export import firmware
     from rc_keras.export.identity_clamps import drop_identity_clamps
 
     original = (DEMO / "step_int8.tflite").read_bytes()
@@ -166,16 +172,7 @@ def test_identity_clamps_are_dropped_with_the_same_integers_in_tflm(tmp_path):
     clamps = {"MINIMUM", "MAXIMUM"}
     assert removed >= 2 and len(after) == len(before) - removed
     assert [op for op in before if op not in clamps] == [op for op in after if op not in clamps]
-    x, _ = tasks.get_task("spotting").data("test", 20, seed=3)
-    runner = StepRunner(DEMO / "step_int8.tflite", runtime="tflm")
-    clips = [runner.quantize_frames(c) for c in x]
-    want = firmware.host_reference(DEMO / "step_int8.tflite", clips, whole_clip=True)
-    path = tmp_path / "step_int8.tflite"
-    path.write_bytes(data)
-    shutil.copy(DEMO / "step_int8.json", tmp_path / "step_int8.json")
-    got = firmware.host_reference(path, clips, whole_clip=True)
-    for a, b in zip(got, want):
-        np.testing.assert_array_equal(a["outputs"], b["outputs"])
+    _assert_same_outputs_as_the_demo(data, tmp_path)
 
 
 def test_a_clamp_that_can_change_a_value_is_kept():
