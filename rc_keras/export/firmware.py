@@ -252,19 +252,21 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
     if model_dir is None:
         model_dir = build_dir / "model"
         write_model_source(step_path, model_dir, arena_bytes, lut)
-    if frontend is not None and frontend is not False:
+    # frontend: True, parameters (FrontEndParams or dict; may be empty), or None / False.
+    with_frontend = frontend is not None and frontend is not False
+    if with_frontend:
         params = sidecar.get("feature_params") if frontend is True else frontend
         if not params:
             raise ValueError("frontend=True needs a step model whose sidecar has feature_params.")
         write_frontend_source(params, model_dir)
     if policy is not None:
-        if frontend is None or frontend is False:
+        if not with_frontend:
             raise ValueError("`policy` needs `frontend`: the stream policy reads PCM audio.")
         write_policy_source(policy, model_dir, sidecar, params)
     build_tflm_library(tree, board, kernel_set, jobs)
     try:
         _make(["all", *_lib_args(tree, board, kernel_set), f"MODEL_DIR={model_dir}",
-               f"BUILD_DIR={build_dir}", f"FRONTEND={int(frontend is not None and frontend is not False)}",
+               f"BUILD_DIR={build_dir}", f"FRONTEND={int(with_frontend)}",
                f"PER_STATE_COPY={int(bool(per_state_copy))}", f"PROFILE={int(bool(profile))}",
                f"STREAM={int(policy is not None)}",
                *([f"STACK_SIZE={int(stack_bytes)}"] if stack_bytes else []),
@@ -278,7 +280,7 @@ def build_firmware(step_path, build_dir, board="mps2-an386", tree=None, frontend
         raise
     return {"elf": build_dir / "firmware.elf", "board": board, "kernels": tree_kernels(tree),
             "tree": str(tree), "memory": memory_figures(build_dir), "sidecar": sidecar,
-            "frontend": frontend is not None and frontend is not False, "policy": policy}
+            "frontend": with_frontend, "policy": policy}
 
 
 def build_fitted(step_path, build_dir, clips, kind="frames", stack_margin=256, **kwargs):
